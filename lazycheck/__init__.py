@@ -1,0 +1,86 @@
+"""lazycheck: a theorem checker for the lazy-training theorem.
+
+The Python API mirrors the command line::
+
+    import lazycheck
+
+    prob = lazycheck.load_problem("samples/two_layer_tanh.toml", alpha=1000.0)
+    report = lazycheck.compute_bound(prob)        # lazycheck bound
+    run = lazycheck.simulate(prob)                # lazycheck simulate
+    checks = lazycheck.run_verify(prob)           # lazycheck verify
+
+Attributes are imported on first use, so ``import lazycheck`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from lazycheck._version import __version__
+
+__all__ = [
+    "MLP",
+    "ACTIVATIONS",
+    "BoundReport",
+    "CenteredModel",
+    "Dataset",
+    "LazycheckError",
+    "Linearization",
+    "Model",
+    "Problem",
+    "SimulationResult",
+    "Spec",
+    "Spectrum",
+    "SymmetricModel",
+    "VerifyReport",
+    "__version__",
+    "compute_bound",
+    "jacobian_spectrum",
+    "load_data",
+    "load_problem",
+    "load_spec",
+    "make_problem",
+    "run_verify",
+    "simulate",
+    "solve_alpha",
+]
+
+_WHERE = {
+    "MLP": "lazycheck.mlp",
+    "ACTIVATIONS": "lazycheck.activations",
+    "BoundReport": "lazycheck.bound",
+    "compute_bound": "lazycheck.bound",
+    "CenteredModel": "lazycheck.model",
+    "SymmetricModel": "lazycheck.model",
+    "Model": "lazycheck.model",
+    "Linearization": "lazycheck.model",
+    "Dataset": "lazycheck.data",
+    "load_data": "lazycheck.data",
+    "LazycheckError": "lazycheck.errors",
+    "Problem": "lazycheck.problem",
+    "load_problem": "lazycheck.problem",
+    "make_problem": "lazycheck.problem",
+    "Spec": "lazycheck.spec",
+    "load_spec": "lazycheck.spec",
+    "Spectrum": "lazycheck.spectrum",
+    "jacobian_spectrum": "lazycheck.spectrum",
+    "SimulationResult": "lazycheck.simulate",
+    "simulate": "lazycheck.simulate",
+    "VerifyReport": "lazycheck.verify",
+    "run_verify": "lazycheck.verify",
+    "solve_alpha": "lazycheck.hypothesis",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lazycheck' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

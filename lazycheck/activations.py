@@ -1,0 +1,187 @@
+"""Activation functions with their first and second derivatives.
+
+Each :class:`Activation` carries phi, phi' and phi'', whether it is smooth (phi' Lipschitz, so
+that w -> J_w is Lipschitz), and the critical points needed to bound |phi'| and |phi''| on an
+interval exactly (used by the certified bound on beta in :mod:`lazycheck.lipschitz`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ACTIVATIONS", "Activation", "get_activation"]
+
+Array = np.ndarray
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A scalar activation applied elementwise.
+
+    Attributes:
+        name: the spec name.
+        fn, d1, d2: phi, phi' and phi'' (vectorized, float64).
+        smooth: True when phi' is Lipschitz (phi'' bounded), so the Jacobian map is Lipschitz.
+        d1_critical, d2_critical: finite lists of the points where phi'' (resp. phi''') vanish;
+            sup |phi'| (resp. |phi''|) on an interval is attained at an endpoint or at one of
+            them. ``None`` means periodic (sin), handled separately.
+    """
+
+    name: str
+    fn: Callable[[Array], Array]
+    d1: Callable[[Array], Array]
+    d2: Callable[[Array], Array]
+    smooth: bool
+    d1_critical: tuple[float, ...] | None = ()
+    d2_critical: tuple[float, ...] | None = ()
+
+    def sup_abs_d1(self, lo: Array, hi: Array) -> Array:
+        """Exact sup of |phi'| over each interval [lo, hi] (elementwise arrays)."""
+        return _sup_abs(self.d1, lo, hi, self.d1_critical, shift=0.0)
+
+    def sup_abs_d2(self, lo: Array, hi: Array) -> Array:
+        """Exact sup of |phi''| over each interval [lo, hi]; inf when phi'' is unbounded."""
+        if not self.smooth:
+            return np.full(np.shape(lo), np.inf)
+        return _sup_abs(self.d2, lo, hi, self.d2_critical, shift=0.5 * math.pi)
+
+
+def get_activation(name: str) -> Activation:
+    """The activation called ``name`` (one of :data:`ACTIVATIONS`)."""
+    return ACTIVATIONS[name]
+
+
+def _sup_abs(
+    g: Callable[[Array], Array],
+    lo: Array,
+    hi: Array,
+    critical: tuple[float, ...] | None,
+    shift: float,
+) -> Array:
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    best = np.maximum(np.abs(g(lo)), np.abs(g(hi)))
+    if critical is None:
+        # sin: |cos| peaks at k*pi (shift 0), |sin| at pi/2 + k*pi (shift pi/2); both peak at 1.
+        k = np.ceil((lo - shift) / math.pi)
+        inside = shift + k * math.pi <= hi
+        return np.where(inside, 1.0, best)
+    for c in critical:
+        inside = (lo <= c) & (c <= hi)
+        best = np.where(inside, np.maximum(best, abs(float(g(np.array(c))))), best)
+    return best
+
+
+def _sigmoid(z: Array) -> Array:
+    from scipy.special import expit
+
+    return expit(z)
+
+
+def _sigmoid_d1(z: Array) -> Array:
+    s = _sigmoid(z)
+    return s * (1.0 - s)
+
+
+def _sigmoid_d2(z: Array) -> Array:
+    s = _sigmoid(z)
+    return s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+def _softplus(z: Array) -> Array:
+    return np.logaddexp(0.0, z)
+
+
+def _tanh_d1(z: Array) -> Array:
+    t = np.tanh(z)
+    return 1.0 - t * t
+
+
+def _tanh_d2(z: Array) -> Array:
+    t = np.tanh(z)
+    return -2.0 * t * (1.0 - t * t)
+
+
+def _phi(z: Array) -> Array:
+    return _INV_SQRT_2PI * np.exp(-0.5 * np.asarray(z) ** 2)
+
+
+def _Phi(z: Array) -> Array:
+    from scipy.special import ndtr
+
+    return ndtr(z)
+
+
+def _gelu(z: Array) -> Array:
+    return z * _Phi(z)
+
+
+def _gelu_d1(z: Array) -> Array:
+    return _Phi(z) + z * _phi(z)
+
+
+def _gelu_d2(z: Array) -> Array:
+    return _phi(z) * (2.0 - z * z)
+
+
+def _erf(z: Array) -> Array:
+    from scipy.special import erf
+
+    return erf(z)
+
+
+def _erf_d1(z: Array) -> Array:
+    return _TWO_OVER_SQRT_PI * np.exp(-np.asarray(z) ** 2)
+
+
+def _erf_d2(z: Array) -> Array:
+    return -2.0 * z * _erf_d1(z)
+
+
+def _identity(z: Array) -> Array:
+    return np.asarray(z, dtype=np.float64).copy()
+
+
+def _ones(z: Array) -> Array:
+    return np.ones_like(np.asarray(z, dtype=np.float64))
+
+
+def _zeros(z: Array) -> Array:
+    return np.zeros_like(np.asarray(z, dtype=np.float64))
+
+
+def _relu(z: Array) -> Array:
+    return np.maximum(z, 0.0)
+
+
+def _relu_d1(z: Array) -> Array:
+    return (np.asarray(z) > 0).astype(np.float64)
+
+
+_T3 = math.atanh(1.0 / math.sqrt(3.0))  # zeros of tanh'''
+_S3 = math.log((3.0 + math.sqrt(3.0)) / (3.0 - math.sqrt(3.0)))  # zeros of sigmoid'''
+
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": Activation("tanh", np.tanh, _tanh_d1, _tanh_d2, True, (0.0,), (-_T3, _T3)),
+    "sigmoid": Activation(
+        "sigmoid", _sigmoid, _sigmoid_d1, _sigmoid_d2, True, (0.0,), (-_S3, _S3)
+    ),
+    "softplus": Activation("softplus", _softplus, _sigmoid, _sigmoid_d1, True, (), (0.0,)),
+    "gelu": Activation(
+        "gelu", _gelu, _gelu_d1, _gelu_d2, True, (-_SQRT2, _SQRT2), (-2.0, 0.0, 2.0)
+    ),
+    "erf": Activation(
+        "erf", _erf, _erf_d1, _erf_d2, True, (0.0,), (-1.0 / _SQRT2, 1.0 / _SQRT2)
+    ),
+    "sin": Activation("sin", np.sin, np.cos, lambda z: -np.sin(z), True, None, None),
+    "identity": Activation("identity", _identity, _ones, _zeros, True, (), ()),
+    "relu": Activation("relu", _relu, _relu_d1, _zeros, False, (), ()),
+}
+"""Every activation a spec may name."""

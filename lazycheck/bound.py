@@ -1,0 +1,430 @@
+"""``lazycheck bound``: every constant of Theorem 2 with its provenance, and the minimum alpha.
+
+:func:`compute_bound` returns a :class:`BoundReport`: a list of :class:`Quantity` rows (name,
+value, kind, formula, note) and the verdict. Kinds say what a number is:
+
+* ``exact``: computed to floating-point accuracy (sigma's carry a stated accuracy);
+* ``certified upper bound`` / ``certified``: follows from a certified beta;
+* ``sampled lower bound`` / ``sampled estimate``: rests on a sampled beta, i.e. optimistic;
+* ``given``: from the spec or the command line.
+
+The verdict rests on one beta, chosen in this order: exact (relu: inf; linear model: 0),
+given, certified, sampled. When it rests on a sampled beta the verdict says so.
+JSON output follows ``lazycheck/schemas/bound.schema.json`` (``schema_version`` 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lazycheck._version import __version__
+from lazycheck.hypothesis import (
+    AlphaSolution,
+    b_lin,
+    b_prime,
+    hypothesis_kappa,
+    initial_loss,
+    radius_kappa,
+    solve_alpha,
+)
+from lazycheck.jsonio import encode_float
+from lazycheck.lipschitz import (
+    BetaEstimate,
+    certified_beta_auto,
+    critical_radius,
+    sampled_beta,
+)
+from lazycheck.problem import Problem
+from lazycheck.spectrum import Spectrum, jacobian_spectrum
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+__all__ = ["BOUND_SCHEMA_VERSION", "BoundReport", "Quantity", "compute_bound"]
+
+BOUND_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One reported number: its value, what kind of number it is, and its formula."""
+
+    name: str
+    value: float
+    kind: str
+    formula: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": encode_float(self.value),
+            "kind": self.kind,
+            "formula": self.formula,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class BoundReport:
+    """The result of ``lazycheck bound``.
+
+    Attributes:
+        status: ``"applies"`` (alpha in the feasible set), ``"alpha_too_small"``,
+            ``"alpha_outside"`` (alpha beyond a bounded feasible interval), ``"infeasible"``
+            (no alpha works), or ``"assumption_fails"`` (rank or p > n, or beta infinite).
+        message: the one-line verdict.
+        quantities: every reported number, in display order.
+        spectrum, betas, solutions: the underlying computations.
+        beta_basis: which beta the verdict rests on.
+    """
+
+    spec: str
+    seed: int
+    n: int
+    p: int
+    alpha: float
+    status: str
+    message: str
+    quantities: tuple[Quantity, ...]
+    spectrum: Spectrum = field(repr=False)
+    betas: dict[str, BetaEstimate] = field(repr=False)
+    solutions: dict[str, AlphaSolution] = field(repr=False)
+    beta_basis: str = ""
+    r_star: float = math.nan
+
+    @property
+    def feasible(self) -> bool:
+        """Some alpha satisfies the hypothesis (with the beta the verdict rests on)."""
+        sol = self.solutions.get(self.beta_basis)
+        return bool(sol and sol.feasible and self.spectrum.ok)
+
+    @property
+    def alpha_ok(self) -> bool:
+        return self.status == "applies"
+
+    def quantity(self, name: str) -> Quantity:
+        for q in self.quantities:
+            if q.name == name:
+                return q
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (schema ``lazycheck/schemas/bound.schema.json``)."""
+        sol = self.solutions.get(self.beta_basis)
+        return {
+            "schema": "lazycheck.bound",
+            "schema_version": BOUND_SCHEMA_VERSION,
+            "lazycheck_version": __version__,
+            "spec": self.spec,
+            "seed": self.seed,
+            "n": self.n,
+            "p": self.p,
+            "alpha": encode_float(self.alpha),
+            "status": self.status,
+            "verdict": self.message,
+            "feasible": self.feasible,
+            "alpha_satisfies_hypothesis": self.alpha_ok,
+            "beta_basis": self.beta_basis,
+            "alpha_range": {
+                "status": sol.status if sol else "empty",
+                "min": encode_float(sol.alpha_min if sol else math.nan),
+                "max": encode_float(sol.alpha_max if sol else math.nan),
+            },
+            "assumption1": {
+                "status": self.spectrum.status,
+                "message": self.spectrum.message,
+                "rank": self.spectrum.rank,
+                "rank_tolerance": encode_float(self.spectrum.tol),
+                "method": self.spectrum.method,
+                "sigma_min_abs_error": encode_float(self.spectrum.sigma_min_abs_error),
+            },
+            "beta_estimates": {
+                name: {
+                    "value": encode_float(b.value),
+                    "kind": b.kind,
+                    "radius": encode_float(b.radius),
+                    "radius_consistent": b.consistent,
+                    "method": b.method,
+                    "samples": b.samples,
+                    "iterations": b.iterations,
+                    "converged": b.converged,
+                    "message": b.message,
+                }
+                for name, b in self.betas.items()
+            },
+            "quantities": {q.name: q.to_dict() for q in self.quantities},
+        }
+
+    def render(self, console: Console) -> None:
+        """Print the table and the verdict."""
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(
+            title=Text(f"lazycheck bound: {self.spec}  (n = {self.n}, p = {self.p})"),
+            caption=Text(f"the verdict rests on beta[{self.beta_basis}]"),
+        )
+        table.add_column("quantity", no_wrap=True)
+        table.add_column("value", justify="right", no_wrap=True)
+        table.add_column("kind")
+        table.add_column("formula")
+        for q in self.quantities:
+            if q.formula.startswith("= "):
+                continue  # alias rows (beta, alpha_min, B) exist for the JSON schema
+            table.add_row(Text(q.name), _fmt(q.value), Text(q.kind), Text(q.formula))
+        console.print(table)
+        for q in self.quantities:
+            if q.note:
+                console.print(f"  {q.name}: {q.note}", highlight=False, markup=False)
+        style = "bold green" if self.status == "applies" else "bold yellow"
+        if self.status in ("infeasible", "assumption_fails"):
+            style = "bold red"
+        console.print(f"verdict: {self.message}", style=style, highlight=False, markup=False)
+
+
+def compute_bound(
+    problem: Problem, *, alpha: float | None = None, progress: Progress | None = None
+) -> BoundReport:
+    """Estimate sigma_min, sigma_max, beta and L0, and solve for the minimum alpha."""
+    alpha = problem.alpha if alpha is None else float(alpha)
+    chk = problem.spec.check
+    task = progress.add_task("bound: spectrum", total=4) if progress else None
+
+    def step(desc: str) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, advance=1, description=f"bound: {desc}")
+
+    lin0 = problem.linearize(problem.w0)
+    f0 = lin0.f
+    spec_ = jacobian_spectrum(lin0, problem.p)
+    smin, smax = spec_.sigma_min, spec_.sigma_max
+    L0 = initial_loss(alpha, f0, problem.y)
+    step("beta")
+
+    betas: dict[str, BetaEstimate] = {}
+    model = problem.model
+    if not model.smooth:
+        betas["exact"] = BetaEstimate(
+            math.inf, "exact", math.inf, True, "activation not smooth",
+            f"{problem.spec.model.activation} has a jumping derivative, so w -> J_w is not "
+            "Lipschitz: beta = inf whatever sampling says",
+        )
+    if isinstance(chk.beta, float):
+        betas["given"] = BetaEstimate(
+            chk.beta, "given", math.nan, None, "[check].beta or --beta", "given by the user"
+        )
+    if chk.beta in ("auto", "certified") and model.smooth:
+        cert = certified_beta_auto(model, problem.X, problem.w0, smin, chk.radius)
+        if cert is not None and cert.kind == "exact":
+            betas["exact"] = cert
+        elif cert is not None:
+            betas["certified"] = cert
+    if chk.beta in ("auto", "sampled") and spec_.ok and "exact" not in betas or (
+        chk.beta in ("auto", "sampled") and not model.smooth and spec_.ok
+    ):
+        betas["sampled"] = sampled_beta(
+            model, problem.X, problem.w0, smin, problem.rng("beta"),
+            radius=chk.radius, samples=chk.beta_samples, iterations=chk.beta_iterations,
+        )
+    step("alpha")
+    basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
+
+    solutions = {
+        name: solve_alpha(hypothesis_kappa(b.value, smin, smax), f0, problem.y)
+        for name, b in betas.items()
+    }
+    # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
+    r_star = math.nan
+    samp = betas.get("sampled")
+    if samp is not None and samp.direction is not None and spec_.ok and math.isfinite(
+        samp.value
+    ) and samp.value > 0:
+        r_star = critical_radius(
+            model, problem.X, lin0, problem.w0, samp.direction, 0.5 * smin,
+            s_max=100.0 * smin / (2.0 * samp.value),
+        )
+        solutions["r_star"] = solve_alpha(radius_kappa(r_star, smin, smax), f0, problem.y)
+    step("report")
+
+    quantities = _quantities(problem, alpha, spec_, L0, f0, betas, solutions, r_star)
+    status, message = _verdict(alpha, spec_, betas, solutions, basis)
+    if progress is not None and task is not None:
+        progress.update(task, completed=4)
+    return BoundReport(
+        spec=str(problem.spec.path or problem.spec.label),
+        seed=problem.seed,
+        n=problem.n,
+        p=problem.p,
+        alpha=alpha,
+        status=status,
+        message=message,
+        quantities=tuple(quantities),
+        spectrum=spec_,
+        betas=betas,
+        solutions=solutions,
+        beta_basis=basis,
+        r_star=r_star,
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+_BETA_KIND = {
+    "exact": "exact",
+    "given": "given",
+    "certified": "certified upper bound",
+    "sampled": "sampled lower bound",
+}
+_ALPHA_KIND = {
+    "exact": "exact",
+    "given": "from given beta",
+    "certified": "certified (sufficient)",
+    "sampled": "sampled estimate (optimistic, lower)",
+}
+_B_KIND = {
+    "exact": "exact",
+    "given": "from given beta",
+    "certified": "certified lower bound",
+    "sampled": "sampled estimate (optimistic, upper)",
+}
+
+
+def _quantities(
+    problem: Problem,
+    alpha: float,
+    sp: Spectrum,
+    L0: float,
+    f0: np.ndarray,
+    betas: dict[str, BetaEstimate],
+    sols: dict[str, AlphaSolution],
+    r_star: float,
+) -> list[Quantity]:
+    smin, smax = sp.sigma_min, sp.sigma_max
+    acc = f"{sp.method}; accuracy +/- {sp.sigma_min_abs_error:.1e}"
+    q = [
+        Quantity("sigma_min", smin, "exact", "sigma_min(J0) = sqrt(lambda_min(J0 J0^T))", acc),
+        Quantity("sigma_max", smax, "exact", "sigma_max(J0)", sp.method),
+        Quantity(
+            "rank_J0", float(sp.rank), "exact", f"#singular values > tol = {sp.tol:.2e}",
+            sp.message,
+        ),
+        Quantity("f0_norm", float(np.linalg.norm(f0)), "exact", "||f(w0)||"),
+        Quantity("L0", L0, "exact", "||alpha f(w0) - y||^2 / 2", f"at alpha = {alpha:g}"),
+    ]
+    for name, b in betas.items():
+        q.append(
+            Quantity(
+                f"beta[{name}]", b.value, _BETA_KIND[name],
+                "sup ||J_w - J_0|| / ||w - w0|| on ||w - w0|| <= R", b.message,
+            )
+        )
+        if math.isfinite(b.radius):
+            q.append(
+                Quantity(
+                    f"R[{name}]", b.radius, "exact" if name != "given" else "given",
+                    "radius of the ball beta holds on",
+                    "consistent: R >= B" if b.consistent else "inconsistent: R < B",
+                )
+            )
+    for name, b in betas.items():
+        sol = sols[name]
+        q.append(
+            Quantity(
+                f"alpha_min[{name}]", sol.alpha_min, _ALPHA_KIND[name],
+                "least alpha with alpha >= 6 beta sqrt(8 sigma_max^2 L0(alpha)) / sigma_min^3",
+                sol.message,
+            )
+        )
+        if sol.status == "interval":
+            q.append(
+                Quantity(f"alpha_max[{name}]", sol.alpha_max, _ALPHA_KIND[name],
+                         "largest alpha satisfying the hypothesis")
+            )
+        B = smin / (2.0 * b.value) if b.value > 0 else math.inf
+        q.append(Quantity(f"B[{name}]", B, _B_KIND[name], "sigma_min / (2 beta)"))
+    q.append(
+        Quantity("B_prime", b_prime(alpha, L0, smin, smax), "exact",
+                 "3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2)", f"at alpha = {alpha:g}")
+    )
+    q.append(
+        Quantity("B_lin", b_lin(alpha, L0, smin, smax), "exact",
+                 "sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)",
+                 "the linear model's radius (Lemma 5, corrected)")
+    )
+    if not math.isnan(r_star):
+        q.append(
+            Quantity(
+                "r_star", r_star, "sampled estimate (upper)",
+                "least s with ||J_{w0+s h} - J_0|| = sigma_min/2 along the worst h found",
+                "the proof needs only ||J_w - J_0|| <= sigma_min/2 within B'; other "
+                "directions may reach it sooner",
+            )
+        )
+        sol = sols["r_star"]
+        q.append(
+            Quantity(
+                "alpha_r_star", sol.alpha_min, "sampled estimate (optimistic)",
+                "least alpha with B'(alpha) <= r_star", sol.message,
+            )
+        )
+    # the primary names of the JSON schema
+    basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
+    if basis:
+        b = betas[basis]
+        sol = sols[basis]
+        q.append(Quantity("beta", b.value, _BETA_KIND[basis], f"= beta[{basis}]"))
+        q.append(Quantity("alpha_min", sol.alpha_min, _ALPHA_KIND[basis], f"= alpha_min[{basis}]"))
+        B = smin / (2.0 * b.value) if b.value > 0 else math.inf
+        q.append(Quantity("B", B, _B_KIND[basis], f"= B[{basis}]"))
+    return q
+
+
+def _verdict(
+    alpha: float,
+    sp: Spectrum,
+    betas: dict[str, BetaEstimate],
+    sols: dict[str, AlphaSolution],
+    basis: str,
+) -> tuple[str, str]:
+    if not sp.ok:
+        return "assumption_fails", f"Assumption 1 fails: {sp.message}"
+    if not basis:
+        return "assumption_fails", "no beta is available"
+    b = betas[basis]
+    if math.isinf(b.value):
+        return "assumption_fails", f"Assumption 1 fails: beta = inf ({b.message})"
+    sol = sols[basis]
+    rests = {
+        "sampled": " (rests on a SAMPLED beta, a lower bound: the true alpha_min may be larger)",
+        "given": " (rests on the given beta)",
+        "certified": " (certified beta)",
+        "exact": "",
+    }[basis]
+    if not sol.feasible:
+        return "infeasible", f"no alpha satisfies Theorem 2's hypothesis: {sol.message}{rests}"
+    if sol.contains(alpha):
+        return "applies", (
+            f"Theorem 2 applies at alpha = {alpha:g}: alpha_min = {sol.alpha_min:.6g}{rests}"
+        )
+    if alpha < sol.alpha_min:
+        return "alpha_too_small", (
+            f"Theorem 2 does not apply at alpha = {alpha:g}: it needs alpha >= "
+            f"{sol.alpha_min:.6g}{rests}"
+        )
+    return "alpha_outside", (
+        f"Theorem 2 does not apply at alpha = {alpha:g}: it needs "
+        f"{sol.alpha_min:.6g} <= alpha <= {sol.alpha_max:.6g}{rests}"
+    )
+
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.6g}"

@@ -1,0 +1,52 @@
+"""Rich consoles: results to stdout, progress and diagnostics to stderr.
+
+Both honour ``NO_COLOR`` (rich reads it) and plain output when not a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # rich is imported lazily by callers that print
+    from rich.console import Console
+    from rich.progress import Progress
+
+__all__ = ["progress", "stderr_console", "stdout_console"]
+
+
+def stdout_console() -> Console:
+    """A console for results on stdout (wide enough for tables when piped)."""
+    from rich.console import Console
+
+    return Console(width=None if os.isatty(1) else 120, soft_wrap=False)
+
+
+def stderr_console() -> Console:
+    """A console for progress and diagnostics on stderr."""
+    from rich.console import Console
+
+    return Console(stderr=True, width=None if os.isatty(2) else 120)
+
+
+@contextmanager
+def progress(enabled: bool = True) -> Iterator[Progress | None]:
+    """A rich progress display on stderr, or ``None`` when disabled or stderr is no terminal."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = stderr_console()
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        yield bar

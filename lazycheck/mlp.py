@@ -1,0 +1,231 @@
+"""Fully-connected networks with a scalar output, and their layer-by-layer derivatives.
+
+Architecture, for inputs x in R^d0 and hidden widths d1..dL::
+
+    a^0 = x
+    z^l = c_w^l W^l a^(l-1) + c_b b^l        l = 1..L+1   (W^l is d_l x d_(l-1))
+    a^l = phi(z^l)                          l = 1..L
+    f(x, w) = z^(L+1)                       (d_(L+1) = 1, no output activation)
+
+Parameterizations (``sigma_w``, ``sigma_b`` from the spec; fan_in = d_(l-1)):
+
+* ``ntk``: c_w = sigma_w / sqrt(fan_in), c_b = sigma_b; every W and b entry drawn N(0, 1).
+* ``standard``: c_w = c_b = 1; W entries drawn N(0, sigma_w^2 / fan_in), b entries N(0, sigma_b^2).
+
+Weight packing: for l = 1..L+1 in order, W^l flattened row-major (C order), then b^l when
+biases are on. So p = sum_l d_l * (d_(l-1) + bias).
+
+Derivatives: with delta^l = df/dz^l (backpropagated, n x d_l) the per-sample Jacobian block of
+layer l is c_w delta^l_i (x) a^(l-1)_i (an outer product) plus c_b delta^l_i for the bias, so
+the tangent kernel is a sum over layers of elementwise products of two n x n Gram matrices:
+K = sum_l (D^l D^lT) o (c_w^2 A^(l-1) A^(l-1)T + c_b^2 11^T).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lazycheck.activations import Activation, get_activation
+from lazycheck.model import Linearization, Model
+
+__all__ = ["MLP"]
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class _Layer:
+    fan_in: int
+    fan_out: int
+    c_w: float
+    c_b: float
+    offset: int  # start of this layer's block in w
+    bias: bool
+
+    @property
+    def size(self) -> int:
+        return self.fan_out * (self.fan_in + int(self.bias))
+
+
+class MLP(Model):
+    """A fully-connected network with scalar output (see the module docstring)."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        widths: tuple[int, ...] | list[int],
+        activation: str | Activation = "tanh",
+        parameterization: str = "ntk",
+        bias: bool = False,
+        sigma_w: float = 1.0,
+        sigma_b: float = 1.0,
+    ) -> None:
+        self.input_dim = int(input_dim)
+        self.widths = tuple(int(m) for m in widths)
+        self.activation = (
+            activation if isinstance(activation, Activation) else get_activation(activation)
+        )
+        if parameterization not in ("ntk", "standard"):
+            raise ValueError(f"unknown parameterization {parameterization!r}")
+        self.parameterization = parameterization
+        self.bias = bool(bias)
+        self.sigma_w = float(sigma_w)
+        self.sigma_b = float(sigma_b)
+        dims = (self.input_dim, *self.widths, 1)
+        layers = []
+        offset = 0
+        for fan_in, fan_out in zip(dims[:-1], dims[1:], strict=True):
+            if parameterization == "ntk":
+                c_w, c_b = self.sigma_w / math.sqrt(fan_in), self.sigma_b
+            else:
+                c_w, c_b = 1.0, 1.0
+            layer = _Layer(fan_in, fan_out, c_w, c_b, offset, self.bias)
+            layers.append(layer)
+            offset += layer.size
+        self.layers: tuple[_Layer, ...] = tuple(layers)
+        self.n_params = offset
+        self.smooth = self.activation.smooth
+        self.depth = len(self.widths)
+
+    def init(self, rng: np.random.Generator) -> Array:
+        """Draw w0: N(0, 1) entries (ntk), or N(0, sigma_w^2/fan_in) and N(0, sigma_b^2) (standard)."""
+        parts = []
+        for layer in self.layers:
+            if self.parameterization == "ntk":
+                sw, sb = 1.0, 1.0
+            else:
+                sw, sb = self.sigma_w / math.sqrt(layer.fan_in), self.sigma_b
+            parts.append(sw * rng.standard_normal(layer.fan_out * layer.fan_in))
+            if self.bias:
+                parts.append(sb * rng.standard_normal(layer.fan_out))
+        return np.concatenate(parts)
+
+    def unpack(self, w: Array) -> list[tuple[Array, Array | None]]:
+        """Split the flat w into per-layer (W, b) views (b is None without biases)."""
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != (self.n_params,):
+            raise ValueError(f"expected weights of shape ({self.n_params},), got {w.shape}")
+        out = []
+        for layer in self.layers:
+            nW = layer.fan_out * layer.fan_in
+            W = w[layer.offset : layer.offset + nW].reshape(layer.fan_out, layer.fan_in)
+            b = w[layer.offset + nW : layer.offset + layer.size] if self.bias else None
+            out.append((W, b))
+        return out
+
+    def linearize(self, w: Array, X: Array) -> _MLPLinearization:
+        params = self.unpack(w)
+        X = np.asarray(X, dtype=np.float64)
+        phi = self.activation
+        inputs: list[Array] = []  # a^(l-1), n x fan_in
+        slopes: list[Array] = []  # phi'(z^l) for hidden layers
+        a = X
+        for i, (layer, (W, b)) in enumerate(zip(self.layers, params, strict=True)):
+            inputs.append(a)
+            z = layer.c_w * (a @ W.T)
+            if b is not None:
+                z += layer.c_b * b
+            if i < self.depth:
+                slopes.append(phi.d1(z))
+                a = phi.fn(z)
+            else:
+                f = z[:, 0].copy()
+        # backward: delta^(L+1) = 1; delta^l = phi'(z^l) * (c_w^(l+1) delta^(l+1) W^(l+1))
+        n = X.shape[0]
+        deltas: list[Array] = [np.ones((n, 1))]
+        for i in range(self.depth - 1, -1, -1):
+            W_next = params[i + 1][0]
+            nxt = self.layers[i + 1]
+            deltas.append(slopes[i] * (nxt.c_w * (deltas[-1] @ W_next)))
+        deltas.reverse()
+        return _MLPLinearization(self, f, inputs, deltas)
+
+    def describe(self) -> str:
+        arch = " x ".join(str(m) for m in self.widths) or "no hidden layer"
+        bias = ", biases" if self.bias else ""
+        return (
+            f"{self.activation.name} MLP, input {self.input_dim}, hidden {arch}, "
+            f"{self.parameterization} parameterization{bias}, p = {self.n_params}"
+        )
+
+
+class _MLPLinearization(Linearization):
+    def __init__(self, model: MLP, f: Array, inputs: list[Array], deltas: list[Array]) -> None:
+        self.model = model
+        self.f = f
+        self.inputs = inputs
+        self.deltas = deltas
+
+    def jvp(self, v: Array) -> Array:
+        v = np.asarray(v, dtype=np.float64)
+        out = np.zeros(self.f.shape[0])
+        for layer, (V, vb), A, D in zip(
+            self.model.layers, self.model.unpack(v), self.inputs, self.deltas, strict=True
+        ):
+            out += layer.c_w * np.einsum("ij,ij->i", D, A @ V.T)
+            if vb is not None:
+                out += layer.c_b * (D @ vb)
+        return out
+
+    def vjp(self, r: Array) -> Array:
+        r = np.asarray(r, dtype=np.float64)
+        parts = []
+        for layer, A, D in zip(self.model.layers, self.inputs, self.deltas, strict=True):
+            Dr = D * r[:, None]
+            parts.append((layer.c_w * (Dr.T @ A)).ravel())
+            if layer.bias:
+                parts.append(layer.c_b * Dr.sum(axis=0))
+        return np.concatenate(parts)
+
+    def jacobian(self) -> Array:
+        n = self.f.shape[0]
+        J = np.empty((n, self.model.n_params))
+        for layer, A, D in zip(self.model.layers, self.inputs, self.deltas, strict=True):
+            nW = layer.fan_out * layer.fan_in
+            block = J[:, layer.offset : layer.offset + nW].reshape(n, layer.fan_out, layer.fan_in)
+            np.multiply(D[:, :, None], A[:, None, :], out=block)
+            block *= layer.c_w
+            if layer.bias:
+                J[:, layer.offset + nW : layer.offset + layer.size] = layer.c_b * D
+        return J
+
+    def kernel(self) -> Array:
+        return self.cross_kernel(self)
+
+    def cross_kernel(self, other: Linearization) -> Array:
+        assert isinstance(other, _MLPLinearization)
+        n, m = self.f.shape[0], other.f.shape[0]
+        K = np.zeros((n, m))
+        for layer, A, D, A2, D2 in zip(
+            self.model.layers, self.inputs, self.deltas, other.inputs, other.deltas, strict=True
+        ):
+            G = layer.c_w**2 * (A @ A2.T)
+            if layer.bias:
+                G += layer.c_b**2
+            K += (D @ D2.T) * G
+        return K
+
+    def difference_kernel(self, other: Linearization) -> Array:
+        """(J_w - J_v)(J_w - J_v)^T per layer from delta (x) a - delta' (x) a'
+        = (delta - delta') (x) a + delta' (x) (a - a'), with no cancellation."""
+        assert isinstance(other, _MLPLinearization)
+        n = self.f.shape[0]
+        K = np.zeros((n, n))
+        for layer, A, D, A2, D2 in zip(
+            self.model.layers, self.inputs, self.deltas, other.inputs, other.deltas, strict=True
+        ):
+            dD = D - D2
+            dA = A - A2
+            AA = A @ A.T
+            DD = dD @ dD.T
+            term = DD * AA
+            if np.any(dA):
+                cross = (dD @ D2.T) * (A @ dA.T)
+                term += cross + cross.T + (D2 @ D2.T) * (dA @ dA.T)
+            K += layer.c_w**2 * term
+            if layer.bias:
+                K += layer.c_b**2 * DD
+        return K

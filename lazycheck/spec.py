@@ -1,0 +1,451 @@
+"""Experiment specs: one TOML file per experiment, parsed into frozen dataclasses.
+
+Layout (every key documented in the README, section "Spec reference")::
+
+    seed = 0                 # optional, top level: every random draw derives from it
+    name = "..."             # optional label
+
+    [data]   source = "synthetic" | "csv" | "npy" | "npz", and the keys of that source
+    [model]  kind = "mlp", widths, activation, parameterization, bias, ...
+    [flow]   alpha, method, rtol, atol, horizon, decay, lr, ...
+    [check]  beta, radius, beta_samples, ...
+
+Every mistake is a :class:`~lazycheck.errors.LazycheckError` whose one-line message names the
+file, the key path (``[model].activation``) and what is allowed. Data paths are resolved
+relative to the spec file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lazycheck.activations import ACTIVATIONS
+from lazycheck.errors import LazycheckError
+
+__all__ = [
+    "CheckSpec",
+    "DataSpec",
+    "FlowSpec",
+    "ModelSpec",
+    "Spec",
+    "load_spec",
+    "parse_spec",
+]
+
+DATA_SOURCES = ("synthetic", "csv", "npy", "npz")
+INPUT_KINDS = ("sphere", "gaussian")
+TARGET_KINDS = ("teacher", "smooth", "random_labels")
+PARAMETERIZATIONS = ("ntk", "standard")
+INITS = ("gaussian", "symmetric")
+METHODS = ("exp", "RK45", "DOP853", "LSODA", "Radau", "BDF", "gd")
+BETA_MODES = ("auto", "certified", "sampled")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The ``[data]`` table. See the README for each key."""
+
+    source: str = "synthetic"
+    # files
+    path: Path | None = None
+    features: tuple[str, ...] | None = None
+    target: str | None = None
+    target_path: Path | None = None
+    x_key: str = "X"
+    y_key: str = "y"
+    # synthetic
+    n: int = 10
+    dim: int = 3
+    inputs: str = "sphere"
+    targets: str = "teacher"
+    teacher_width: int = 16
+    noise: float = 0.0
+    # both
+    standardize: bool = False
+    subsample: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The ``[model]`` table."""
+
+    kind: str = "mlp"
+    widths: tuple[int, ...] = (100,)
+    activation: str = "tanh"
+    parameterization: str = "ntk"
+    bias: bool = False
+    sigma_w: float = 1.0
+    sigma_b: float = 1.0
+    init: str = "gaussian"
+    center: bool = False
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """The ``[flow]`` table."""
+
+    alpha: float = 1.0
+    method: str = "exp"
+    rtol: float = 1e-6
+    atol: float = 1e-12
+    horizon: float | None = None
+    decay: float = 8.0
+    lr: float | None = None
+    n_times: int = 200
+    checkpoints: int = 24
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """The ``[check]`` table."""
+
+    beta: str | float = "auto"
+    radius: str | float = "auto"
+    beta_samples: int = 48
+    beta_iterations: int = 30
+    ball_points: int = 32
+    tolerance: float | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole experiment spec."""
+
+    path: Path | None
+    seed: int = 0
+    name: str = ""
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    flow: FlowSpec = field(default_factory=FlowSpec)
+    check: CheckSpec = field(default_factory=CheckSpec)
+
+    def with_overrides(self, **overrides: Any) -> Spec:
+        """A copy with CLI overrides applied: ``seed``, ``alpha``, ``method``, ``rtol``,
+        ``horizon``, ``lr``, ``beta`` (``None`` values are ignored)."""
+        spec = self
+        o = {k: v for k, v in overrides.items() if v is not None}
+        if "seed" in o:
+            spec = dataclasses.replace(spec, seed=_check_seed(o.pop("seed"), "--seed"))
+        flow_keys = {"alpha", "method", "rtol", "atol", "horizon", "lr", "decay"}
+        flow = {k: o.pop(k) for k in list(o) if k in flow_keys}
+        if flow:
+            raw = {f.name: getattr(spec.flow, f.name) for f in dataclasses.fields(FlowSpec)}
+            raw.update(flow)
+            raw = {k: v for k, v in raw.items() if v is not None}
+            spec = dataclasses.replace(spec, flow=_parse_flow(raw, _Where("command line", "")))
+        if "beta" in o:
+            raw = {f.name: getattr(spec.check, f.name) for f in dataclasses.fields(CheckSpec)}
+            raw["beta"] = o.pop("beta")
+            raw = {k: v for k, v in raw.items() if v is not None}
+            spec = dataclasses.replace(spec, check=_parse_check(raw, _Where("command line", "")))
+        if o:
+            raise LazycheckError(f"unknown override(s): {', '.join(sorted(o))}")
+        return spec
+
+    @property
+    def label(self) -> str:
+        """The spec's name, or its file name."""
+        return self.name or (self.path.name if self.path else "<in-memory spec>")
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file."""
+    p = Path(path)
+    if not p.exists():
+        raise LazycheckError(f"{p}: spec file does not exist")
+    if p.is_dir():
+        raise LazycheckError(f"{p}: is a directory; give a .toml spec file")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LazycheckError(f"{p}: not a UTF-8 text file; a spec is a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LazycheckError(f"{p}: not valid TOML ({exc})") from None
+    return parse_spec(raw, path=p)
+
+
+def parse_spec(raw: Mapping[str, Any], path: Path | None = None) -> Spec:
+    """Validate an already-parsed TOML mapping. Data paths resolve relative to ``path``."""
+    where = _Where(str(path) if path else "<spec>", "")
+    _reject_unknown(raw, {"seed", "name", "data", "model", "flow", "check"}, where)
+    seed = _check_seed(raw.get("seed", 0), f"{where.file}: seed")
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise LazycheckError(f"{where.file}: name: must be a string")
+    base = path.parent if path else Path.cwd()
+    tables = {}
+    for key in ("data", "model", "flow", "check"):
+        val = raw.get(key, {})
+        if not isinstance(val, dict):
+            raise LazycheckError(f"{where.file}: [{key}] must be a table")
+        tables[key] = val
+    if "data" not in raw:
+        raise LazycheckError(f"{where.file}: missing table [data]; every spec names its data")
+    if "model" not in raw:
+        raise LazycheckError(f"{where.file}: missing table [model]; every spec names its model")
+    return Spec(
+        path=path,
+        seed=seed,
+        name=name,
+        data=_parse_data(tables["data"], where.sub("data"), base),
+        model=_parse_model(tables["model"], where.sub("model")),
+        flow=_parse_flow(tables["flow"], where.sub("flow")),
+        check=_parse_check(tables["check"], where.sub("check")),
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class _Where:
+    file: str
+    table: str
+
+    def sub(self, table: str) -> _Where:
+        return _Where(self.file, table)
+
+    def key(self, key: str) -> str:
+        return f"{self.file}: [{self.table}].{key}" if self.table else f"{self.file}: {key}"
+
+
+def _check_seed(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise LazycheckError(f"{where}: must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _reject_unknown(raw: Mapping[str, Any], allowed: set[str], where: _Where) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        loc = f"[{where.table}]" if where.table else "top level"
+        raise LazycheckError(
+            f"{where.file}: unknown key {unknown[0]!r} in {loc}; "
+            f"allowed keys: {', '.join(sorted(allowed))}"
+        )
+
+
+def _get(
+    raw: Mapping[str, Any],
+    key: str,
+    where: _Where,
+    kind: str,
+    default: Any = None,
+    *,
+    choices: tuple[str, ...] | None = None,
+    positive: bool = False,
+    nonneg: bool = False,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    if key not in raw:
+        return default
+    v = raw[key]
+    loc = where.key(key)
+    if kind == "int":
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise LazycheckError(f"{loc}: must be an integer, got {v!r}")
+    elif kind == "float":
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise LazycheckError(f"{loc}: must be a number, got {v!r}")
+        v = float(v)
+        if not math.isfinite(v):
+            raise LazycheckError(f"{loc}: must be a finite number, got {v!r}")
+    elif kind == "bool":
+        if not isinstance(v, bool):
+            raise LazycheckError(f"{loc}: must be true or false, got {v!r}")
+    elif kind == "str":
+        if not isinstance(v, str):
+            raise LazycheckError(f"{loc}: must be a string, got {v!r}")
+        if choices is not None and v not in choices:
+            raise LazycheckError(f"{loc}: {v!r} is not allowed; choose one of {', '.join(choices)}")
+    if positive and v <= 0:
+        raise LazycheckError(f"{loc}: must be > 0, got {v!r}")
+    if nonneg and v < 0:
+        raise LazycheckError(f"{loc}: must be >= 0, got {v!r}")
+    if check is not None:
+        msg = check(v)
+        if msg:
+            raise LazycheckError(f"{loc}: {msg}")
+    return v
+
+
+def _path(raw: Mapping[str, Any], key: str, where: _Where, base: Path) -> Path | None:
+    v = _get(raw, key, where, "str")
+    if v is None:
+        return None
+    p = (base / v).resolve() if not Path(v).is_absolute() else Path(v)
+    if not p.exists():
+        raise LazycheckError(f"{where.key(key)}: file {v!r} does not exist (looked for {p})")
+    if p.is_dir():
+        raise LazycheckError(f"{where.key(key)}: {v!r} is a directory, not a data file")
+    return p
+
+
+def _str_list(raw: Mapping[str, Any], key: str, where: _Where) -> tuple[str, ...] | None:
+    if key not in raw:
+        return None
+    v = raw[key]
+    if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
+        raise LazycheckError(f"{where.key(key)}: must be a non-empty list of column names")
+    return tuple(v)
+
+
+_DATA_KEYS = {
+    "synthetic": {"n", "dim", "inputs", "targets", "teacher_width", "noise"},
+    "csv": {"path", "features", "target"},
+    "npy": {"path", "target_path"},
+    "npz": {"path", "x_key", "y_key"},
+}
+_DATA_COMMON = {"source", "standardize", "subsample"}
+
+
+def _parse_data(raw: Mapping[str, Any], where: _Where, base: Path) -> DataSpec:
+    source = _get(raw, "source", where, "str", None, choices=DATA_SOURCES)
+    if source is None:
+        raise LazycheckError(
+            f"{where.key('source')}: missing; choose one of {', '.join(DATA_SOURCES)}"
+        )
+    _reject_unknown(raw, _DATA_KEYS[source] | _DATA_COMMON, where)
+    common = dict(
+        source=source,
+        standardize=_get(raw, "standardize", where, "bool", False),
+        subsample=_get(raw, "subsample", where, "int", None, positive=True),
+    )
+    if source == "synthetic":
+        return DataSpec(
+            **common,
+            n=_get(raw, "n", where, "int", 10, positive=True),
+            dim=_get(raw, "dim", where, "int", 3, positive=True),
+            inputs=_get(raw, "inputs", where, "str", "sphere", choices=INPUT_KINDS),
+            targets=_get(raw, "targets", where, "str", "teacher", choices=TARGET_KINDS),
+            teacher_width=_get(raw, "teacher_width", where, "int", 16, positive=True),
+            noise=_get(raw, "noise", where, "float", 0.0, nonneg=True),
+        )
+    path = _path(raw, "path", where, base)
+    if path is None:
+        raise LazycheckError(f"{where.key('path')}: missing; give the {source} file's path")
+    if source == "csv":
+        features = _str_list(raw, "features", where)
+        target = _get(raw, "target", where, "str")
+        if features is None:
+            raise LazycheckError(f"{where.key('features')}: missing; list the feature columns")
+        if target is None:
+            raise LazycheckError(f"{where.key('target')}: missing; name the target column")
+        if target in features:
+            raise LazycheckError(f"{where.key('target')}: {target!r} is also a feature column")
+        return DataSpec(**common, path=path, features=features, target=target)
+    if source == "npy":
+        target_path = _path(raw, "target_path", where, base)
+        if target_path is None:
+            raise LazycheckError(
+                f"{where.key('target_path')}: missing; give the .npy file of targets"
+            )
+        return DataSpec(**common, path=path, target_path=target_path)
+    return DataSpec(
+        **common,
+        path=path,
+        x_key=_get(raw, "x_key", where, "str", "X"),
+        y_key=_get(raw, "y_key", where, "str", "y"),
+    )
+
+
+def _parse_model(raw: Mapping[str, Any], where: _Where) -> ModelSpec:
+    allowed = {f.name for f in dataclasses.fields(ModelSpec)}
+    _reject_unknown(raw, allowed, where)
+    kind = _get(raw, "kind", where, "str", "mlp", choices=("mlp",))
+    widths = raw.get("widths", [100])
+    if (
+        not isinstance(widths, list)
+        or not widths
+        or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in widths)
+    ):
+        raise LazycheckError(
+            f"{where.key('widths')}: must be a non-empty list of positive integers "
+            f"(hidden layer widths), got {widths!r}"
+        )
+    init = _get(raw, "init", where, "str", "gaussian", choices=INITS)
+    if init == "symmetric" and any(m % 2 for m in widths):
+        raise LazycheckError(
+            f"{where.key('widths')}: init = 'symmetric' splits each layer into two halves, "
+            f"so every width must be even, got {widths!r}"
+        )
+    return ModelSpec(
+        kind=kind,
+        widths=tuple(widths),
+        activation=_get(raw, "activation", where, "str", "tanh", choices=tuple(ACTIVATIONS)),
+        parameterization=_get(
+            raw, "parameterization", where, "str", "ntk", choices=PARAMETERIZATIONS
+        ),
+        bias=_get(raw, "bias", where, "bool", False),
+        sigma_w=_get(raw, "sigma_w", where, "float", 1.0, positive=True),
+        sigma_b=_get(raw, "sigma_b", where, "float", 1.0, nonneg=True),
+        init=init,
+        center=_get(raw, "center", where, "bool", False),
+    )
+
+
+def _parse_flow(raw: Mapping[str, Any], where: _Where) -> FlowSpec:
+    allowed = {f.name for f in dataclasses.fields(FlowSpec)}
+    _reject_unknown(raw, allowed, where)
+
+    def tol(v: float) -> str | None:
+        return None if 1e-14 <= v <= 1e-1 else "must lie between 1e-14 and 0.1"
+
+    return FlowSpec(
+        alpha=_get(raw, "alpha", where, "float", 1.0, positive=True),
+        method=_get(raw, "method", where, "str", "exp", choices=METHODS),
+        rtol=_get(raw, "rtol", where, "float", 1e-6, check=tol),
+        atol=_get(raw, "atol", where, "float", 1e-12, positive=True),
+        horizon=_get(raw, "horizon", where, "float", None, positive=True),
+        decay=_get(raw, "decay", where, "float", 8.0, positive=True),
+        lr=_get(raw, "lr", where, "float", None, positive=True),
+        n_times=_get(raw, "n_times", where, "int", 200, check=_at_least(10)),
+        checkpoints=_get(raw, "checkpoints", where, "int", 24, check=_at_least(2)),
+    )
+
+
+def _parse_check(raw: Mapping[str, Any], where: _Where) -> CheckSpec:
+    allowed = {f.name for f in dataclasses.fields(CheckSpec)}
+    _reject_unknown(raw, allowed, where)
+    return CheckSpec(
+        beta=_mode_or_number(raw, "beta", where, BETA_MODES, "auto"),
+        radius=_mode_or_number(raw, "radius", where, ("auto",), "auto"),
+        beta_samples=_get(raw, "beta_samples", where, "int", 48, check=_at_least(1)),
+        beta_iterations=_get(raw, "beta_iterations", where, "int", 30, check=_at_least(1)),
+        ball_points=_get(raw, "ball_points", where, "int", 32, check=_at_least(1)),
+        tolerance=_get(raw, "tolerance", where, "float", None, positive=True),
+    )
+
+
+def _mode_or_number(
+    raw: Mapping[str, Any], key: str, where: _Where, modes: tuple[str, ...], default: str
+) -> str | float:
+    if key not in raw:
+        return default
+    v = raw[key]
+    if isinstance(v, str):
+        if v in modes:
+            return v
+        try:
+            v = float(v)
+        except ValueError:
+            raise LazycheckError(
+                f"{where.key(key)}: {v!r} is not allowed; give a number >= 0 or one of "
+                f"{', '.join(modes)}"
+            ) from None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+        raise LazycheckError(
+            f"{where.key(key)}: must be a finite number >= 0 or one of {', '.join(modes)}, "
+            f"got {v!r}"
+        )
+    return float(v)
+
+
+def _at_least(k: int) -> Callable[[int], str | None]:
+    return lambda v: None if v >= k else f"must be >= {k}, got {v}"

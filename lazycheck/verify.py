@@ -1,0 +1,248 @@
+"""``lazycheck verify``: the theorem run as a test suite.
+
+:func:`run_verify` computes the constants (:func:`lazycheck.bound.compute_bound`), runs both
+flows (:func:`lazycheck.simulate.simulate`), samples the spectrum of J_w at points of the ball
+of radius B, and evaluates every check of :mod:`lazycheck.checks`. The
+:class:`VerifyReport` carries the checks, the lazy-limit distance
+sup_t ||alpha f(w(t)) - alpha f0(u(t))||, and the exit code a CI pipeline gates on:
+
+* 0: every guaranteed check passes (hypotheses may be unmet: the theorem then promises
+  nothing, and ``--strict`` turns that into 1);
+* 1: a check fails (its hypotheses hold and the inequality is violated);
+* 2: usage, spec or data errors (raised before a report exists) or numerics that cannot be
+  trusted (the solver failed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lazycheck._version import __version__
+from lazycheck.bound import BoundReport, compute_bound
+from lazycheck.checks import Check, CheckContext, default_tolerances, evaluate_checks
+from lazycheck.problem import Problem
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from lazycheck.simulate import SimulationResult
+
+__all__ = ["STATUSES", "VerifyReport", "run_verify"]
+
+STATUSES = ("pass", "fail", "unguaranteed", "skipped", "unmet")
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Checks and verdict of ``lazycheck verify``.
+
+    Attributes:
+        status: ``"pass"``, ``"fail"``, ``"unguaranteed"`` (hypothesis unmet; no check failed)
+            or ``"error"`` (the solver failed).
+        message: one line.
+        checks: every check, in :data:`lazycheck.checks.CHECK_IDS` order.
+        lazy_gap: sup_t ||alpha f(w(t)) - alpha f0(u(t))|| (the lazy-limit distance).
+    """
+
+    spec: str
+    seed: int
+    alpha: float
+    n: int
+    p: int
+    status: str
+    message: str
+    checks: tuple[Check, ...]
+    lazy_gap: float
+    tolerances: dict[str, float]
+    bound: BoundReport = field(repr=False)
+    simulation: SimulationResult | None = field(repr=False, default=None)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for c in self.checks:
+            out[c.status] += 1
+        return out
+
+    def check(self, cid: str) -> Check:
+        for c in self.checks:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+    @property
+    def hypotheses_met(self) -> bool:
+        return all(c.status == "pass" for c in self.checks if c.role == "hypothesis")
+
+    def exit_code(self, strict: bool = False) -> int:
+        """0 all guaranteed checks pass; 1 a check fails (or, with strict, a hypothesis is
+        unmet); 2 the numerics cannot be trusted."""
+        if self.status == "error":
+            return 2
+        if any(c.status == "fail" for c in self.checks):
+            return 1
+        if strict and not self.hypotheses_met:
+            return 1
+        return 0
+
+    def render(self, console: Console) -> None:
+        """A rich table of the checks, fails shown loudly, and the verdict."""
+        from rich.table import Table
+        from rich.text import Text
+
+        styles = {
+            "pass": "green", "fail": "bold white on red", "unguaranteed": "yellow",
+            "skipped": "dim", "unmet": "magenta",
+        }
+        table = Table(
+            title=Text(f"lazycheck verify: {self.spec}  (alpha = {self.alpha:g}, n = {self.n}, "
+                       f"p = {self.p})"),
+        )
+        for col, just in (("id", "left"), ("status", "left"), ("held", "left"),
+                          ("observed", "right"), ("bound", "right"), ("margin", "right"),
+                          ("note", "left")):
+            table.add_column(col, justify=just, no_wrap=col in ("id", "status"))
+        for c in self.checks:
+            held = "-" if c.held is None else ("yes" if c.held else "NO")
+            table.add_row(
+                Text(c.id), Text(c.status.upper() if c.status == "fail" else c.status,
+                                 style=styles[c.status]),
+                held, _fmt(c.observed), f"{c.sense} {_fmt(c.bound)}" if c.role != "hypothesis"
+                else _fmt(c.bound), _fmt(c.margin), Text(c.message),
+            )
+        console.print(table)
+        console.print(
+            Text(f"lazy-limit distance sup_t ||alpha f(w(t)) - alpha f0(u(t))|| = "
+                 f"{self.lazy_gap:.4g}  (computed, solver rtol {self.tolerances['solver_rtol']:g})")
+        )
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts().items() if v)
+        style = {"pass": "bold green", "fail": "bold red", "error": "bold red"}.get(
+            self.status, "bold yellow")
+        console.print(Text(f"verdict: {self.message}  [{counts}]", style=style))
+
+    def to_dict(self) -> dict[str, Any]:
+        from lazycheck.reports import report_dict
+
+        return report_dict(self)
+
+
+def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyReport:
+    """Compute the constants, run both flows, sample the ball, and evaluate every check."""
+    from lazycheck.simulate import simulate
+
+    bound = compute_bound(problem, progress=progress)
+    sim = simulate(problem, progress=progress)
+    spec_label = bound.spec
+    if not sim.success:
+        return VerifyReport(
+            spec_label, problem.seed, bound.alpha, problem.n, problem.p, "error",
+            f"the solver failed, numerics cannot be trusted: {sim.message}", (), math.nan,
+            {"solver_rtol": problem.spec.flow.rtol}, bound, sim,
+        )
+    ctx = build_context(problem, bound, sim)
+    checks = tuple(evaluate_checks(ctx))
+    gap = float(np.max(sim.gap)) if len(sim.gap) else math.nan
+    status, message = _verdict(checks, bound)
+    tol = {
+        "solver_rtol": problem.spec.flow.rtol,
+        "rtol": ctx.rtol,
+        "rtol_linear": ctx.rtol_linear,
+        "atol_loss": ctx.atol_loss,
+    }
+    return VerifyReport(
+        spec_label, problem.seed, bound.alpha, problem.n, problem.p, status, message, checks,
+        gap, tol, bound, sim,
+    )
+
+
+def build_context(problem: Problem, bound: BoundReport, sim: SimulationResult) -> CheckContext:
+    """Assemble the inputs of the checks from a bound report and a simulation."""
+    sp = bound.spectrum
+    basis = bound.beta_basis
+    beta_est = bound.betas.get(basis)
+    beta = beta_est.value if beta_est else math.inf
+    sol = bound.solutions.get(basis)
+    L0 = bound.quantity("L0").value
+    B = sp.sigma_min / (2.0 * beta) if beta > 0 else math.inf
+    tol = problem.spec.check.tolerance
+    rtol, rtol_lin, atol = default_tolerances(
+        problem.spec.flow.rtol, L0, float(np.linalg.norm(problem.y))
+    )
+    if tol is not None:
+        rtol = rtol_lin = tol
+    t = np.asarray(sim.t)
+    disp_check = np.interp(np.asarray(sim.t_check), t, np.asarray(sim.disp))
+    ball_min, ball_max = _ball_spectra(problem, bound, B)
+    return CheckContext(
+        alpha=bound.alpha, n=problem.n, p=problem.p, rank=sp.rank,
+        sigma_min=sp.sigma_min, sigma_max=sp.sigma_max, L0=L0,
+        beta=beta, beta_kind=beta_est.kind if beta_est else "unavailable",
+        alpha_min=sol.alpha_min if sol else math.nan,
+        alpha_max=sol.alpha_max if sol else math.nan,
+        alpha_feasible=bool(sol and sol.feasible),
+        B=B, B_prime=bound.quantity("B_prime").value, B_lin=bound.quantity("B_lin").value,
+        beta_radius=beta_est.radius if beta_est else math.nan,
+        beta_radius_consistent=beta_est.consistent if beta_est else None,
+        t=t, loss=np.asarray(sim.loss), loss_lin=np.asarray(sim.loss_lin),
+        disp=np.asarray(sim.disp), disp_lin=np.asarray(sim.disp_lin),
+        sigma_min_t=np.asarray(sim.sigma_min_t), sigma_max_t=np.asarray(sim.sigma_max_t),
+        t_check=np.asarray(sim.t_check), jdiff=np.asarray(sim.jdiff), disp_check=disp_check,
+        ball_sigma_min=ball_min, ball_sigma_max=ball_max, ball_radius=B,
+        rtol=rtol, rtol_linear=rtol_lin, atol_loss=atol,
+    )
+
+
+def _ball_spectra(problem: Problem, bound: BoundReport, B: float) -> tuple[np.ndarray, np.ndarray]:
+    """sigma_min, sigma_max of J_w at points of the ball of radius B: random directions on
+    its surface and inside, and both ends of the worst direction the beta search found."""
+    from lazycheck.spectrum import kernel_sigma_range
+
+    if not (math.isfinite(B) and B > 0) or not bound.spectrum.ok:
+        return np.empty(0), np.empty(0)
+    rng = problem.rng("ball")
+    k = problem.spec.check.ball_points
+    dirs = []
+    samp = bound.betas.get("sampled")
+    if samp is not None and samp.direction is not None:
+        dirs += [samp.direction, -samp.direction]
+    for _ in range(k):
+        d = rng.standard_normal(problem.p)
+        dirs.append(d / np.linalg.norm(d) * (1.0 if rng.random() < 0.5 else rng.random()))
+    smin, smax = [], []
+    for d in dirs:
+        lo, hi = kernel_sigma_range(problem.kernel(problem.w0 + B * d))
+        smin.append(lo)
+        smax.append(hi)
+    return np.asarray(smin), np.asarray(smax)
+
+
+def _verdict(checks: tuple[Check, ...], bound: BoundReport) -> tuple[str, str]:
+    fails = [c.id for c in checks if c.status == "fail"]
+    unmet = [c.id for c in checks if c.role == "hypothesis" and c.status != "pass"]
+    sampled = "sampled" == bound.beta_basis
+    note = " (the hypothesis rests on a SAMPLED beta)" if sampled else ""
+    if fails:
+        return "fail", (
+            f"{len(fails)} guaranteed check(s) FAILED: {', '.join(fails)} — a counterexample, "
+            f"a wrong constant or a numerical error{note}"
+        )
+    if unmet:
+        broke = [c.id for c in checks if c.status == "unguaranteed" and c.held is False]
+        tail = (
+            f"; violated anyway: {', '.join(broke)}" if broke
+            else "; every conclusion held anyway"
+        )
+        return "unguaranteed", f"hypothesis unmet ({', '.join(unmet)}): the theorem promises nothing{tail}"
+    return "pass", f"the hypothesis holds and every guaranteed check passes{note}"
+
+
+def _fmt(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.4g}"

@@ -1,0 +1,131 @@
+"""beta: certified upper bounds, sampled lower bounds, closed forms, and r*."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lazycheck.lipschitz import (
+    certified_beta,
+    certified_beta_auto,
+    critical_radius,
+    jacobian_change,
+    sampled_beta,
+)
+from lazycheck.mlp import MLP
+from lazycheck.model import CenteredModel, SymmetricModel
+
+
+def _setup(act: str = "tanh", widths=(30,), n: int = 6, d: int = 3, seed: int = 0, **kw):
+    rng = np.random.default_rng(seed)
+    model = MLP(d, list(widths), act, **kw)
+    X = rng.standard_normal((n, d)) / math.sqrt(d)
+    w0 = model.init(rng)
+    return model, X, w0, rng
+
+
+def test_linear_model_has_beta_zero() -> None:
+    model, X, w0, rng = _setup(widths=())
+    assert certified_beta(model, X, w0, 1.0) == 0.0
+    est = certified_beta_auto(model, X, w0, 0.1)
+    assert est is not None and est.value == 0.0 and est.kind == "exact"
+    w = w0 + rng.standard_normal(w0.size)
+    assert jacobian_change(model, X, model.linearize(w0, X), w) == 0.0
+
+
+@pytest.mark.parametrize("m", [1, 5, 40])
+def test_bilinear_network_closed_form(m: int) -> None:
+    # identity activation, scalar input: J_w - J_0 = c1 c2 x (x) (dW, dv) exactly, so
+    # beta = c1 c2 ||x|| on every ball (c1 = 1, c2 = 1/sqrt(m) in NTK parameterization).
+    model, X, w0, rng = _setup("identity", widths=(m,), n=7, d=1)
+    exact = float(np.linalg.norm(X[:, 0])) / math.sqrt(m)
+    cert = certified_beta(model, X, w0, 3.0)
+    assert cert == pytest.approx(exact, rel=1e-11)
+    assert cert >= exact
+    samp = sampled_beta(model, X, w0, 0.5, rng, radius=2.0, samples=8, iterations=20)
+    # the sampled ratio carries eigvalsh rounding (~n eps relative); the bound is tight here
+    assert samp.value <= cert * (1 + 1e-10)
+    assert samp.value == pytest.approx(exact, rel=1e-6)
+    # r*: ||J_{w0 + s h} - J_0|| = s * exact along the worst direction
+    r = critical_radius(model, X, model.linearize(w0, X), w0, samp.direction, 0.3, 100.0)
+    assert r == pytest.approx(0.3 / exact, rel=1e-8)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "softplus", "gelu", "erf", "sin"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_certified_bounds_every_ratio_in_the_ball(act: str, bias: bool) -> None:
+    model, X, w0, rng = _setup(act, widths=(12,), bias=bias, seed=3)
+    R = 0.7
+    cert = certified_beta(model, X, w0, R)
+    lin0 = model.linearize(w0, X)
+    worst = 0.0
+    for _ in range(60):
+        d = rng.standard_normal(w0.size)
+        d *= R * rng.uniform(0.01, 1.0) / np.linalg.norm(d)
+        worst = max(worst, jacobian_change(model, X, lin0, w0 + d) / np.linalg.norm(d))
+    samp = sampled_beta(model, X, w0, 0.1, rng, radius=R, samples=16, iterations=15)
+    assert 0 < worst <= samp.value * (1 + 1e-12) or worst <= samp.value + 1e-15
+    assert samp.value <= cert
+    assert samp.radius == R and samp.kind == "sampled lower bound"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sampled_never_exceeds_certified_on_random_networks(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    act = ["tanh", "gelu", "sin", "softplus"][seed]
+    par = ["ntk", "standard"][seed % 2]
+    model, X, w0, _ = _setup(act, widths=(int(rng.integers(4, 40)),), seed=seed,
+                             parameterization=par)
+    est = certified_beta_auto(model, X, w0, 0.05)
+    assert est is not None and est.consistent
+    samp = sampled_beta(model, X, w0, 0.05, rng, radius=est.radius, samples=12, iterations=10)
+    assert samp.value <= est.value
+
+
+def test_certified_radius_is_self_consistent() -> None:
+    model, X, w0, _ = _setup("tanh", widths=(50,))
+    smin = 0.08
+    est = certified_beta_auto(model, X, w0, smin)
+    assert est is not None
+    assert est.radius == pytest.approx(smin / (2 * est.value), rel=1e-9)
+    assert est.consistent
+
+
+def test_relu_beta_is_infinite() -> None:
+    model, X, w0, rng = _setup("relu")
+    assert certified_beta(model, X, w0, 1.0) == math.inf
+
+
+def test_wrappers() -> None:
+    model, X, w0, _ = _setup("tanh", widths=(10,))
+    assert certified_beta(CenteredModel(model, w0), X, w0, 0.5) == certified_beta(model, X, w0, 0.5)
+    sym = SymmetricModel(model)
+    ws = np.concatenate([w0, w0])
+    assert certified_beta(sym, X, ws, 0.5) == pytest.approx(
+        certified_beta(model, X, w0, 0.5) / math.sqrt(2)
+    )
+    # the symmetric bound still dominates observed ratios
+    rng = np.random.default_rng(0)
+    lin0 = sym.linearize(ws, X)
+    cert = certified_beta(sym, X, ws, 0.5)
+    for _ in range(20):
+        d = rng.standard_normal(ws.size)
+        d *= 0.5 / np.linalg.norm(d)
+        assert jacobian_change(sym, X, lin0, ws + d) / 0.5 <= cert
+
+
+def test_deep_networks_have_no_certified_bound_yet() -> None:
+    model, X, w0, _ = _setup("tanh", widths=(8, 8))
+    assert certified_beta(model, X, w0, 0.1) is None
+    assert certified_beta_auto(model, X, w0, 0.1) is None
+
+
+def test_sampled_auto_radius_is_consistent_and_reproducible() -> None:
+    model, X, w0, _ = _setup("tanh", widths=(40,))
+    a = sampled_beta(model, X, w0, 0.05, np.random.default_rng(5), samples=10, iterations=10)
+    b = sampled_beta(model, X, w0, 0.05, np.random.default_rng(5), samples=10, iterations=10)
+    assert a.value == b.value and a.radius == b.radius
+    assert a.consistent
+    assert a.samples > 10 and a.iterations > 0

@@ -1,0 +1,61 @@
+"""sigma_min / sigma_max of J0 and the rank check, against numpy's SVD of the formed J."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lazycheck.mlp import MLP
+from lazycheck.spectrum import jacobian_spectrum, kernel_sigma_range
+
+
+def _lin(n: int, d: int, widths: list[int], seed: int = 0, X: np.ndarray | None = None):
+    rng = np.random.default_rng(seed)
+    model = MLP(d, widths, "tanh")
+    if X is None:
+        X = rng.standard_normal((n, d))
+    w = model.init(rng)
+    return model, model.linearize(w, X)
+
+
+@pytest.mark.parametrize("method", ["svd", "kernel"])
+def test_matches_numpy_svd(method: str) -> None:
+    model, lin = _lin(8, 3, [40])
+    s_ref = np.linalg.svd(lin.jacobian(), compute_uv=False)
+    sp = jacobian_spectrum(lin, model.n_params, method=method)
+    assert sp.ok and sp.rank == 8 and sp.method == method
+    assert sp.sigma_max == pytest.approx(s_ref[0], rel=1e-12)
+    # the stated accuracy is honoured
+    assert abs(sp.sigma_min - s_ref[-1]) <= max(sp.sigma_min_abs_error, 1e-15 * s_ref[0])
+
+
+def test_auto_picks_kernel_when_J_is_too_big() -> None:
+    model, lin = _lin(6, 3, [30])
+    sp = jacobian_spectrum(lin, model.n_params, max_jacobian_bytes=10)
+    assert sp.method == "kernel"
+    sp2 = jacobian_spectrum(lin, model.n_params)
+    assert sp2.method == "svd"
+
+
+def test_duplicate_inputs_fail_the_rank_check() -> None:
+    X = np.random.default_rng(1).standard_normal((5, 3))
+    X[3] = X[1]
+    model, lin = _lin(5, 3, [50], X=X)
+    sp = jacobian_spectrum(lin, model.n_params)
+    assert sp.status == "rank_deficient" and sp.rank == 4
+    assert "duplicate" in sp.message
+
+
+def test_p_le_n_is_reported() -> None:
+    model, lin = _lin(30, 2, [3])  # p = 2*3 + 3 = 9 <= 30
+    sp = jacobian_spectrum(lin, model.n_params)
+    assert sp.status == "p_le_n" and "p = 9 <= n = 30" in sp.message
+    assert sp.singular_values.shape == (30,)
+
+
+def test_kernel_sigma_range() -> None:
+    model, lin = _lin(7, 3, [20])
+    s = np.linalg.svd(lin.jacobian(), compute_uv=False)
+    lo, hi = kernel_sigma_range(lin.kernel())
+    assert hi == pytest.approx(s[0], rel=1e-12)
+    assert lo == pytest.approx(s[-1], rel=1e-6)
