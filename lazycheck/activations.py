@@ -86,13 +86,13 @@ def _sigmoid(z: Array) -> Array:
 
 
 def _sigmoid_d1(z: Array) -> Array:
-    s = _sigmoid(z)
-    return s * (1.0 - s)
+    # s (1 - s) with 1 - s = sigmoid(-z): no cancellation when the unit saturates
+    return _sigmoid(z) * _sigmoid(-np.asarray(z))
 
 
 def _sigmoid_d2(z: Array) -> Array:
-    s = _sigmoid(z)
-    return s * (1.0 - s) * (1.0 - 2.0 * s)
+    # s (1 - s) (1 - 2 s), and 1 - 2 s = -tanh(z / 2)
+    return -_sigmoid_d1(z) * np.tanh(0.5 * np.asarray(z))
 
 
 def _softplus(z: Array) -> Array:
@@ -100,13 +100,14 @@ def _softplus(z: Array) -> Array:
 
 
 def _tanh_d1(z: Array) -> Array:
-    t = np.tanh(z)
-    return 1.0 - t * t
+    # sech^2 z = 4 e / (1 + e)^2 with e = exp(-2|z|): accurate when saturated (1 - tanh^2
+    # would cancel), and no overflow
+    e = np.exp(-2.0 * np.abs(z))
+    return 4.0 * e / (1.0 + e) ** 2
 
 
 def _tanh_d2(z: Array) -> Array:
-    t = np.tanh(z)
-    return -2.0 * t * (1.0 - t * t)
+    return -2.0 * np.tanh(z) * _tanh_d1(z)
 
 
 def _phi(z: Array) -> Array:

@@ -61,9 +61,9 @@ OutOpt = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> None:
-    from lazycheck.console import stderr_console
-
-    stderr_console().print(f"lazycheck: error: {message}", markup=False, highlight=False)
+    """One unwrapped line on stderr, then exit."""
+    one_line = " ".join(str(message).split())
+    typer.echo(f"lazycheck: error: {one_line}", err=True)
     raise typer.Exit(code)
 
 

@@ -80,15 +80,17 @@ def load_data(spec: DataSpec, rng: np.random.Generator, origin: str | None = Non
         X, y = X[idx], y[idx]
         source += f", {spec.subsample} rows subsampled"
     if spec.standardize:
-        sd = X.std(axis=0)
-        if np.any(sd == 0):
-            col = int(np.flatnonzero(sd == 0)[0])
+        # a constant column is detected exactly: its computed std is often not 0 but rounding
+        # noise (a column of 0.1's has std 1.4e-17), which would "standardize" to garbage
+        constant = np.ptp(X, axis=0) == 0
+        if np.any(constant):
+            col = int(np.flatnonzero(constant)[0])
             name = repr(spec.features[col]) if spec.features else str(col)
             raise LazycheckError(
                 f"{table}.standardize: feature column {name} is constant, cannot standardize; "
                 "drop the column or set standardize = false"
             )
-        X = (X - X.mean(axis=0)) / sd
+        X = (X - X.mean(axis=0)) / X.std(axis=0)
         source += ", standardized"
     return Dataset(np.ascontiguousarray(X, dtype=np.float64), np.asarray(y, np.float64), source)
 

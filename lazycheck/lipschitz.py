@@ -7,10 +7,12 @@ consistent with B: a beta measured on radius R is valid for the theorem only if 
 
 Three kinds of number:
 
-* **certified upper bound** (:func:`certified_beta`): for networks with one hidden layer and a
-  smooth activation, a bound on sup ||sum_i a_i H_i(xi)|| over the ball, where H_i is the
-  Hessian of f(x_i, .) (derivation in ``docs/beta-certified.md``). With ``radius = "auto"``
-  the smallest consistent radius R = B(beta(R)) is found by bisection.
+* **certified upper bound** (:func:`certified_beta`): for fully-connected networks of any
+  depth with a smooth activation, a bound on sup ||sum_i a_i H_i(xi)|| over the ball, where
+  H_i is the Hessian of f(x_i, .) (derivation in ``docs/beta-certified.md``): neuron by neuron
+  for one hidden layer, through a forward-mode recursion of norm bounds for any depth (the
+  smaller of the two for one hidden layer). With ``radius = "auto"`` the smallest consistent
+  radius R = B(beta(R)) is found by bisection.
 * **sampled lower bound** (:func:`sampled_beta`): the largest ratio
   ||J_w - J_0|| / ||w - w0|| over the points tried, each ratio computed exactly (through the
   difference kernel, without forming J). The search: alternating power iteration for the worst
@@ -80,8 +82,10 @@ class BetaEstimate:
 def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | None:
     """A certified upper bound on beta(radius), or None where none is derived for this model.
 
-    Available for one-hidden-layer MLPs with a smooth activation (also centered or in a
-    symmetric pair) and for MLPs without hidden layers (J constant: 0).
+    Available for MLPs of any depth with a smooth activation, also centered or in a symmetric
+    pair: 0 without hidden layers (J constant), the smaller of the neuron-by-neuron bound and
+    the layer recursion with one hidden layer, the layer recursion with two or more (see
+    ``docs/beta-certified.md``). inf for a non-smooth activation; None for other models.
     """
     if not model.smooth:
         return math.inf
@@ -94,8 +98,10 @@ def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | 
     if isinstance(model, MLP):
         if model.depth == 0:
             return 0.0
-        if model.depth == 1:
-            return _two_layer_bound(model, X, w0, radius)
+        deep = _deep_bound(model, X, w0, radius)
+        if model.depth == 1:  # both are valid; neither dominates the other
+            return min(_two_layer_bound(model, X, w0, radius), deep)
+        return deep
     return None
 
 
@@ -175,6 +181,79 @@ def _two_layer_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
     t = l2.c_w * d1 * G_op
     block = 0.5 * s + np.sqrt(0.25 * s * s + t * t)
     return float(block.max()) * _ROUNDING
+
+
+def _deep_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
+    """An upper bound on sup over ||xi - w0|| <= R, unit h of ||(h^T H_i(xi) h)_i||, depth >= 1.
+
+    That sup equals sup over unit a of ||sum_i a_i H_i(xi)|| (a symmetric matrix's norm is the
+    sup of its quadratic form), so it bounds beta(R). Forward-mode second directional derivatives,
+    batched over the n samples (docs/beta-certified.md, "Deeper networks"): with eta_l the
+    norm of h's block in weight layer l (|eta| = 1), each norm is bounded by a form in eta with
+    non-negative coefficients,
+
+        ||Zdot^l||_F <= p_l . eta,   max_i ||zdot_i^l|| <= q_l . eta,
+        ||Zddot^l||_F <= eta^T S_l eta,
+        p_l = g_l e_l + c_l rho_l p_(l-1)        (q_l: the same with gmax_l for g_l),
+        S_l = c_l (d1 (e_l p^T + p e_l^T) + K (p q^T + q p^T) / 2 + rho_l S_(l-1)),
+
+    p, q at l - 1, where over the ball g_l >= ||[c_l A^(l-1), c_b 1]||, gmax_l >= max_i of its
+    row norms, rho_l >= ||W^l diag(u)||, d1 >= max u, K >= max_j ||W^l[:, j]|| sup |phi''| on
+    unit j of layer l - 1 (u_j: sup |phi'| on that unit). The result is the sup of
+    eta^T S_(L+1) eta over unit eta, lambda_max(S_(L+1)) as S_(L+1) is non-negative.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    R = float(radius)
+    act = model.activation
+    k = model.depth + 1  # number of weight layers, the length of eta
+    n = X.shape[0]
+    A0 = X  # a^(l-1) at w0, n x fan_in
+    delta = np.zeros(n)  # delta_i >= ||a_i^(l-1)(xi) - a_i^(l-1)(w0)|| over the ball
+    p = q = np.zeros(k)
+    S = np.zeros((k, k))
+    u = d2u = np.zeros(0)  # per-unit sup |phi'|, |phi''| of the previous hidden layer
+    for idx, (layer, (W0, b0)) in enumerate(zip(model.layers, model.unpack(w0), strict=True)):
+        c = layer.c_w
+        cb = layer.c_b if layer.bias else 0.0
+        G0 = c * A0
+        if layer.bias:
+            G0 = np.hstack([G0, np.full((n, 1), cb)])
+        g = _opnorm(G0) + c * float(np.linalg.norm(delta))
+        anorm = np.linalg.norm(A0, axis=1) + delta  # >= ||a_i^(l-1)(xi)||
+        rows = np.sqrt((c * anorm) ** 2 + cb**2)  # >= ||(c a_i^(l-1)(xi), c_b)||
+        e = np.zeros(k)
+        e[idx] = 1.0
+        if idx == 0:
+            p, q = g * e, float(rows.max()) * e
+        else:
+            rho = _opnorm(W0 * u) + R * float(u.max())
+            kappa = float(((np.linalg.norm(W0, axis=0) + R) * d2u).max())
+            cross = float(u.max()) * (np.outer(e, p) + np.outer(p, e))
+            curv = 0.5 * kappa * (np.outer(p, q) + np.outer(q, p))
+            S = c * (cross + curv + rho * S)
+            p = g * e + c * rho * p
+            q = float(rows.max()) * e + c * rho * q
+        if idx == model.depth:
+            break
+        # pre-activations at w0 and how far they can move over the ball, per sample and unit
+        z0 = c * (A0 @ W0.T)
+        if b0 is not None:
+            z0 = z0 + cb * b0
+        direct = R * rows  # from the layer's own weights
+        spread = direct[:, None] + c * np.linalg.norm(W0, axis=1)[None, :] * delta[:, None]
+        moved = direct + c * _opnorm(W0) * delta  # >= ||z_i(xi) - z_i(w0)||
+        s1 = act.sup_abs_d1(z0 - spread, z0 + spread)
+        s2 = act.sup_abs_d2(z0 - spread, z0 + spread)
+        delta = np.minimum(np.linalg.norm(s1 * spread, axis=1), s1.max(axis=1) * moved)
+        u, d2u = s1.max(axis=0), s2.max(axis=0)
+        A0 = act.fn(z0)
+    top = float(np.linalg.eigvalsh(0.5 * (S + S.T))[-1])
+    return max(top, 0.0) * _ROUNDING
+
+
+def _opnorm(M: Array) -> float:
+    """Spectral norm (0 for an empty matrix)."""
+    return float(np.linalg.norm(M, 2)) if M.size else 0.0
 
 
 def _consistent(radius: float, beta: float, sigma_min: float) -> bool:
@@ -337,7 +416,7 @@ class _BetaSearch:
         return h, val, iterations, False
 
     def scan(self, h: Array, R: float) -> None:
-        for s in R * np.geomspace(1e-4, 1.0, 9):
+        for s in R * np.geomspace(1e-2, 1.0, 7):
             self.ratio(s * h)
             self.ratio(-s * h)
 

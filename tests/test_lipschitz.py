@@ -116,10 +116,16 @@ def test_wrappers() -> None:
         assert jacobian_change(sym, X, lin0, ws + d) / 0.5 <= cert
 
 
-def test_deep_networks_have_no_certified_bound_yet() -> None:
-    model, X, w0, _ = _setup("tanh", widths=(8, 8))
-    assert certified_beta(model, X, w0, 0.1) is None
-    assert certified_beta_auto(model, X, w0, 0.1) is None
+def test_deep_networks_have_a_certified_bound() -> None:
+    model, X, w0, rng = _setup("tanh", widths=(8, 8))
+    cert = certified_beta(model, X, w0, 0.1)
+    assert cert is not None and 0 < cert < math.inf
+    est = certified_beta_auto(model, X, w0, 0.1)
+    assert est is not None and est.kind == "certified upper bound" and est.consistent
+    assert est.radius == pytest.approx(0.1 / (2 * est.value), rel=1e-9)
+    assert est.value == certified_beta(model, X, w0, est.radius)
+    samp = sampled_beta(model, X, w0, 0.1, rng, radius=est.radius, samples=8, iterations=8)
+    assert samp.value <= est.value
 
 
 def test_sampled_auto_radius_is_consistent_and_reproducible() -> None:

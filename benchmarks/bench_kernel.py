@@ -1,0 +1,269 @@
+"""Benchmark: the layerwise tangent kernel against forming J and multiplying J J^T.
+
+Case A (side by side, one process): n = 512 points in R^64, two tanh hidden layers of width
+1024 (p = 1,115,136, so J alone is 4.57 GB). Both routes include the forward/backward pass.
+Targets: layerwise >= 100x faster and >= 50x less peak memory; the kernels must agree.
+
+Case B (layerwise only): n = 2000 points in R^784, two hidden layers of width 4096
+(p = 19,992,576; J would be 320 GB). Targets: < 15 s and < 1.5 GB.
+
+Memory is measured two ways and both are printed:
+
+* ``traced``: the tracemalloc peak of the allocations made by the computation itself (numpy
+  reports its array buffers to tracemalloc); the inputs w and X exist before tracing starts
+  and are not counted. This is what the targets compare.
+* ``RSS``: the peak resident set size (VmHWM on Linux) of a fresh subprocess that builds the
+  inputs and runs one route only: the whole-process high-water mark, including the
+  interpreter, numpy, w and X.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import glob
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+MB = 1e6
+CASES: dict[str, dict[str, Any]] = {
+    "A": {"n": 512, "dim": 64, "widths": (1024, 1024)},
+    "B": {"n": 2000, "dim": 784, "widths": (4096, 4096)},
+}
+
+
+def _setup(case: str):
+    from lazycheck.mlp import MLP
+
+    c = CASES[case]
+    model = MLP(c["dim"], c["widths"], "tanh", "ntk", bias=False)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((c["n"], c["dim"])) / np.sqrt(c["dim"])
+    w = model.init(rng)
+    return model, X, w
+
+
+def _layerwise(model, X, w) -> np.ndarray:
+    return model.linearize(w, X).kernel()
+
+
+def _via_jacobian(model, X, w) -> np.ndarray:
+    J = model.linearize(w, X).jacobian()
+    return J @ J.T
+
+
+ROUTES: dict[str, Callable[..., np.ndarray]] = {"layerwise": _layerwise, "jacobian": _via_jacobian}
+
+
+def _best_time(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]:
+    best, out = np.inf, None
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _traced_peak(fn: Callable[[], np.ndarray]) -> float:
+    """Peak bytes allocated while ``fn`` runs (tracemalloc; numpy buffers included)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        fn()
+        return float(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+
+
+def _proc_status(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _peak_rss_bytes() -> float:
+    """This process's peak resident set size.
+
+    Linux: VmHWM from /proc/self/status, the high-water mark of this process's own address
+    space. (ru_maxrss is not used there: Linux carries it over from the parent across
+    fork/exec, so a child of a large parent reports the parent's peak.)
+    """
+    hwm = _proc_status("VmHWM")
+    if hwm is not None:
+        return hwm
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return float(rss) * (1.0 if sys.platform == "darwin" else 1024.0)
+
+
+def _child(case: str, route: str) -> None:
+    """Subprocess entry point: build the inputs, run one route, print peak RSS as JSON."""
+    model, X, w = _setup(case)
+    before = _proc_status("VmRSS") or _peak_rss_bytes()
+    t0 = time.perf_counter()
+    ROUTES[route](model, X, w)
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"rss_before": before, "rss_peak": _peak_rss_bytes(), "seconds": elapsed}))
+
+
+def _rss_in_subprocess(case: str, route: str) -> dict[str, float]:
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+        f"from benchmarks.bench_kernel import _child; _child({case!r}, {route!r})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def blas_description() -> str:
+    """Which BLAS library and kernel numpy runs, and with how many threads."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}
+    env_text = (
+        ", ".join(f"{k}={v}" for k, v in sorted(env.items())) or "no OPENBLAS_* variables set"
+    )
+    try:
+        from threadpoolctl import threadpool_info
+
+        infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if infos:
+            i = infos[0]
+            return (
+                f"{i.get('internal_api')} {i.get('version')}, kernel {i.get('architecture')}, "
+                f"{i.get('num_threads')} threads (threadpoolctl); {env_text}"
+            )
+    except ImportError:
+        pass
+    libdir = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for path in sorted(glob.glob(str(libdir / "*openblas*"))):
+        lib = ctypes.CDLL(path)
+        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
+            try:
+                config = getattr(lib, f"{prefix}_get_config{suffix}")
+                core = getattr(lib, f"{prefix}_get_corename{suffix}")
+                threads = getattr(lib, f"{prefix}_get_num_threads{suffix}")
+            except AttributeError:
+                continue
+            config.restype = core.restype = ctypes.c_char_p
+            threads.restype = ctypes.c_int
+            return (
+                f"{config().decode().strip()}; kernel {core().decode()}, {threads()} threads "
+                f"(queried from {Path(path).name}); {env_text}"
+            )
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    return f"{blas.get('name', 'unknown BLAS')} {blas.get('version', '')}; {env_text}"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def case_a() -> dict[str, float]:
+    model, X, w = _setup("A")
+    c = CASES["A"]
+    j_bytes = c["n"] * model.n_params * 8
+    print(
+        f"case A: n = {c['n']}, d = {c['dim']}, hidden {c['widths'][0]} x {c['widths'][1]}, tanh, "
+        f"ntk; p = {model.n_params:,}; J alone is {j_bytes / 1e9:.2f} GB"
+    )
+    _layerwise(*_setup_small_warmup())  # load BLAS and page in the code paths
+    t_l, K_l = _best_time(lambda: _layerwise(model, X, w), repeat=5)
+    t_j, K_j = _best_time(lambda: _via_jacobian(model, X, w), repeat=1)
+    m_l = _traced_peak(lambda: _layerwise(model, X, w))
+    m_j = _traced_peak(lambda: _via_jacobian(model, X, w))
+    rss_l = _rss_in_subprocess("A", "layerwise")["rss_peak"]
+    rss_j = _rss_in_subprocess("A", "jacobian")["rss_peak"]
+    err = float(np.max(np.abs(K_l - K_j)) / np.max(np.abs(K_j)))
+    print(f"  {'route':<24}{'time':>10}{'traced peak':>16}{'process peak RSS':>20}")
+    print(f"  {'layerwise K':<24}{t_l:>9.3f}s{m_l / MB:>13.1f} MB{rss_l / MB:>17.1f} MB")
+    print(f"  {'J, then J @ J.T':<24}{t_j:>9.3f}s{m_j / MB:>13.1f} MB{rss_j / MB:>17.1f} MB")
+    speed, mem = t_j / t_l, m_j / m_l
+    print(f"  time ratio:          {speed:8.1f}x  (target >= 100x: {_verdict(speed >= 100)})")
+    print(f"  traced memory ratio: {mem:8.1f}x  (target >= 50x: {_verdict(mem >= 50)})")
+    print(f"  process RSS ratio:   {rss_j / rss_l:8.1f}x  (whole processes, for reference)")
+    print(
+        f"  agreement: max|K_layerwise - K_J| / max|K_J| = {err:.2e} "
+        f"({_verdict(err < 1e-12)}: < 1e-12)"
+    )
+    return {"time_ratio": speed, "memory_ratio": mem, "max_rel_diff": err}
+
+
+def _setup_small_warmup():
+    from lazycheck.mlp import MLP
+
+    model = MLP(8, (16, 16), "tanh", "ntk")
+    rng = np.random.default_rng(1)
+    return model, rng.standard_normal((10, 8)), model.init(rng)
+
+
+def case_b() -> dict[str, float]:
+    model, X, w = _setup("B")
+    c = CASES["B"]
+    print(
+        f"case B: n = {c['n']}, d = {c['dim']}, hidden {c['widths'][0]} x {c['widths'][1]}, tanh, "
+        f"ntk; p = {model.n_params:,}; J would be {c['n'] * model.n_params * 8 / 1e9:.0f} GB"
+    )
+    t_lin, lin = _best_time_linearize(model, X, w)
+    t0 = time.perf_counter()
+    lin.kernel()
+    t_ker = time.perf_counter() - t0
+    del lin
+    t_total, _ = _best_time(lambda: _layerwise(model, X, w), repeat=2)
+    m = _traced_peak(lambda: _layerwise(model, X, w))
+    child = _rss_in_subprocess("B", "layerwise")
+    inputs = (w.nbytes + X.nbytes) / MB
+    print(
+        f"  layerwise K: {t_total:.2f} s (forward/backward {t_lin:.2f} s, Gram products "
+        f"{t_ker:.2f} s); target < 15 s: {_verdict(t_total < 15)}"
+    )
+    print(
+        f"  traced peak: {m / MB:.0f} MB beyond the inputs (w and X: {inputs:.0f} MB); "
+        f"target < 1.5 GB: {_verdict(m < 1.5e9)}"
+    )
+    print(
+        f"  process peak RSS (fresh subprocess, everything included): "
+        f"{child['rss_peak'] / MB:.0f} MB ({child['rss_before'] / MB:.0f} MB resident before it; "
+        f"{child['seconds']:.2f} s there); under 1.5 GB: {_verdict(child['rss_peak'] < 1.5e9)}"
+    )
+    return {"seconds": t_total, "traced_peak": m, "rss_peak": child["rss_peak"]}
+
+
+def _best_time_linearize(model, X, w):
+    gc.collect()
+    t0 = time.perf_counter()
+    lin = model.linearize(w, X)
+    return time.perf_counter() - t0, lin
+
+
+def main() -> None:
+    print("== bench_kernel: layerwise tangent kernel vs J J^T")
+    print(f"numpy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
+    print(f"BLAS: {blas_description()}")
+    print(
+        "memory: 'traced' = tracemalloc peak of the computation's own allocations (inputs "
+        "excluded); 'RSS' = peak RSS (VmHWM) of a fresh subprocess running one route"
+    )
+    case_a()
+    case_b()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Activations: derivatives against finite differences, smoothness, exact interval sups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lazycheck.activations import ACTIVATIONS, get_activation
+
+NAMES = sorted(ACTIVATIONS)
+SMOOTH = [name for name in NAMES if ACTIVATIONS[name].smooth]
+STEP = 1e-5  # central differences: truncation ~ STEP^2, rounding ~ 1e-16 / STEP
+
+
+def _points(name: str) -> np.ndarray:
+    z = np.random.default_rng(0).uniform(-5.0, 5.0, 400)
+    z = np.concatenate([z, [-2.0, -1.0, -0.5, 0.5, 1.0, 2.0]])
+    if name == "relu":  # relu' jumps at 0: test away from the kink
+        z = z[np.abs(z) > 0.01]
+    return z
+
+
+def _central(g, z: np.ndarray) -> np.ndarray:
+    return (g(z + STEP) - g(z - STEP)) / (2.0 * STEP)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_first_derivative_matches_central_differences(name: str) -> None:
+    act = get_activation(name)
+    z = _points(name)
+    np.testing.assert_allclose(act.d1(z), _central(act.fn, z), rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_second_derivative_matches_central_differences_of_the_first(name: str) -> None:
+    act = get_activation(name)
+    z = _points(name)
+    np.testing.assert_allclose(act.d2(z), _central(act.d1, z), rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_functions_are_vectorized_float64(name: str) -> None:
+    act = get_activation(name)
+    z = np.linspace(-3.0, 3.0, 12).reshape(3, 4)
+    for g in (act.fn, act.d1, act.d2):
+        out = np.asarray(g(z))
+        assert out.shape == z.shape
+        assert out.dtype == np.float64
+
+
+def test_only_relu_is_not_smooth() -> None:
+    assert {name for name, act in ACTIVATIONS.items() if not act.smooth} == {"relu"}
+
+
+def test_every_activation_knows_its_own_name() -> None:
+    for name, act in ACTIVATIONS.items():
+        assert act.name == name
+        assert get_activation(name) is act
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if ACTIVATIONS[n].d1_critical])
+def test_d1_critical_points_are_zeros_of_the_second_derivative(name: str) -> None:
+    act = get_activation(name)
+    crit = np.array(act.d1_critical)
+    np.testing.assert_allclose(act.d2(crit), 0.0, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", [n for n in SMOOTH if ACTIVATIONS[n].d2_critical])
+def test_d2_critical_points_are_zeros_of_the_third_derivative(name: str) -> None:
+    act = get_activation(name)
+    crit = np.array(act.d2_critical)
+    np.testing.assert_allclose(_central(act.d2, crit), 0.0, atol=1e-9)
+
+
+def _random_intervals(seed: int, count: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lo = rng.uniform(-7.0, 7.0, count)
+    width = rng.exponential(1.5, count)
+    width[: count // 10] = 0.0  # degenerate intervals [a, a]
+    # intervals placed around the known peaks of |phi'| and |phi''| (0, +-sqrt 2, +-2, pi/2)
+    centres = np.array([0.0, 1.4142135623730951, -2.0, 2.0, 0.6584789484624084, 1.5707963267948966])
+    lo = np.concatenate([lo, centres - 0.3, centres - 1e-3])
+    width = np.concatenate([width, np.full(centres.size, 0.6), np.full(centres.size, 2e-3)])
+    return lo, lo + width
+
+
+def _grid_sup(g, lo: float, hi: float, points: int = 4001) -> float:
+    return float(np.max(np.abs(g(np.linspace(lo, hi, points)))))
+
+
+# relu'' is unbounded at 0: its sup is covered by test_relu_second_derivative_sup_is_infinite
+SUP_CASES = [(name, 1) for name in NAMES] + [(name, 2) for name in SMOOTH]
+
+
+@pytest.mark.parametrize(("name", "order"), SUP_CASES)
+def test_interval_sup_is_exact_against_a_dense_grid(name: str, order: int) -> None:
+    act = get_activation(name)
+    g, sup = (act.d1, act.sup_abs_d1) if order == 1 else (act.d2, act.sup_abs_d2)
+    lo, hi = _random_intervals(seed=order)
+    exact = sup(lo, hi)
+    assert exact.shape == lo.shape
+    grid = np.array([_grid_sup(g, a, b) for a, b in zip(lo, hi, strict=True)])
+    # a sup can never be below a value the function takes on the interval ...
+    assert np.all(exact >= grid - 1e-14)
+    # ... and the grid (spacing <= ~5e-3) comes within O(spacing^2) of a smooth maximum
+    spacing = (hi - lo) / 4000
+    np.testing.assert_array_less(exact - grid, 1e-12 + 2.0 * spacing**2)
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+def test_interval_sup_covers_a_peak_strictly_inside(name: str) -> None:
+    act = get_activation(name)
+    # a wide interval contains every peak: the sup is the global max of |phi''| on [-8, 8]
+    lo, hi = np.array([-8.0]), np.array([8.0])
+    assert act.sup_abs_d2(lo, hi)[0] == pytest.approx(
+        _grid_sup(act.d2, -8.0, 8.0, 400001), abs=1e-9
+    )
+    assert act.sup_abs_d1(lo, hi)[0] == pytest.approx(
+        _grid_sup(act.d1, -8.0, 8.0, 400001), abs=1e-9
+    )
+
+
+def test_relu_second_derivative_sup_is_infinite() -> None:
+    relu = get_activation("relu")
+    out = relu.sup_abs_d2(np.array([-1.0, 2.0]), np.array([1.0, 3.0]))
+    assert np.all(np.isinf(out))
+
+
+def test_known_peak_values() -> None:
+    lo, hi = np.array([-1.0]), np.array([1.0])
+    assert get_activation("tanh").sup_abs_d1(lo, hi)[0] == 1.0
+    assert get_activation("sigmoid").sup_abs_d1(lo, hi)[0] == 0.25
+    assert get_activation("sin").sup_abs_d1(lo, hi)[0] == 1.0
+    assert get_activation("erf").sup_abs_d1(lo, hi)[0] == pytest.approx(2.0 / np.sqrt(np.pi))
+    # tanh'' peaks at +-atanh(1/sqrt 3) with |tanh''| = 4 / (3 sqrt 3)
+    assert get_activation("tanh").sup_abs_d2(lo, hi)[0] == pytest.approx(4.0 / (3.0 * np.sqrt(3.0)))
+    assert get_activation("identity").sup_abs_d2(lo, hi)[0] == 0.0

@@ -1,0 +1,148 @@
+"""Every check can fail: trajectories that violate each bound must produce ``fail``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from lazycheck.checks import CHECK_IDS, CheckContext, evaluate_checks
+
+
+def _good_context(**over) -> CheckContext:
+    """A context consistent with Theorem 2: every check passes."""
+    alpha, smin, smax, L0, beta = 50.0, 0.2, 1.0, 0.5, 0.01
+    t = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 60)])
+    a2 = alpha**2
+    loss = L0 * np.exp(-2 * a2 * smin**2 * t) * 0.9 + 0.0
+    loss[0] = L0
+    B_lin = math.sqrt(2 * smax**2 * L0) / (alpha * smin**2)
+    B_prime = 6 * B_lin
+    disp = B_lin * 0.8 * (1 - np.exp(-a2 * smin**2 * t))
+    t_check = t[::6]
+    disp_check = disp[::6]
+    base = dict(
+        alpha=alpha, n=5, p=50, rank=5, sigma_min=smin, sigma_max=smax, L0=L0, beta=beta,
+        beta_kind="certified upper bound", alpha_min=10.0, alpha_max=math.inf,
+        alpha_feasible=True, B=smin / (2 * beta), B_prime=B_prime, B_lin=B_lin,
+        beta_radius=smin / (2 * beta), beta_radius_consistent=True,
+        t=t, loss=loss, loss_lin=loss * 0.99, disp=disp, disp_lin=disp * 0.99,
+        sigma_min_t=np.full_like(t, smin * 0.95), sigma_max_t=np.full_like(t, smax * 1.05),
+        t_check=t_check, jdiff=0.5 * beta * disp_check, disp_check=disp_check,
+        ball_sigma_min=np.full(8, 0.9 * smin), ball_sigma_max=np.full(8, 1.1 * smax),
+        ball_radius=smin / (2 * beta), rtol=1e-4, rtol_linear=1e-9, atol_loss=1e-300,
+    )
+    base.update(over)
+    return CheckContext(**base)
+
+
+def _by_id(ctx: CheckContext):
+    return {c.id: c for c in evaluate_checks(ctx)}
+
+
+def test_consistent_trajectories_pass_everything() -> None:
+    checks = _by_id(_good_context())
+    assert list(checks) == list(CHECK_IDS)
+    for cid, c in checks.items():
+        assert c.status == "pass", (cid, c.message)
+        assert c.held is True
+        if c.role == "conclusion":
+            assert c.margin >= 1
+
+
+def _bump(arr: np.ndarray, k: int, value: float) -> np.ndarray:
+    out = np.array(arr, dtype=float)
+    out[k] = value
+    return out
+
+
+VIOLATIONS = {
+    # check id -> function making a context that violates it (hypotheses all met)
+    "lemma4.linear": lambda c: {"loss_lin": _bump(c.loss_lin, 40, c.L0)},
+    "lemma4.nonlinear": lambda c: {"loss": _bump(c.loss, 40, c.L0)},
+    "theorem2.loss": lambda c: {"loss": _bump(c.loss, 50, c.L0 * 0.9)},
+    "theorem2.loss_linear": lambda c: {"loss_lin": _bump(c.loss_lin, 50, c.L0 * 0.9)},
+    "theorem2.displacement": lambda c: {"disp": _bump(c.disp, 30, 2 * c.B_prime)},
+    "theorem2.displacement_linear": lambda c: {"disp_lin": _bump(c.disp_lin, 30, 2 * c.B_prime)},
+    "lemma5.linear_radius": lambda c: {"disp_lin": _bump(c.disp_lin, 30, 1.5 * c.B_lin)},
+    "lemma6.sigma_min_trajectory": lambda c: {
+        "sigma_min_t": _bump(c.sigma_min_t, 20, 0.3 * c.sigma_min)},
+    "lemma6.sigma_max_trajectory": lambda c: {
+        "sigma_max_t": _bump(c.sigma_max_t, 20, 2.0 * c.sigma_max)},
+    "lemma6.sigma_min_ball": lambda c: {
+        "ball_sigma_min": _bump(c.ball_sigma_min, 3, 0.4 * c.sigma_min)},
+    "lemma6.sigma_max_ball": lambda c: {
+        "ball_sigma_max": _bump(c.ball_sigma_max, 3, 1.6 * c.sigma_max)},
+    "beta.trajectory_ratio": lambda c: {"jdiff": _bump(c.jdiff, 5, 3 * c.beta * c.disp_check[5])},
+}
+
+
+@pytest.mark.parametrize("cid", sorted(VIOLATIONS))
+def test_each_conclusion_can_fail(cid: str) -> None:
+    good = _good_context()
+    ctx = dataclasses.replace(good, **VIOLATIONS[cid](good))
+    checks = _by_id(ctx)
+    assert checks[cid].status == "fail", checks[cid]
+    assert checks[cid].held is False
+    assert checks[cid].margin < 1
+    assert "VIOLATED" in checks[cid].message
+
+
+@pytest.mark.parametrize("cid", sorted(VIOLATIONS))
+def test_violation_is_unguaranteed_when_hypothesis_unmet(cid: str) -> None:
+    good = _good_context()
+    # alpha below alpha_min: the nonlinear conclusions are not guaranteed; the linear ones
+    # (which need only the rank) still are.
+    ctx = dataclasses.replace(good, alpha_min=1e6, **VIOLATIONS[cid](good))
+    checks = _by_id(ctx)
+    assert checks["hypothesis.alpha"].status == "unmet"
+    c = checks[cid]
+    if "hypothesis.alpha" in c.requires:
+        assert c.status == "unguaranteed" and c.held is False
+        assert "hypothesis.alpha" in c.message
+    else:
+        assert c.status == "fail"
+
+
+def test_within_tolerance_is_a_pass_and_beyond_is_a_fail() -> None:
+    good = _good_context()
+    k = 30
+    env = good.L0 * np.exp(-0.5 * good.alpha**2 * good.sigma_min**2 * good.t[k])
+    inside = dataclasses.replace(good, loss=_bump(good.loss, k, env * (1 + 0.5 * good.rtol)))
+    outside = dataclasses.replace(good, loss=_bump(good.loss, k, env * (1 + 2 * good.rtol)))
+    assert _by_id(inside)["theorem2.loss"].status == "pass"
+    assert _by_id(outside)["theorem2.loss"].status == "fail"
+
+
+def test_hypotheses_unmet_statuses() -> None:
+    ctx = _good_context(rank=4, p=3, beta=math.inf, alpha_feasible=False)
+    checks = _by_id(ctx)
+    for cid in ("assumption.rank", "assumption.overparameterized", "assumption.beta_finite",
+                "hypothesis.alpha"):
+        assert checks[cid].status == "unmet"
+    assert checks["lemma4.linear"].status == "unguaranteed"
+
+
+def test_skipped_when_not_applicable() -> None:
+    ctx = _good_context(ball_sigma_min=np.empty(0), ball_sigma_max=np.empty(0), B=math.inf,
+                        beta_radius_consistent=None)
+    checks = _by_id(ctx)
+    assert checks["lemma6.sigma_min_ball"].status == "skipped"
+    assert checks["beta.radius_consistent"].status == "skipped"
+    assert checks["lemma6.sigma_min_ball"].message
+
+
+def test_lemma4_nonlinear_uses_running_inf_of_lambda() -> None:
+    good = _good_context()
+    # sigma_min(J_t) drops to a tenth from t[20] on: the Lemma-4 envelope slows down and a
+    # loss that decays at the original rate is still within it...
+    smin_t = good.sigma_min_t.copy()
+    smin_t[20:] = 0.1 * good.sigma_min
+    slow = good.L0 * np.exp(-2 * good.alpha**2 * (0.1 * good.sigma_min) ** 2 * good.t)
+    ctx = dataclasses.replace(good, sigma_min_t=smin_t, loss=np.minimum(good.loss, slow))
+    assert _by_id(ctx)["lemma4.nonlinear"].status == "pass"
+    # ...but a loss above that slower envelope fails it
+    ctx2 = dataclasses.replace(ctx, loss=slow * 1.01)
+    assert _by_id(ctx2)["lemma4.nonlinear"].status == "fail"

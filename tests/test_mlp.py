@@ -1,0 +1,348 @@
+"""The MLP and its layerwise linearization, checked against an independent forward pass, finite
+differences, the explicit Jacobian and an extended-precision reference."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lazycheck.activations import ACTIVATIONS
+from lazycheck.mlp import MLP
+from lazycheck.model import Linearization
+
+ACTS = sorted(ACTIVATIONS)
+CONFIGS = list(itertools.product(ACTS, ("ntk", "standard"), (False, True), (1, 2, 3)))
+IDS = [f"{a}-{p}-{'bias' if b else 'nobias'}-depth{d}" for a, p, b, d in CONFIGS]
+WIDTHS = (5, 4, 3)
+N, D = 4, 3
+
+
+def _setup(act: str, param: str, bias: bool, depth: int, seed: int = 0):
+    model = MLP(D, WIDTHS[:depth], act, param, bias, sigma_w=1.3, sigma_b=0.7)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, D)) / math.sqrt(D)
+    w = model.init(rng)
+    return model, X, w, rng
+
+
+def _reference_forward(model: MLP, w: np.ndarray, X: np.ndarray, dtype=np.float64):
+    """The module docstring's formulas, written out directly: (f, list of pre-activations)."""
+    a = np.asarray(X, dtype=dtype)
+    pre = []
+    for i, (layer, (W, b)) in enumerate(zip(model.layers, model.unpack(w), strict=True)):
+        z = dtype(layer.c_w) * (a @ W.astype(dtype).T)
+        if b is not None:
+            z = z + dtype(layer.c_b) * b.astype(dtype)
+        pre.append(z)
+        a = model.activation.fn(z) if i < model.depth else z
+    return a[:, 0], pre
+
+
+def _fd_jacobian(model: MLP, w: np.ndarray, X: np.ndarray, step: float) -> np.ndarray:
+    J = np.empty((X.shape[0], w.size))
+    for k in range(w.size):
+        e = np.zeros_like(w)
+        e[k] = step
+        J[:, k] = (model.forward(w + e, X) - model.forward(w - e, X)) / (2.0 * step)
+    return J
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+# ----------------------------------------------------------------------------- packing
+
+
+def test_parameter_count_follows_the_documented_formula() -> None:
+    for bias in (False, True):
+        model = MLP(7, (5, 4, 3), "tanh", "ntk", bias)
+        dims = (7, 5, 4, 3, 1)
+        expected = sum(dout * (din + bias) for din, dout in itertools.pairwise(dims))
+        assert model.n_params == expected
+        assert sum(layer.size for layer in model.layers) == expected
+        assert model.init(np.random.default_rng(0)).shape == (expected,)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_unpack_gives_row_major_views_in_layer_order(bias: bool) -> None:
+    model = MLP(3, (4, 2), "tanh", "standard", bias)
+    w = np.arange(model.n_params, dtype=np.float64)
+    parts = model.unpack(w)
+    assert [W.shape for W, _ in parts] == [(4, 3), (2, 4), (1, 2)]
+    packed = np.concatenate(
+        [np.concatenate([W.ravel(), b if b is not None else []]) for W, b in parts]
+    )
+    np.testing.assert_array_equal(packed, w)  # the round trip is the identity
+    assert all(np.shares_memory(W, w) for W, _ in parts)  # views, not copies
+    # W^1 comes first, row-major: W^1[i, j] = w[i * fan_in + j]
+    assert parts[0][0][1, 2] == 1 * 3 + 2
+    if bias:
+        np.testing.assert_array_equal(parts[0][1], [12, 13, 14, 15])
+        assert parts[1][0][0, 0] == 16
+    else:
+        assert all(b is None for _, b in parts)
+        assert parts[1][0][0, 0] == 12
+
+
+def test_unpack_rejects_a_wrong_length() -> None:
+    model = MLP(3, (4,), "tanh")
+    with pytest.raises(ValueError, match="shape"):
+        model.unpack(np.zeros(model.n_params + 1))
+
+
+def test_unknown_parameterization_is_rejected() -> None:
+    with pytest.raises(ValueError, match="parameterization"):
+        MLP(3, (4,), "tanh", "mup")
+
+
+def test_describe_names_the_architecture_and_p() -> None:
+    text = MLP(3, (8, 6), "gelu", "standard", True).describe()
+    assert "gelu" in text and "8 x 6" in text and "standard" in text and "biases" in text
+    assert f"p = {MLP(3, (8, 6), 'gelu', 'standard', True).n_params}" in text
+
+
+# ----------------------------------------------------------------------------- init
+
+
+def test_init_is_reproducible_from_the_generator() -> None:
+    model = MLP(5, (6, 6), "tanh", "ntk", True)
+    a = model.init(np.random.default_rng(3))
+    b = model.init(np.random.default_rng(3))
+    c = model.init(np.random.default_rng(4))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("param", ["ntk", "standard"])
+def test_init_statistics_match_the_parameterization(param: str) -> None:
+    from scipy import stats
+
+    sigma_w, sigma_b = 1.7, 0.6
+    model = MLP(40, (300, 200), "tanh", param, True, sigma_w=sigma_w, sigma_b=sigma_b)
+    w = model.init(np.random.default_rng(11))
+    for layer, (W, b) in zip(model.layers, model.unpack(w), strict=True):
+        if param == "ntk":
+            sd_w = sd_b = 1.0
+        else:
+            sd_w, sd_b = sigma_w / math.sqrt(layer.fan_in), sigma_b
+        for values, sd in ((W.ravel(), sd_w), (b, sd_b)):
+            m = values.size
+            # mean and variance within ~5 standard errors of their sampling distribution
+            assert abs(values.mean()) < 5.0 * sd / math.sqrt(m)
+            assert abs(values.var() / sd**2 - 1.0) < 5.0 * math.sqrt(2.0 / m)
+            if m >= 100:  # and Gaussian-shaped
+                assert stats.kstest(values / sd, "norm").pvalue > 1e-4
+
+
+# ----------------------------------------------------------------------------- semantics
+
+
+@pytest.mark.parametrize(("act", "param", "bias", "depth"), CONFIGS, ids=IDS)
+def test_forward_matches_the_documented_formula(act: str, param: str, bias: bool, depth: int):
+    model, X, w, _ = _setup(act, param, bias, depth)
+    f_ref, _ = _reference_forward(model, w, X)
+    np.testing.assert_allclose(model.forward(w, X), f_ref, rtol=1e-13, atol=1e-14)
+    assert model.linearize(w, X).f.shape == (N,)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_ntk_network_equals_standard_network_with_scaled_weights(bias: bool) -> None:
+    sw, sb = 1.3, 0.7
+    ntk = MLP(D, (5, 4), "tanh", "ntk", bias, sw, sb)
+    std = MLP(D, (5, 4), "tanh", "standard", bias, sw, sb)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((N, D))
+    w = ntk.init(rng)
+    scale = np.concatenate(
+        [
+            np.concatenate([np.full(L.fan_out * L.fan_in, L.c_w), np.full(L.fan_out * bias, L.c_b)])
+            for L in ntk.layers
+        ]
+    )
+    np.testing.assert_allclose(ntk.forward(w, X), std.forward(scale * w, X), rtol=1e-13)
+    # chain rule: J_ntk(w) = J_std(scale * w) diag(scale)
+    np.testing.assert_allclose(
+        ntk.jacobian(w, X), std.jacobian(scale * w, X) * scale, rtol=1e-12, atol=1e-14
+    )
+
+
+# ----------------------------------------------------------------------------- derivatives
+
+
+@pytest.mark.parametrize(("act", "param", "bias", "depth"), CONFIGS, ids=IDS)
+def test_jacobian_matches_central_differences(act: str, param: str, bias: bool, depth: int):
+    step = 1e-6
+    for seed in range(20):
+        model, X, w, _ = _setup(act, param, bias, depth, seed)
+        # relu: finite differences are valid only away from the kinks; take the first draw
+        # whose hidden pre-activations all stay clear of 0 (a step moves them by ~1e-6)
+        _, pre = _reference_forward(model, w, X)
+        if act != "relu" or min(np.abs(z).min() for z in pre[:-1]) > 1e-3:
+            break
+    else:
+        pytest.fail("no draw keeps the relu pre-activations away from 0")
+    J = model.jacobian(w, X)
+    J_fd = _fd_jacobian(model, w, X, step)
+    scale = max(1.0, float(np.abs(model.forward(w, X)).max()))
+    # truncation ~ step^2, rounding ~ eps * |f| / step ~ 1e-10 * |f|
+    np.testing.assert_allclose(J, J_fd, rtol=1e-6, atol=1e-8 * scale)
+    assert J.shape == (N, model.n_params)
+
+
+@pytest.mark.parametrize(("act", "param", "bias", "depth"), CONFIGS, ids=IDS)
+def test_jvp_and_vjp_are_adjoint_and_match_the_jacobian(
+    act: str, param: str, bias: bool, depth: int
+):
+    model, X, w, rng = _setup(act, param, bias, depth)
+    lin = model.linearize(w, X)
+    J = lin.jacobian()
+    v = rng.standard_normal(model.n_params)
+    r = rng.standard_normal(N)
+    Jv, JTr = lin.jvp(v), lin.vjp(r)
+    assert Jv.shape == (N,) and JTr.shape == (model.n_params,)
+    # <r, J v> = <J^T r, v>
+    lhs, rhs = r @ Jv, JTr @ v
+    assert abs(lhs - rhs) <= 1e-12 * np.linalg.norm(r) * np.linalg.norm(J) * np.linalg.norm(v)
+    bound = 1e-13 * np.linalg.norm(J)
+    assert np.linalg.norm(Jv - J @ v) <= bound * np.linalg.norm(v)
+    assert np.linalg.norm(JTr - J.T @ r) <= bound * np.linalg.norm(r)
+    # the Model convenience wrappers run the same computation
+    np.testing.assert_array_equal(model.jvp(w, X, v), Jv)
+    np.testing.assert_array_equal(model.vjp(w, X, r), JTr)
+
+
+@pytest.mark.parametrize(("act", "param", "bias", "depth"), CONFIGS, ids=IDS)
+def test_layerwise_kernels_match_products_of_jacobians(
+    act: str, param: str, bias: bool, depth: int
+):
+    model, X, w, rng = _setup(act, param, bias, depth)
+    v = w + 0.3 * rng.standard_normal(model.n_params)
+    lw, lv = model.linearize(w, X), model.linearize(v, X)
+    Jw, Jv = lw.jacobian(), lv.jacobian()
+    tol = 1e-13 * np.linalg.norm(Jw) * np.linalg.norm(Jv)
+    K = lw.kernel()
+    assert np.linalg.norm(K - Jw @ Jw.T) <= 1e-13 * np.linalg.norm(Jw) ** 2
+    np.testing.assert_array_equal(K, K.T)
+    assert np.linalg.norm(lw.cross_kernel(lv) - Jw @ Jv.T) <= tol
+    dJ = Jw - Jv
+    dK = lw.difference_kernel(lv)
+    assert np.linalg.norm(dK - dJ @ dJ.T) <= 1e-13 * (np.linalg.norm(Jw) + np.linalg.norm(Jv)) ** 2
+    # with another input set (rows of a test set)
+    X2 = rng.standard_normal((N + 2, D))
+    J2 = model.jacobian(v, X2)
+    assert np.linalg.norm(lw.cross_kernel(model.linearize(v, X2)) - Jw @ J2.T) <= (
+        1e-13 * np.linalg.norm(Jw) * np.linalg.norm(J2)
+    )
+    np.testing.assert_array_equal(model.kernel(w, X), K)
+    np.testing.assert_array_equal(model.cross_kernel(w, v, X), lw.cross_kernel(lv))
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_difference_kernel_of_a_point_with_itself_is_zero(act: str) -> None:
+    model, X, w, _ = _setup(act, "ntk", True, 2)
+    lin = model.linearize(w, X)
+    np.testing.assert_array_equal(lin.difference_kernel(model.linearize(w, X)), 0.0)
+
+
+# ----------------------------------------------------------------------------- precision
+
+
+def _longdouble_jacobian(model: MLP, w: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """J in extended precision, by the chain rule written out (tanh or sin only)."""
+    ld = np.longdouble
+    fn = {"tanh": np.tanh, "sin": np.sin}[model.activation.name]
+    d1 = {"tanh": lambda z: 1 - np.tanh(z) ** 2, "sin": np.cos}[model.activation.name]
+    params = [(W.astype(ld), None if b is None else b.astype(ld)) for W, b in model.unpack(w)]
+    a, inputs, slopes = X.astype(ld), [], []
+    for i, (layer, (W, b)) in enumerate(zip(model.layers, params, strict=True)):
+        inputs.append(a)
+        z = ld(layer.c_w) * (a @ W.T) + (0 if b is None else ld(layer.c_b) * b)
+        if i < model.depth:
+            slopes.append(d1(z))
+            a = fn(z)
+    deltas = [np.ones((X.shape[0], 1), dtype=ld)]
+    for i in range(model.depth - 1, -1, -1):
+        deltas.insert(0, slopes[i] * (ld(model.layers[i + 1].c_w) * (deltas[0] @ params[i + 1][0])))
+    blocks = []
+    for layer, A, Dl in zip(model.layers, inputs, deltas, strict=True):
+        blocks.append(ld(layer.c_w) * (Dl[:, :, None] * A[:, None, :]).reshape(X.shape[0], -1))
+        if layer.bias:
+            blocks.append(ld(layer.c_b) * Dl)
+    return np.concatenate(blocks, axis=1)
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).eps > 1e-18, reason="needs an extended-precision long double"
+)
+@pytest.mark.parametrize(("act", "param"), [("tanh", "ntk"), ("tanh", "standard"), ("sin", "ntk")])
+def test_difference_kernel_keeps_relative_accuracy_for_nearby_weights(act: str, param: str):
+    model = MLP(D, (6, 5), act, param, True, sigma_w=1.3, sigma_b=0.7)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((N, D)) / math.sqrt(D)
+    w = model.init(rng)
+    v = w + 1e-9 * rng.standard_normal(model.n_params)
+    # sanity of the reference itself: it agrees with the float64 Jacobian to ~eps
+    Jw_ref = _longdouble_jacobian(model, w, X)
+    assert _rel(model.jacobian(w, X), Jw_ref.astype(np.float64)) < 1e-14
+    dJ = Jw_ref - _longdouble_jacobian(model, v, X)  # accurate to ~eps_ld / 1e-9 ~ 1e-10
+    reference = (dJ @ dJ.T).astype(np.float64)
+    lw, lv = model.linearize(w, X), model.linearize(v, X)
+    # layerwise difference kernel: relative error ~ eps / 1e-9 ~ 1e-7
+    assert _rel(lw.difference_kernel(lv), reference) < 1e-5
+    # subtracting kernels loses everything: K ~ 1, the difference ~ 1e-18
+    assert _rel(Linearization.difference_kernel(lw, lv), reference) > 1.0
+
+
+# ----------------------------------------------------------------------------- properties
+
+
+@st.composite
+def architectures(draw):
+    depth = draw(st.integers(1, 3))
+    widths = tuple(draw(st.lists(st.integers(1, 6), min_size=depth, max_size=depth)))
+    return dict(
+        input_dim=draw(st.integers(1, 4)),
+        widths=widths,
+        activation=draw(st.sampled_from(ACTS)),
+        parameterization=draw(st.sampled_from(["ntk", "standard"])),
+        bias=draw(st.booleans()),
+        sigma_w=draw(st.floats(0.5, 2.0)),
+        sigma_b=draw(st.floats(0.0, 1.5)),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(arch=architectures(), n=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_property_kernels_equal_jacobian_products(arch: dict, n: int, seed: int) -> None:
+    model = MLP(**arch)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, arch["input_dim"]))
+    w = model.init(rng)
+    v = w + rng.standard_normal(model.n_params)
+    lw, lv = model.linearize(w, X), model.linearize(v, X)
+    Jw, Jv = lw.jacobian(), lv.jacobian()
+    sw, sv = np.linalg.norm(Jw), np.linalg.norm(Jv)
+    assert np.linalg.norm(lw.kernel() - Jw @ Jw.T) <= 1e-13 * sw * sw + 1e-300
+    assert np.linalg.norm(lw.cross_kernel(lv) - Jw @ Jv.T) <= 1e-13 * sw * sv + 1e-300
+    dJ = Jw - Jv
+    assert np.linalg.norm(lw.difference_kernel(lv) - dJ @ dJ.T) <= 1e-13 * (sw + sv) ** 2 + 1e-300
+
+
+@settings(max_examples=60, deadline=None)
+@given(arch=architectures(), n=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_property_jvp_and_vjp_are_adjoint(arch: dict, n: int, seed: int) -> None:
+    model = MLP(**arch)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, arch["input_dim"]))
+    lin = model.linearize(model.init(rng), X)
+    v = rng.standard_normal(model.n_params)
+    r = rng.standard_normal(n)
+    Jv, JTr = lin.jvp(v), lin.vjp(r)
+    scale = np.linalg.norm(lin.jacobian()) * np.linalg.norm(v) * np.linalg.norm(r)
+    assert abs(r @ Jv - JTr @ v) <= 1e-12 * scale + 1e-300
