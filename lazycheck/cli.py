@@ -45,7 +45,7 @@ class VerifyFormat(str, Enum):
 
 
 SpecArg = Annotated[
-    Path, typer.Argument(help="The experiment spec (TOML).", show_default=False)
+    Path, typer.Argument(help="The experiment spec (TOML).", show_default=False, metavar="SPEC")
 ]
 AlphaOpt = Annotated[
     float | None, typer.Option("--alpha", help="Override [flow].alpha (the output scale).")

@@ -136,7 +136,7 @@ def synthetic_data(
 
 def _read_csv(path: Path, features: tuple[str, ...], target: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
     except UnicodeDecodeError:
         raise LazycheckError(f"{path}: not a UTF-8 text file; expected CSV with a header") from None

@@ -138,12 +138,12 @@ class Spec:
             raw = {f.name: getattr(spec.flow, f.name) for f in dataclasses.fields(FlowSpec)}
             raw.update(flow)
             raw = {k: v for k, v in raw.items() if v is not None}
-            spec = dataclasses.replace(spec, flow=_parse_flow(raw, _Where("command line", "")))
+            spec = dataclasses.replace(spec, flow=_parse_flow(raw, _Where(_CLI, "")))
         if "beta" in o:
             raw = {f.name: getattr(spec.check, f.name) for f in dataclasses.fields(CheckSpec)}
             raw["beta"] = o.pop("beta")
             raw = {k: v for k, v in raw.items() if v is not None}
-            spec = dataclasses.replace(spec, check=_parse_check(raw, _Where("command line", "")))
+            spec = dataclasses.replace(spec, check=_parse_check(raw, _Where(_CLI, "")))
         if o:
             raise LazycheckError(f"unknown override(s): {', '.join(sorted(o))}")
         return spec
@@ -203,6 +203,9 @@ def parse_spec(raw: Mapping[str, Any], path: Path | None = None) -> Spec:
 # ----------------------------------------------------------------------------- helpers
 
 
+_CLI = "command line"
+
+
 @dataclass(frozen=True)
 class _Where:
     file: str
@@ -212,6 +215,8 @@ class _Where:
         return _Where(self.file, table)
 
     def key(self, key: str) -> str:
+        if self.file == _CLI:
+            return f"--{key.replace('_', '-')}"
         return f"{self.file}: [{self.table}].{key}" if self.table else f"{self.file}: {key}"
 
 
@@ -415,7 +420,7 @@ def _parse_check(raw: Mapping[str, Any], where: _Where) -> CheckSpec:
     _reject_unknown(raw, allowed, where)
     return CheckSpec(
         beta=_mode_or_number(raw, "beta", where, BETA_MODES, "auto"),
-        radius=_mode_or_number(raw, "radius", where, ("auto",), "auto"),
+        radius=_mode_or_number(raw, "radius", where, ("auto",), "auto", positive=True),
         beta_samples=_get(raw, "beta_samples", where, "int", 48, check=_at_least(1)),
         beta_iterations=_get(raw, "beta_iterations", where, "int", 30, check=_at_least(1)),
         ball_points=_get(raw, "ball_points", where, "int", 32, check=_at_least(1)),
@@ -424,7 +429,12 @@ def _parse_check(raw: Mapping[str, Any], where: _Where) -> CheckSpec:
 
 
 def _mode_or_number(
-    raw: Mapping[str, Any], key: str, where: _Where, modes: tuple[str, ...], default: str
+    raw: Mapping[str, Any],
+    key: str,
+    where: _Where,
+    modes: tuple[str, ...],
+    default: str,
+    positive: bool = False,
 ) -> str | float:
     if key not in raw:
         return default
@@ -439,9 +449,16 @@ def _mode_or_number(
                 f"{where.key(key)}: {v!r} is not allowed; give a number >= 0 or one of "
                 f"{', '.join(modes)}"
             ) from None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+    least = "> 0" if positive else ">= 0"
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, int | float)
+        or not math.isfinite(v)
+        or v < 0
+        or (positive and v == 0)
+    ):
         raise LazycheckError(
-            f"{where.key(key)}: must be a finite number >= 0 or one of {', '.join(modes)}, "
+            f"{where.key(key)}: must be a finite number {least} or one of {', '.join(modes)}, "
             f"got {v!r}"
         )
     return float(v)

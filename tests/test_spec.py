@@ -453,10 +453,10 @@ def test_none_overrides_change_nothing() -> None:
     ("overrides", "fragment"),
     [
         ({"seed": -1}, "--seed: must be a non-negative integer"),
-        ({"alpha": -1.0}, "command line: alpha: must be > 0"),
-        ({"method": "euler"}, "command line: method: 'euler' is not allowed"),
-        ({"rtol": 1.0}, "command line: rtol: must lie between"),
-        ({"beta": "exact"}, "command line: beta: 'exact' is not allowed"),
+        ({"alpha": -1.0}, "--alpha: must be > 0"),
+        ({"method": "euler"}, "--method: 'euler' is not allowed"),
+        ({"rtol": 1.0}, "--rtol: must lie between"),
+        ({"beta": "exact"}, "--beta: 'exact' is not allowed"),
         ({"widths": [3]}, "unknown override(s): widths"),
     ],
 )
