@@ -20,8 +20,8 @@ from typing import Any
 from lazycheck._version import __version__
 
 __all__ = [
-    "MLP",
     "ACTIVATIONS",
+    "MLP",
     "BoundReport",
     "CenteredModel",
     "Dataset",

@@ -139,7 +139,7 @@ def _erf(z: Array) -> Array:
 
 
 def _erf_d1(z: Array) -> Array:
-    return _TWO_OVER_SQRT_PI * np.exp(-np.asarray(z) ** 2)
+    return _TWO_OVER_SQRT_PI * np.exp(-(np.asarray(z) ** 2))
 
 
 def _erf_d2(z: Array) -> Array:
@@ -171,16 +171,12 @@ _S3 = math.log((3.0 + math.sqrt(3.0)) / (3.0 - math.sqrt(3.0)))  # zeros of sigm
 
 ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation("tanh", np.tanh, _tanh_d1, _tanh_d2, True, (0.0,), (-_T3, _T3)),
-    "sigmoid": Activation(
-        "sigmoid", _sigmoid, _sigmoid_d1, _sigmoid_d2, True, (0.0,), (-_S3, _S3)
-    ),
+    "sigmoid": Activation("sigmoid", _sigmoid, _sigmoid_d1, _sigmoid_d2, True, (0.0,), (-_S3, _S3)),
     "softplus": Activation("softplus", _softplus, _sigmoid, _sigmoid_d1, True, (), (0.0,)),
     "gelu": Activation(
         "gelu", _gelu, _gelu_d1, _gelu_d2, True, (-_SQRT2, _SQRT2), (-2.0, 0.0, 2.0)
     ),
-    "erf": Activation(
-        "erf", _erf, _erf_d1, _erf_d2, True, (0.0,), (-1.0 / _SQRT2, 1.0 / _SQRT2)
-    ),
+    "erf": Activation("erf", _erf, _erf_d1, _erf_d2, True, (0.0,), (-1.0 / _SQRT2, 1.0 / _SQRT2)),
     "sin": Activation("sin", np.sin, np.cos, lambda z: -np.sin(z), True, None, None),
     "identity": Activation("identity", _identity, _ones, _zeros, True, (), ()),
     "relu": Activation("relu", _relu, _relu_d1, _zeros, False, (), ()),

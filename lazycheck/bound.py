@@ -210,7 +210,11 @@ def compute_bound(
     model = problem.model
     if not model.smooth:
         betas["exact"] = BetaEstimate(
-            math.inf, "exact", math.inf, True, "activation not smooth",
+            math.inf,
+            "exact",
+            math.inf,
+            True,
+            "activation not smooth",
             f"{problem.spec.model.activation} has a jumping derivative, so w -> J_w is not "
             "Lipschitz: beta = inf whatever sampling says",
         )
@@ -224,12 +228,21 @@ def compute_bound(
             betas["exact"] = cert
         elif cert is not None:
             betas["certified"] = cert
-    if chk.beta in ("auto", "sampled") and spec_.ok and "exact" not in betas or (
-        chk.beta in ("auto", "sampled") and not model.smooth and spec_.ok
+    if (
+        (chk.beta in ("auto", "sampled")
+        and spec_.ok
+        and "exact" not in betas)
+        or (chk.beta in ("auto", "sampled") and not model.smooth and spec_.ok)
     ):
         betas["sampled"] = sampled_beta(
-            model, problem.X, problem.w0, smin, problem.rng("beta"),
-            radius=chk.radius, samples=chk.beta_samples, iterations=chk.beta_iterations,
+            model,
+            problem.X,
+            problem.w0,
+            smin,
+            problem.rng("beta"),
+            radius=chk.radius,
+            samples=chk.beta_samples,
+            iterations=chk.beta_iterations,
         )
     step("alpha")
     basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
@@ -241,11 +254,20 @@ def compute_bound(
     # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
     r_star = math.nan
     samp = betas.get("sampled")
-    if samp is not None and samp.direction is not None and spec_.ok and math.isfinite(
-        samp.value
-    ) and samp.value > 0:
+    if (
+        samp is not None
+        and samp.direction is not None
+        and spec_.ok
+        and math.isfinite(samp.value)
+        and samp.value > 0
+    ):
         r_star = critical_radius(
-            model, problem.X, lin0, problem.w0, samp.direction, 0.5 * smin,
+            model,
+            problem.X,
+            lin0,
+            problem.w0,
+            samp.direction,
+            0.5 * smin,
             s_max=100.0 * smin / (2.0 * samp.value),
         )
         solutions["r_star"] = solve_alpha(radius_kappa(r_star, smin, smax), f0, problem.y)
@@ -310,7 +332,10 @@ def _quantities(
         Quantity("sigma_min", smin, "exact", "sigma_min(J0) = sqrt(lambda_min(J0 J0^T))", acc),
         Quantity("sigma_max", smax, "exact", "sigma_max(J0)", sp.method),
         Quantity(
-            "rank_J0", float(sp.rank), "exact", f"#singular values > tol = {sp.tol:.2e}",
+            "rank_J0",
+            float(sp.rank),
+            "exact",
+            f"#singular values > tol = {sp.tol:.2e}",
             sp.message,
         ),
         Quantity("f0_norm", float(np.linalg.norm(f0)), "exact", "||f(w0)||"),
@@ -319,14 +344,19 @@ def _quantities(
     for name, b in betas.items():
         q.append(
             Quantity(
-                f"beta[{name}]", b.value, _BETA_KIND[name],
-                "sup ||J_w - J_0|| / ||w - w0|| on ||w - w0|| <= R", b.message,
+                f"beta[{name}]",
+                b.value,
+                _BETA_KIND[name],
+                "sup ||J_w - J_0|| / ||w - w0|| on ||w - w0|| <= R",
+                b.message,
             )
         )
         if math.isfinite(b.radius):
             q.append(
                 Quantity(
-                    f"R[{name}]", b.radius, "exact" if name != "given" else "given",
+                    f"R[{name}]",
+                    b.radius,
+                    "exact" if name != "given" else "given",
                     "radius of the ball beta holds on",
                     "consistent: R >= B" if b.consistent else "inconsistent: R < B",
                 )
@@ -335,31 +365,48 @@ def _quantities(
         sol = sols[name]
         q.append(
             Quantity(
-                f"alpha_min[{name}]", sol.alpha_min, _ALPHA_KIND[name],
+                f"alpha_min[{name}]",
+                sol.alpha_min,
+                _ALPHA_KIND[name],
                 "least alpha with alpha >= 6 beta sqrt(8 sigma_max^2 L0(alpha)) / sigma_min^3",
                 sol.message,
             )
         )
         if sol.status == "interval":
             q.append(
-                Quantity(f"alpha_max[{name}]", sol.alpha_max, _ALPHA_KIND[name],
-                         "largest alpha satisfying the hypothesis")
+                Quantity(
+                    f"alpha_max[{name}]",
+                    sol.alpha_max,
+                    _ALPHA_KIND[name],
+                    "largest alpha satisfying the hypothesis",
+                )
             )
         B = smin / (2.0 * b.value) if b.value > 0 else math.inf
         q.append(Quantity(f"B[{name}]", B, _B_KIND[name], "sigma_min / (2 beta)"))
     q.append(
-        Quantity("B_prime", b_prime(alpha, L0, smin, smax), "exact",
-                 "3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2)", f"at alpha = {alpha:g}")
+        Quantity(
+            "B_prime",
+            b_prime(alpha, L0, smin, smax),
+            "exact",
+            "3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2)",
+            f"at alpha = {alpha:g}",
+        )
     )
     q.append(
-        Quantity("B_lin", b_lin(alpha, L0, smin, smax), "exact",
-                 "sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)",
-                 "the linear model's radius (Lemma 5, corrected)")
+        Quantity(
+            "B_lin",
+            b_lin(alpha, L0, smin, smax),
+            "exact",
+            "sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)",
+            "the linear model's radius (Lemma 5, corrected)",
+        )
     )
     if not math.isnan(r_star):
         q.append(
             Quantity(
-                "r_star", r_star, "sampled estimate (upper)",
+                "r_star",
+                r_star,
+                "sampled estimate (upper)",
                 "least s with ||J_{w0+s h} - J_0|| = sigma_min/2 along the worst h found",
                 "the proof needs only ||J_w - J_0|| <= sigma_min/2 within B'; other "
                 "directions may reach it sooner",
@@ -368,8 +415,11 @@ def _quantities(
         sol = sols["r_star"]
         q.append(
             Quantity(
-                "alpha_r_star", sol.alpha_min, "sampled estimate (optimistic)",
-                "least alpha with B'(alpha) <= r_star", sol.message,
+                "alpha_r_star",
+                sol.alpha_min,
+                "sampled estimate (optimistic)",
+                "least alpha with B'(alpha) <= r_star",
+                sol.message,
             )
         )
     # the primary names of the JSON schema

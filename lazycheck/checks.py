@@ -156,10 +156,17 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     # Lemma 4, linear model: rate 2 alpha^2 sigma_min^2
     out.append(
         _upper(
-            "lemma4.linear", "Lemma 4, linear model: loss decays at its own rate",
+            "lemma4.linear",
+            "Lemma 4, linear model: loss decays at its own rate",
             "L(alpha f0(u(t))) <= L0 exp(-2 alpha^2 sigma_min^2 t)",
-            c.loss_lin, c.L0 * np.exp(-2 * a2 * smin2 * tr), tr, c.rtol_linear, c.atol_loss,
-            _LINEAR_REQ, met, "exact (closed form)",
+            c.loss_lin,
+            c.L0 * np.exp(-2 * a2 * smin2 * tr),
+            tr,
+            c.rtol_linear,
+            c.atol_loss,
+            _LINEAR_REQ,
+            met,
+            "exact (closed form)",
         )
     )
     # Lemma 4, nonlinear model with observed lambda(s) = alpha^2 sigma_min(J_s)^2, inf over [0, t]
@@ -168,89 +175,164 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     lam_ok = bool(np.all(lam_inf[1:] > 0)) if lam_inf.size > 1 else True
     out.append(
         _upper(
-            "lemma4.nonlinear", "Lemma 4, nonlinear model with the observed lambda(t)",
+            "lemma4.nonlinear",
+            "Lemma 4, nonlinear model with the observed lambda(t)",
             "L(alpha f(w(t))) <= L0 exp(-2 t inf_{s<=t} alpha^2 sigma_min(J_w(s))^2)",
-            c.loss, c.L0 * np.exp(-2 * lam_inf * tr), tr, c.rtol, c.atol_loss,
-            lemma4_req, met, "inf of lambda over the recorded grid (sampled in time)",
+            c.loss,
+            c.L0 * np.exp(-2 * lam_inf * tr),
+            tr,
+            c.rtol,
+            c.atol_loss,
+            lemma4_req,
+            met,
+            "inf of lambda over the recorded grid (sampled in time)",
             skip=None if lam_ok else "lambda(t) reaches 0: Lemma 4 gives no decay",
         )
     )
     env = c.L0 * np.exp(-0.5 * a2 * smin2 * tr)
     out.append(
         _upper(
-            "theorem2.loss", "Theorem 2: nonlinear loss bound",
+            "theorem2.loss",
+            "Theorem 2: nonlinear loss bound",
             "L(alpha f(w(t))) <= L0 exp(-alpha^2 sigma_min^2 t / 2)",
-            c.loss, env, tr, c.rtol, c.atol_loss, _FULL_REQ, met, _basis(c),
-        )
-    )
-    out.append(
-        _upper(
-            "theorem2.loss_linear", "Theorem 2: linear-model loss bound",
-            "L(alpha f0(u(t))) <= L0 exp(-alpha^2 sigma_min^2 t / 2)",
-            c.loss_lin, env, tr, c.rtol_linear, c.atol_loss, _LINEAR_REQ, met,
-            "exact (closed form); holds by Lemma 4 alone",
-        )
-    )
-    out.append(
-        _upper(
-            "theorem2.displacement", "Theorem 2: weights stay within B'",
-            "||w(t) - w0|| <= B' = 3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2)",
-            c.disp, np.full_like(tr, c.B_prime), tr, c.rtol, 0.0, _FULL_REQ, met, _basis(c),
-        )
-    )
-    out.append(
-        _upper(
-            "theorem2.displacement_linear", "Theorem 2: linear-model weights stay within B'",
-            "||u(t) - u0|| <= B'",
-            c.disp_lin, np.full_like(tr, c.B_prime), tr, c.rtol_linear, 0.0, _LINEAR_REQ, met,
-            "exact (closed form); holds by Lemma 5 alone",
-        )
-    )
-    out.append(
-        _upper(
-            "lemma5.linear_radius", "Lemma 5 (corrected): the linear model's radius",
-            "||u(t) - u0|| <= sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)",
-            c.disp_lin, np.full_like(tr, c.B_lin), tr, c.rtol_linear, 0.0, _LINEAR_REQ, met,
-            "exact (closed form)",
-        )
-    )
-    out.append(
-        _lower(
-            "lemma6.sigma_min_trajectory", "Lemma 6 along the trajectory: sigma_min",
-            "sigma_min(J_w(t)) >= sigma_min / 2",
-            c.sigma_min_t, np.full_like(tr, 0.5 * c.sigma_min), tr, c.rtol, _FULL_REQ, met,
+            c.loss,
+            env,
+            tr,
+            c.rtol,
+            c.atol_loss,
+            _FULL_REQ,
+            met,
             _basis(c),
         )
     )
     out.append(
         _upper(
-            "lemma6.sigma_max_trajectory", "Lemma 6 along the trajectory: sigma_max",
+            "theorem2.loss_linear",
+            "Theorem 2: linear-model loss bound",
+            "L(alpha f0(u(t))) <= L0 exp(-alpha^2 sigma_min^2 t / 2)",
+            c.loss_lin,
+            env,
+            tr,
+            c.rtol_linear,
+            c.atol_loss,
+            _LINEAR_REQ,
+            met,
+            "exact (closed form); holds by Lemma 4 alone",
+        )
+    )
+    out.append(
+        _upper(
+            "theorem2.displacement",
+            "Theorem 2: weights stay within B'",
+            "||w(t) - w0|| <= B' = 3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2)",
+            c.disp,
+            np.full_like(tr, c.B_prime),
+            tr,
+            c.rtol,
+            0.0,
+            _FULL_REQ,
+            met,
+            _basis(c),
+        )
+    )
+    out.append(
+        _upper(
+            "theorem2.displacement_linear",
+            "Theorem 2: linear-model weights stay within B'",
+            "||u(t) - u0|| <= B'",
+            c.disp_lin,
+            np.full_like(tr, c.B_prime),
+            tr,
+            c.rtol_linear,
+            0.0,
+            _LINEAR_REQ,
+            met,
+            "exact (closed form); holds by Lemma 5 alone",
+        )
+    )
+    out.append(
+        _upper(
+            "lemma5.linear_radius",
+            "Lemma 5 (corrected): the linear model's radius",
+            "||u(t) - u0|| <= sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)",
+            c.disp_lin,
+            np.full_like(tr, c.B_lin),
+            tr,
+            c.rtol_linear,
+            0.0,
+            _LINEAR_REQ,
+            met,
+            "exact (closed form)",
+        )
+    )
+    out.append(
+        _lower(
+            "lemma6.sigma_min_trajectory",
+            "Lemma 6 along the trajectory: sigma_min",
+            "sigma_min(J_w(t)) >= sigma_min / 2",
+            c.sigma_min_t,
+            np.full_like(tr, 0.5 * c.sigma_min),
+            tr,
+            c.rtol,
+            _FULL_REQ,
+            met,
+            _basis(c),
+        )
+    )
+    out.append(
+        _upper(
+            "lemma6.sigma_max_trajectory",
+            "Lemma 6 along the trajectory: sigma_max",
             "sigma_max(J_w(t)) <= 3 sigma_max / 2",
-            c.sigma_max_t, np.full_like(tr, 1.5 * c.sigma_max), tr, c.rtol, 0.0, _FULL_REQ, met,
+            c.sigma_max_t,
+            np.full_like(tr, 1.5 * c.sigma_max),
+            tr,
+            c.rtol,
+            0.0,
+            _FULL_REQ,
+            met,
             _basis(c),
         )
     )
     ball_req = (RANK, OVERPARAM, BETA_FINITE)
     idx = np.arange(c.ball_sigma_min.size, dtype=float)
     no_ball = (
-        None if c.ball_sigma_min.size else
-        f"no points sampled: B = {c.B:.3g} (a ball is sampled only for finite, positive B)"
+        None
+        if c.ball_sigma_min.size
+        else f"no points sampled: B = {c.B:.3g} (a ball is sampled only for finite, positive B)"
     )
     ball_basis = f"{c.ball_sigma_min.size} points sampled in the ball of radius B; {_basis(c)}"
     out.append(
         _lower(
-            "lemma6.sigma_min_ball", "Lemma 6 in the ball of radius B: sigma_min",
+            "lemma6.sigma_min_ball",
+            "Lemma 6 in the ball of radius B: sigma_min",
             "sigma_min(J_w) >= sigma_min / 2 for ||w - w0|| <= B",
-            c.ball_sigma_min, np.full_like(idx, 0.5 * c.sigma_min), idx, 1e-9, ball_req, met,
-            ball_basis, skip=no_ball, at_label="point",
+            c.ball_sigma_min,
+            np.full_like(idx, 0.5 * c.sigma_min),
+            idx,
+            1e-9,
+            ball_req,
+            met,
+            ball_basis,
+            skip=no_ball,
+            at_label="point",
         )
     )
     out.append(
         _upper(
-            "lemma6.sigma_max_ball", "Lemma 6 in the ball of radius B: sigma_max",
+            "lemma6.sigma_max_ball",
+            "Lemma 6 in the ball of radius B: sigma_max",
             "sigma_max(J_w) <= 3 sigma_max / 2 for ||w - w0|| <= B",
-            c.ball_sigma_max, np.full_like(idx, 1.5 * c.sigma_max), idx, 1e-9, 0.0, ball_req,
-            met, ball_basis, skip=no_ball, at_label="point",
+            c.ball_sigma_max,
+            np.full_like(idx, 1.5 * c.sigma_max),
+            idx,
+            1e-9,
+            0.0,
+            ball_req,
+            met,
+            ball_basis,
+            skip=no_ball,
+            at_label="point",
         )
     )
     # ||J_w(t) - J_0|| / ||w(t) - w0|| <= beta: guaranteed when beta is valid on a ball that
@@ -259,12 +341,20 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     ratio = np.where(moved, c.jdiff / np.where(moved, c.disp_check, 1.0), 0.0)
     out.append(
         _upper(
-            "beta.trajectory_ratio", "observed Jacobian change against beta",
+            "beta.trajectory_ratio",
+            "observed Jacobian change against beta",
             "||J_w(t) - J_0|| / ||w(t) - w0|| <= beta",
-            ratio[moved], np.full(int(moved.sum()), c.beta), c.t_check[moved], c.rtol, 0.0,
-            _FULL_REQ, met, _basis(c),
-            skip=None if moved.any() and math.isfinite(c.beta) else
-            "beta is infinite or the weights did not move",
+            ratio[moved],
+            np.full(int(moved.sum()), c.beta),
+            c.t_check[moved],
+            c.rtol,
+            0.0,
+            _FULL_REQ,
+            met,
+            _basis(c),
+            skip=None
+            if moved.any() and math.isfinite(c.beta)
+            else "beta is infinite or the weights did not move",
         )
     )
     return out
@@ -283,26 +373,66 @@ def _basis(c: CheckContext) -> str:
 
 
 def _hyp(
-    cid: str, title: str, formula: str, ok: bool, observed: float, bound: float, margin: float,
-    message: str, basis: str = "exact",
+    cid: str,
+    title: str,
+    formula: str,
+    ok: bool,
+    observed: float,
+    bound: float,
+    margin: float,
+    message: str,
+    basis: str = "exact",
 ) -> Check:
     return Check(
-        cid, title, "hypothesis", formula, "pass" if ok else "unmet", ok, observed, bound,
-        margin, 0.0, (), basis, message,
+        cid,
+        title,
+        "hypothesis",
+        formula,
+        "pass" if ok else "unmet",
+        ok,
+        observed,
+        bound,
+        margin,
+        0.0,
+        (),
+        basis,
+        message,
     )
 
 
 def _hypotheses(c: CheckContext) -> list[Check]:
     out = [
-        _hyp(RANK, "Assumption 1: rank J0 = n", "rank(J0) = n",
-             c.rank == c.n, float(c.rank), float(c.n), c.rank / c.n if c.n else math.nan,
-             f"rank {c.rank} of n = {c.n}; sigma_min = {c.sigma_min:.4g}"),
-        _hyp(OVERPARAM, "Assumption 1: more parameters than points", "p > n",
-             c.p > c.n, float(c.p), float(c.n), c.p / c.n if c.n else math.nan,
-             f"p = {c.p}, n = {c.n}"),
-        _hyp(BETA_FINITE, "Assumption 1: w -> J_w Lipschitz", "beta < inf",
-             math.isfinite(c.beta), c.beta, math.inf, math.nan,
-             f"beta = {c.beta:.4g} ({c.beta_kind})", _basis(c)),
+        _hyp(
+            RANK,
+            "Assumption 1: rank J0 = n",
+            "rank(J0) = n",
+            c.rank == c.n,
+            float(c.rank),
+            float(c.n),
+            c.rank / c.n if c.n else math.nan,
+            f"rank {c.rank} of n = {c.n}; sigma_min = {c.sigma_min:.4g}",
+        ),
+        _hyp(
+            OVERPARAM,
+            "Assumption 1: more parameters than points",
+            "p > n",
+            c.p > c.n,
+            float(c.p),
+            float(c.n),
+            c.p / c.n if c.n else math.nan,
+            f"p = {c.p}, n = {c.n}",
+        ),
+        _hyp(
+            BETA_FINITE,
+            "Assumption 1: w -> J_w Lipschitz",
+            "beta < inf",
+            math.isfinite(c.beta),
+            c.beta,
+            math.inf,
+            math.nan,
+            f"beta = {c.beta:.4g} ({c.beta_kind})",
+            _basis(c),
+        ),
     ]
     if not c.alpha_feasible:
         msg = "no alpha satisfies the hypothesis"
@@ -314,15 +444,33 @@ def _hypotheses(c: CheckContext) -> list[Check]:
     else:
         ok, msg = True, f"alpha = {c.alpha:g} >= alpha_min = {c.alpha_min:.6g}"
     margin = c.alpha / c.alpha_min if c.alpha_feasible and c.alpha_min > 0 else math.inf
-    out.append(_hyp(ALPHA, "Theorem 2: alpha large enough",
-                    "alpha >= 6 beta sqrt(8 sigma_max^2 L0) / sigma_min^3",
-                    ok and math.isfinite(c.beta), c.alpha, c.alpha_min,
-                    margin if c.alpha_feasible else math.nan, msg, _basis(c)))
+    out.append(
+        _hyp(
+            ALPHA,
+            "Theorem 2: alpha large enough",
+            "alpha >= 6 beta sqrt(8 sigma_max^2 L0) / sigma_min^3",
+            ok and math.isfinite(c.beta),
+            c.alpha,
+            c.alpha_min,
+            margin if c.alpha_feasible else math.nan,
+            msg,
+            _basis(c),
+        )
+    )
     ok_r = c.B_prime <= c.B * (1 + 1e-12)
-    out.append(_hyp(RADIUS, "Theorem 2: B' <= B", "3 sqrt(8 sigma_max^2 L0)/(alpha sigma_min^2) "
-                    "<= sigma_min/(2 beta)", ok_r and math.isfinite(c.beta), c.B_prime, c.B,
-                    c.B / c.B_prime if c.B_prime > 0 else math.inf,
-                    f"B' = {c.B_prime:.4g}, B = {c.B:.4g}", _basis(c)))
+    out.append(
+        _hyp(
+            RADIUS,
+            "Theorem 2: B' <= B",
+            "3 sqrt(8 sigma_max^2 L0)/(alpha sigma_min^2) <= sigma_min/(2 beta)",
+            ok_r and math.isfinite(c.beta),
+            c.B_prime,
+            c.B,
+            c.B / c.B_prime if c.B_prime > 0 else math.inf,
+            f"B' = {c.B_prime:.4g}, B = {c.B:.4g}",
+            _basis(c),
+        )
+    )
     return out
 
 
@@ -334,9 +482,18 @@ def _radius_consistency(c: CheckContext) -> Check:
         held = c.beta_radius_consistent
         msg = f"beta measured on R = {c.beta_radius:.4g}; B = {c.B:.4g}"
     return Check(
-        "beta.radius_consistent", "beta's ball covers B (theory-notes fact 2)", "diagnostic",
-        "R >= B = sigma_min / (2 beta)", status, held, c.beta_radius, c.B,
-        c.beta_radius / c.B if c.B > 0 and math.isfinite(c.B) else math.inf, 0.0, (), _basis(c),
+        "beta.radius_consistent",
+        "beta's ball covers B (theory-notes fact 2)",
+        "diagnostic",
+        "R >= B = sigma_min / (2 beta)",
+        status,
+        held,
+        c.beta_radius,
+        c.B,
+        c.beta_radius / c.B if c.B > 0 and math.isfinite(c.B) else math.inf,
+        0.0,
+        (),
+        _basis(c),
         msg,
     )
 
@@ -348,27 +505,85 @@ def _status(held: bool, requires: tuple[str, ...], met: dict[str, bool]) -> str:
 
 
 def _upper(
-    cid: str, title: str, formula: str, observed: Array, bound: Array, at: Array,
-    rtol: float, atol: float, requires: tuple[str, ...], met: dict[str, bool], basis: str,
-    skip: str | None = None, at_label: str = "t",
+    cid: str,
+    title: str,
+    formula: str,
+    observed: Array,
+    bound: Array,
+    at: Array,
+    rtol: float,
+    atol: float,
+    requires: tuple[str, ...],
+    met: dict[str, bool],
+    basis: str,
+    skip: str | None = None,
+    at_label: str = "t",
 ) -> Check:
-    return _compare(cid, title, formula, observed, bound, at, rtol, atol, requires, met, basis,
-                    skip, "<=", at_label)
+    return _compare(
+        cid,
+        title,
+        formula,
+        observed,
+        bound,
+        at,
+        rtol,
+        atol,
+        requires,
+        met,
+        basis,
+        skip,
+        "<=",
+        at_label,
+    )
 
 
 def _lower(
-    cid: str, title: str, formula: str, observed: Array, bound: Array, at: Array,
-    rtol: float, requires: tuple[str, ...], met: dict[str, bool], basis: str,
-    skip: str | None = None, at_label: str = "t",
+    cid: str,
+    title: str,
+    formula: str,
+    observed: Array,
+    bound: Array,
+    at: Array,
+    rtol: float,
+    requires: tuple[str, ...],
+    met: dict[str, bool],
+    basis: str,
+    skip: str | None = None,
+    at_label: str = "t",
 ) -> Check:
-    return _compare(cid, title, formula, observed, bound, at, rtol, 0.0, requires, met, basis,
-                    skip, ">=", at_label)
+    return _compare(
+        cid,
+        title,
+        formula,
+        observed,
+        bound,
+        at,
+        rtol,
+        0.0,
+        requires,
+        met,
+        basis,
+        skip,
+        ">=",
+        at_label,
+    )
 
 
 def _compare(
-    cid: str, title: str, formula: str, observed: Array, bound: Array, at: Array,
-    rtol: float, atol: float, requires: tuple[str, ...], met: dict[str, bool], basis: str,
-    skip: str | None, sense: str, at_label: str,
+    cid: str,
+    title: str,
+    formula: str,
+    observed: Array,
+    bound: Array,
+    at: Array,
+    rtol: float,
+    atol: float,
+    requires: tuple[str, ...],
+    met: dict[str, bool],
+    basis: str,
+    skip: str | None,
+    sense: str,
+    at_label: str,
 ) -> Check:
     observed = np.asarray(observed, dtype=float)
     bound = np.asarray(bound, dtype=float)
@@ -377,8 +592,23 @@ def _compare(
     if skip is None and not (np.all(np.isfinite(observed))):
         skip = "non-finite values recorded (solver failure)"
     if skip is not None:
-        return Check(cid, title, "conclusion", formula, "skipped", None, math.nan, math.nan,
-                     math.nan, rtol, requires, basis, skip, None, sense)
+        return Check(
+            cid,
+            title,
+            "conclusion",
+            formula,
+            "skipped",
+            None,
+            math.nan,
+            math.nan,
+            math.nan,
+            rtol,
+            requires,
+            basis,
+            skip,
+            None,
+            sense,
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         if sense == "<=":
             margin = np.where(observed > 0, bound / observed, np.inf)
@@ -399,6 +629,20 @@ def _compare(
     if status == "unguaranteed":
         unmet = [r for r in requires if not met.get(r, False)]
         msg += f"; not guaranteed ({', '.join(unmet)} unmet)"
-    return Check(cid, title, "conclusion", formula, status, held, float(observed[k]),
-                 float(bound[k]), float(margin[k]), rtol, requires, basis, msg, float(at[k]),
-                 sense)
+    return Check(
+        cid,
+        title,
+        "conclusion",
+        formula,
+        status,
+        held,
+        float(observed[k]),
+        float(bound[k]),
+        float(margin[k]),
+        rtol,
+        requires,
+        basis,
+        msg,
+        float(at[k]),
+        sense,
+    )

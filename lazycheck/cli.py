@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -32,12 +32,12 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class BoundFormat(str, Enum):
+class BoundFormat(StrEnum):
     table = "table"
     json = "json"
 
 
-class VerifyFormat(str, Enum):
+class VerifyFormat(StrEnum):
     table = "table"
     json = "json"
     junit = "junit"
@@ -138,7 +138,9 @@ def info(spec: SpecArg, seed: SeedOpt = None) -> None:
     typer.echo(f"model:  {prob.model.describe()}")
     typer.echo(f"smooth: {prob.model.smooth}; p = {prob.p}; seed = {prob.seed}")
     f0 = prob.f(prob.w0)
-    typer.echo(f"||f(w0)|| = {float((f0 @ f0) ** 0.5):.6g}; ||y|| = {float(prob.y @ prob.y) ** 0.5:.6g}")
+    typer.echo(
+        f"||f(w0)|| = {float((f0 @ f0) ** 0.5):.6g}; ||y|| = {float(prob.y @ prob.y) ** 0.5:.6g}"
+    )
 
 
 @app.command()
@@ -206,8 +208,15 @@ def simulate(
     _check_output_suffix(csv, (".csv",), "--csv")
     _check_output_suffix(plot, (".png", ".svg", ".pdf"), "--plot")
     prob = load_problem(
-        spec, alpha=alpha, seed=seed, method=method, rtol=rtol, atol=atol,
-        horizon=horizon, decay=decay, lr=lr,
+        spec,
+        alpha=alpha,
+        seed=seed,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        horizon=horizon,
+        decay=decay,
+        lr=lr,
     )
     with progress(not no_progress) as bar:
         result = run_simulation(prob, progress=bar)

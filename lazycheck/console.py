@@ -6,8 +6,8 @@ Both honour ``NO_COLOR`` (rich reads it) and plain output when not a terminal.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # rich is imported lazily by callers that print

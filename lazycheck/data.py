@@ -148,9 +148,7 @@ def _read_csv(path: Path, features: tuple[str, ...], target: str) -> tuple[np.nd
         raise LazycheckError(f"{path}: has a header but no data rows")
     for col in (*features, target):
         if col not in header:
-            raise LazycheckError(
-                f"{path}: no column {col!r}; the header has {', '.join(header)}"
-            )
+            raise LazycheckError(f"{path}: no column {col!r}; the header has {', '.join(header)}")
     idx = [header.index(c) for c in features]
     t = header.index(target)
     X = np.empty((len(rows) - 1, len(idx)))
@@ -175,8 +173,10 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
             f"{path}:{line}: column {column!r} holds {text.strip()!r}, which is not a number"
         ) from None
     if not math.isfinite(v):
-        raise LazycheckError(f"{path}:{line}: column {column!r} holds {text.strip()!r}; "
-                             "values must be finite numbers")
+        raise LazycheckError(
+            f"{path}:{line}: column {column!r} holds {text.strip()!r}; "
+            "values must be finite numbers"
+        )
     return v
 
 

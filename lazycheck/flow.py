@@ -108,7 +108,7 @@ _FAC_MIN = 0.2
 _FAC_MAX = 2.0
 _MAX_REJECTS = 60
 _EPS = float(np.finfo(np.float64).eps)
-_NOISE = 4.0
+_NOISE = 64.0
 
 
 @dataclass(frozen=True)

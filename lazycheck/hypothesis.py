@@ -95,7 +95,7 @@ def b_prime(alpha: float, L0: float, sigma_min: float, sigma_max: float) -> floa
 
 
 def b_lin(alpha: float, L0: float, sigma_min: float, sigma_max: float) -> float:
-    """The linear model's radius from Lemma 5 (corrected): sqrt(2 sigma_max^2 L0)/(alpha sigma_min^2)."""
+    """The linear model's radius (Lemma 5): sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)."""
     if sigma_min <= 0:
         return math.inf
     return math.sqrt(2.0 * sigma_max**2 * L0) / (alpha * sigma_min**2)
@@ -109,7 +109,10 @@ def solve_alpha(kappa: float, f0: np.ndarray, y: np.ndarray) -> AlphaSolution:
         return AlphaSolution("all", 0.0, math.inf, 0.0, "every alpha > 0 satisfies it (kappa = 0)")
     if not math.isfinite(kappa):
         return AlphaSolution(
-            "empty", math.nan, math.nan, kappa,
+            "empty",
+            math.nan,
+            math.nan,
+            kappa,
             "no alpha satisfies it: the constant is infinite (beta = inf or sigma_min = 0)",
         )
     k2 = kappa * kappa
@@ -128,25 +131,29 @@ def solve_alpha(kappa: float, f0: np.ndarray, y: np.ndarray) -> AlphaSolution:
         if not pos:
             return AlphaSolution("all", 0.0, math.inf, kappa, "every alpha > 0 satisfies it")
         lo = _nudge_up(pos[-1], ok)
-        return AlphaSolution(
-            "half_line", lo, math.inf, kappa, f"alpha >= {lo:.6g} (a half-line)"
-        )
+        return AlphaSolution("half_line", lo, math.inf, kappa, f"alpha >= {lo:.6g} (a half-line)")
     # a < 0 (or a == 0, b <= 0): g -> -inf, feasible set is [r1, r2] within (0, inf) if any
     if a < 0 and len(pos) == 2 and pos[0] <= pos[1]:
         lo = _nudge_up(pos[0], ok)
         hi = _nudge_down(pos[1], ok)
         if lo <= hi:
             return AlphaSolution(
-                "interval", lo, hi, kappa,
+                "interval",
+                lo,
+                hi,
+                kappa,
                 f"only {lo:.6g} <= alpha <= {hi:.6g}: beyond that, L0(alpha) grows like "
                 f"alpha^2 ||f(w0)||^2 / 2 and outruns alpha; center the model or use a "
                 "symmetric initialization for a half-line",
             )
     return AlphaSolution(
-        "empty", math.nan, math.nan, kappa,
+        "empty",
+        math.nan,
+        math.nan,
+        kappa,
         f"no alpha satisfies it: f(w0) != 0 makes L0 grow like alpha^2 ||f(w0)||^2 / 2 "
         f"(kappa ||f(w0)|| / sqrt(2) = {kappa * math.sqrt(ff / 2):.3g} >= 1); "
-        "set [model].center = true or [model].init = \"symmetric\" so that f(w0) = 0",
+        'set [model].center = true or [model].init = "symmetric" so that f(w0) = 0',
     )
 
 

@@ -116,10 +116,15 @@ def certified_beta_auto(
             return None
         consistent = _consistent(float(radius), beta, sigma_min)
         return BetaEstimate(
-            beta, "certified upper bound", float(radius), consistent,
+            beta,
+            "certified upper bound",
+            float(radius),
+            consistent,
             "Hessian bound over the ball (docs/beta-certified.md)",
             f"certified on the given radius R = {radius:.4g}"
-            + ("" if consistent else f", but R < B = sigma_min/(2 beta): not valid for the theorem"),
+            + (
+                "" if consistent else ", but R < B = sigma_min/(2 beta): not valid for the theorem"
+            ),
         )
     beta0 = certified_beta(model, X, w0, 0.0)
     if beta0 is None:
@@ -128,7 +133,11 @@ def certified_beta_auto(
         kind = "exact" if beta0 in (0.0, math.inf) else "certified upper bound"
         why = {0.0: "J does not depend on w (a linear model)", math.inf: "activation not smooth"}
         return BetaEstimate(
-            beta0, kind, math.inf, True, "structure of the model",
+            beta0,
+            kind,
+            math.inf,
+            True,
+            "structure of the model",
             why.get(beta0, "sigma_min = 0, so no radius is needed"),
         )
     # g(R) = R beta(R) - sigma_min / 2 is increasing; bisection on log R for its root.
@@ -146,7 +155,10 @@ def certified_beta_auto(
     beta = certified_beta(model, X, w0, hi)
     assert beta is not None
     return BetaEstimate(
-        beta, "certified upper bound", hi, _consistent(hi, beta, sigma_min),
+        beta,
+        "certified upper bound",
+        hi,
+        _consistent(hi, beta, sigma_min),
         "Hessian bound over the ball (docs/beta-certified.md)",
         f"certified on the self-consistent radius R = B = {hi:.4g}",
     )
@@ -305,7 +317,7 @@ def sampled_beta(
         if progress is not None:
             progress(min(1.0, (_round + 1) / 2))
         best = search.best_ratio(R)
-        if fixed or best <= 0 or sigma_min <= 0 or R >= sigma_min / (2.0 * best):
+        if fixed or best <= 0 or sigma_min <= 0 or sigma_min / (2.0 * best) <= R:
             break
         R = sigma_min / (2.0 * best)
     best = search.best_ratio(R)
@@ -317,9 +329,15 @@ def sampled_beta(
     if consistent is False:
         msg += "; R < B = sigma_min/(2 beta): the radius is smaller than the theorem needs"
     return BetaEstimate(
-        best, "sampled lower bound", R, consistent,
+        best,
+        "sampled lower bound",
+        R,
+        consistent,
         "power iteration on dJ at w0, radius scan, random directions, projected ascent",
-        msg, samples=search.count, iterations=total_iters, converged=converged,
+        msg,
+        samples=search.count,
+        iterations=total_iters,
+        converged=converged,
         direction=search.best_direction(R),
     )
 
@@ -346,7 +364,9 @@ def critical_radius(
     prev = 0.0
     for s in grid:
         if gap(float(s)) >= 0:
-            return float(brentq(gap, prev, float(s), xtol=1e-12 * s, rtol=1e-12)) if prev else float(s)
+            return (
+                float(brentq(gap, prev, float(s), xtol=1e-12 * s, rtol=1e-12)) if prev else float(s)
+            )
         prev = float(s)
     return math.inf
 

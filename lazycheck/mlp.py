@@ -23,6 +23,7 @@ K = sum_l (D^l D^lT) o (c_w^2 A^(l-1) A^(l-1)T + c_b^2 11^T).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -77,7 +78,7 @@ class MLP(Model):
         dims = (self.input_dim, *self.widths, 1)
         layers = []
         offset = 0
-        for fan_in, fan_out in zip(dims[:-1], dims[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(dims):
             if parameterization == "ntk":
                 c_w, c_b = self.sigma_w / math.sqrt(fan_in), self.sigma_b
             else:
@@ -91,7 +92,7 @@ class MLP(Model):
         self.depth = len(self.widths)
 
     def init(self, rng: np.random.Generator) -> Array:
-        """Draw w0: N(0, 1) entries (ntk), or N(0, sigma_w^2/fan_in) and N(0, sigma_b^2) (standard)."""
+        """Draw w0: N(0, 1) entries (ntk); N(0, sigma_w^2/fan_in), N(0, sigma_b^2) (standard)."""
         parts = []
         for layer in self.layers:
             if self.parameterization == "ntk":

@@ -155,9 +155,7 @@ class SymmetricModel(Model):
 
     def linearize(self, w: Array, X: Array) -> Linearization:
         q = self.base.n_params
-        return _SymmetricLinearization(
-            self.base.linearize(w[:q], X), self.base.linearize(w[q:], X)
-        )
+        return _SymmetricLinearization(self.base.linearize(w[:q], X), self.base.linearize(w[q:], X))
 
     def describe(self) -> str:
         return f"symmetric pair of {self.base.describe()}"

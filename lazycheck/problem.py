@@ -92,8 +92,9 @@ def rng_for(seed: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(stream.encode())])
 
 
-def build_model(spec: ModelSpec, input_dim: int, X: np.ndarray, rng: np.random.Generator
-                ) -> tuple[Model, np.ndarray]:
+def build_model(
+    spec: ModelSpec, input_dim: int, X: np.ndarray, rng: np.random.Generator
+) -> tuple[Model, np.ndarray]:
     """The model a spec describes and its initial weights."""
     widths = spec.widths
     if spec.init == "symmetric":

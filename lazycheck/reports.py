@@ -93,16 +93,23 @@ def to_junit(report: VerifyReport) -> str:
         skipped=str(counts["skipped"] + counts["unguaranteed"] + counts["unmet"]),
     )
     props = ET.SubElement(suite, "properties")
-    for k, v in (("spec", report.spec), ("seed", report.seed), ("alpha", report.alpha),
-                 ("lazycheck_version", __version__), ("verdict", report.message)):
+    for k, v in (
+        ("spec", report.spec),
+        ("seed", report.seed),
+        ("alpha", report.alpha),
+        ("lazycheck_version", __version__),
+        ("verdict", report.message),
+    ):
         ET.SubElement(props, "property", name=k, value=str(v))
     if report.status == "error":
         case = ET.SubElement(suite, "testcase", classname="lazycheck.solver", name="simulate")
         ET.SubElement(case, "error", message=report.message)
     for c in report.checks:
         case = ET.SubElement(suite, "testcase", classname=f"lazycheck.{c.role}", name=c.id)
-        text = (f"{c.formula}: observed {c.observed:.6g} {c.sense} bound {c.bound:.6g}, "
-                f"margin {c.margin:.4g}; {c.message}")
+        text = (
+            f"{c.formula}: observed {c.observed:.6g} {c.sense} bound {c.bound:.6g}, "
+            f"margin {c.margin:.4g}; {c.message}"
+        )
         if c.status == "fail":
             ET.SubElement(case, "failure", message=c.message, type="fail").text = text
         elif c.status in ("skipped", "unguaranteed", "unmet"):
@@ -136,10 +143,14 @@ def write_github_summary(report: VerifyReport) -> None:
         return
     rows = ["| check | status | observed | bound | margin |", "|---|---|---|---|---|"]
     for c in report.checks:
-        rows.append(f"| `{c.id}` | {c.status} | {c.observed:.4g} | {c.sense} {c.bound:.4g} | "
-                    f"{c.margin:.4g} |")
-    text = (f"### lazycheck verify: `{report.spec}` (alpha = {report.alpha:g})\n\n"
-            f"**{report.message}**\n\n" + "\n".join(rows) + "\n\n")
+        rows.append(
+            f"| `{c.id}` | {c.status} | {c.observed:.4g} | {c.sense} {c.bound:.4g} | "
+            f"{c.margin:.4g} |"
+        )
+    text = (
+        f"### lazycheck verify: `{report.spec}` (alpha = {report.alpha:g})\n\n"
+        f"**{report.message}**\n\n" + "\n".join(rows) + "\n\n"
+    )
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(text)
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lazycheck._version import __version__
 from lazycheck.bound import BoundReport, compute_bound
 from lazycheck.checks import Check, CheckContext, default_tolerances, evaluate_checks
 from lazycheck.problem import Problem
@@ -95,33 +94,50 @@ class VerifyReport:
         from rich.text import Text
 
         styles = {
-            "pass": "green", "fail": "bold white on red", "unguaranteed": "yellow",
-            "skipped": "dim", "unmet": "magenta",
+            "pass": "green",
+            "fail": "bold white on red",
+            "unguaranteed": "yellow",
+            "skipped": "dim",
+            "unmet": "magenta",
         }
         table = Table(
-            title=Text(f"lazycheck verify: {self.spec}  (alpha = {self.alpha:g}, n = {self.n}, "
-                       f"p = {self.p})"),
+            title=Text(
+                f"lazycheck verify: {self.spec}  (alpha = {self.alpha:g}, n = {self.n}, "
+                f"p = {self.p})"
+            ),
         )
-        for col, just in (("id", "left"), ("status", "left"), ("held", "left"),
-                          ("observed", "right"), ("bound", "right"), ("margin", "right"),
-                          ("note", "left")):
+        for col, just in (
+            ("id", "left"),
+            ("status", "left"),
+            ("held", "left"),
+            ("observed", "right"),
+            ("bound", "right"),
+            ("margin", "right"),
+            ("note", "left"),
+        ):
             table.add_column(col, justify=just, no_wrap=col in ("id", "status"))
         for c in self.checks:
             held = "-" if c.held is None else ("yes" if c.held else "NO")
             table.add_row(
-                Text(c.id), Text(c.status.upper() if c.status == "fail" else c.status,
-                                 style=styles[c.status]),
-                held, _fmt(c.observed), f"{c.sense} {_fmt(c.bound)}" if c.role != "hypothesis"
-                else _fmt(c.bound), _fmt(c.margin), Text(c.message),
+                Text(c.id),
+                Text(c.status.upper() if c.status == "fail" else c.status, style=styles[c.status]),
+                held,
+                _fmt(c.observed),
+                f"{c.sense} {_fmt(c.bound)}" if c.role != "hypothesis" else _fmt(c.bound),
+                _fmt(c.margin),
+                Text(c.message),
             )
         console.print(table)
         console.print(
-            Text(f"lazy-limit distance sup_t ||alpha f(w(t)) - alpha f0(u(t))|| = "
-                 f"{self.lazy_gap:.4g}  (computed, solver rtol {self.tolerances['solver_rtol']:g})")
+            Text(
+                f"lazy-limit distance sup_t ||alpha f(w(t)) - alpha f0(u(t))|| = "
+                f"{self.lazy_gap:.4g}  (computed, solver rtol {self.tolerances['solver_rtol']:g})"
+            )
         )
         counts = ", ".join(f"{v} {k}" for k, v in self.counts().items() if v)
         style = {"pass": "bold green", "fail": "bold red", "error": "bold red"}.get(
-            self.status, "bold yellow")
+            self.status, "bold yellow"
+        )
         console.print(Text(f"verdict: {self.message}  [{counts}]", style=style))
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,9 +155,18 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
     spec_label = bound.spec
     if not sim.success:
         return VerifyReport(
-            spec_label, problem.seed, bound.alpha, problem.n, problem.p, "error",
-            f"the solver failed, numerics cannot be trusted: {sim.message}", (), math.nan,
-            {"solver_rtol": problem.spec.flow.rtol}, bound, sim,
+            spec_label,
+            problem.seed,
+            bound.alpha,
+            problem.n,
+            problem.p,
+            "error",
+            f"the solver failed, numerics cannot be trusted: {sim.message}",
+            (),
+            math.nan,
+            {"solver_rtol": problem.spec.flow.rtol},
+            bound,
+            sim,
         )
     ctx = build_context(problem, bound, sim)
     checks = tuple(evaluate_checks(ctx))
@@ -154,8 +179,18 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
         "atol_loss": ctx.atol_loss,
     }
     return VerifyReport(
-        spec_label, problem.seed, bound.alpha, problem.n, problem.p, status, message, checks,
-        gap, tol, bound, sim,
+        spec_label,
+        problem.seed,
+        bound.alpha,
+        problem.n,
+        problem.p,
+        status,
+        message,
+        checks,
+        gap,
+        tol,
+        bound,
+        sim,
     )
 
 
@@ -178,21 +213,39 @@ def build_context(problem: Problem, bound: BoundReport, sim: SimulationResult) -
     disp_check = np.interp(np.asarray(sim.t_check), t, np.asarray(sim.disp))
     ball_min, ball_max = _ball_spectra(problem, bound, B)
     return CheckContext(
-        alpha=bound.alpha, n=problem.n, p=problem.p, rank=sp.rank,
-        sigma_min=sp.sigma_min, sigma_max=sp.sigma_max, L0=L0,
-        beta=beta, beta_kind=beta_est.kind if beta_est else "unavailable",
+        alpha=bound.alpha,
+        n=problem.n,
+        p=problem.p,
+        rank=sp.rank,
+        sigma_min=sp.sigma_min,
+        sigma_max=sp.sigma_max,
+        L0=L0,
+        beta=beta,
+        beta_kind=beta_est.kind if beta_est else "unavailable",
         alpha_min=sol.alpha_min if sol else math.nan,
         alpha_max=sol.alpha_max if sol else math.nan,
         alpha_feasible=bool(sol and sol.feasible),
-        B=B, B_prime=bound.quantity("B_prime").value, B_lin=bound.quantity("B_lin").value,
+        B=B,
+        B_prime=bound.quantity("B_prime").value,
+        B_lin=bound.quantity("B_lin").value,
         beta_radius=beta_est.radius if beta_est else math.nan,
         beta_radius_consistent=beta_est.consistent if beta_est else None,
-        t=t, loss=np.asarray(sim.loss), loss_lin=np.asarray(sim.loss_lin),
-        disp=np.asarray(sim.disp), disp_lin=np.asarray(sim.disp_lin),
-        sigma_min_t=np.asarray(sim.sigma_min_t), sigma_max_t=np.asarray(sim.sigma_max_t),
-        t_check=np.asarray(sim.t_check), jdiff=np.asarray(sim.jdiff), disp_check=disp_check,
-        ball_sigma_min=ball_min, ball_sigma_max=ball_max, ball_radius=B,
-        rtol=rtol, rtol_linear=rtol_lin, atol_loss=atol,
+        t=t,
+        loss=np.asarray(sim.loss),
+        loss_lin=np.asarray(sim.loss_lin),
+        disp=np.asarray(sim.disp),
+        disp_lin=np.asarray(sim.disp_lin),
+        sigma_min_t=np.asarray(sim.sigma_min_t),
+        sigma_max_t=np.asarray(sim.sigma_max_t),
+        t_check=np.asarray(sim.t_check),
+        jdiff=np.asarray(sim.jdiff),
+        disp_check=disp_check,
+        ball_sigma_min=ball_min,
+        ball_sigma_max=ball_max,
+        ball_radius=B,
+        rtol=rtol,
+        rtol_linear=rtol_lin,
+        atol_loss=atol,
     )
 
 
@@ -223,7 +276,7 @@ def _ball_spectra(problem: Problem, bound: BoundReport, B: float) -> tuple[np.nd
 def _verdict(checks: tuple[Check, ...], bound: BoundReport) -> tuple[str, str]:
     fails = [c.id for c in checks if c.status == "fail"]
     unmet = [c.id for c in checks if c.role == "hypothesis" and c.status != "pass"]
-    sampled = "sampled" == bound.beta_basis
+    sampled = bound.beta_basis == "sampled"
     note = " (the hypothesis rests on a SAMPLED beta)" if sampled else ""
     if fails:
         return "fail", (
@@ -233,10 +286,12 @@ def _verdict(checks: tuple[Check, ...], bound: BoundReport) -> tuple[str, str]:
     if unmet:
         broke = [c.id for c in checks if c.status == "unguaranteed" and c.held is False]
         tail = (
-            f"; violated anyway: {', '.join(broke)}" if broke
-            else "; every conclusion held anyway"
+            f"; violated anyway: {', '.join(broke)}" if broke else "; every conclusion held anyway"
         )
-        return "unguaranteed", f"hypothesis unmet ({', '.join(unmet)}): the theorem promises nothing{tail}"
+        return (
+            "unguaranteed",
+            f"hypothesis unmet ({', '.join(unmet)}): the theorem promises nothing{tail}",
+        )
     return "pass", f"the hypothesis holds and every guaranteed check passes{note}"
 
 

@@ -100,8 +100,10 @@ def test_linear_model_needs_no_alpha() -> None:
 
 
 def test_uncentered_model_can_be_infeasible() -> None:
-    spec = _spec({"widths": [20], "activation": "tanh", "parameterization": "standard",
-                  "sigma_w": 3.0}, check={"beta": "certified"})
+    spec = _spec(
+        {"widths": [20], "activation": "tanh", "parameterization": "standard", "sigma_w": 3.0},
+        check={"beta": "certified"},
+    )
     rep = compute_bound(load_problem(spec))
     assert rep.status == "infeasible" and not rep.feasible
     assert "center" in rep.message

@@ -24,15 +24,39 @@ def _good_context(**over) -> CheckContext:
     t_check = t[::6]
     disp_check = disp[::6]
     base = dict(
-        alpha=alpha, n=5, p=50, rank=5, sigma_min=smin, sigma_max=smax, L0=L0, beta=beta,
-        beta_kind="certified upper bound", alpha_min=10.0, alpha_max=math.inf,
-        alpha_feasible=True, B=smin / (2 * beta), B_prime=B_prime, B_lin=B_lin,
-        beta_radius=smin / (2 * beta), beta_radius_consistent=True,
-        t=t, loss=loss, loss_lin=loss * 0.99, disp=disp, disp_lin=disp * 0.99,
-        sigma_min_t=np.full_like(t, smin * 0.95), sigma_max_t=np.full_like(t, smax * 1.05),
-        t_check=t_check, jdiff=0.5 * beta * disp_check, disp_check=disp_check,
-        ball_sigma_min=np.full(8, 0.9 * smin), ball_sigma_max=np.full(8, 1.1 * smax),
-        ball_radius=smin / (2 * beta), rtol=1e-4, rtol_linear=1e-9, atol_loss=1e-300,
+        alpha=alpha,
+        n=5,
+        p=50,
+        rank=5,
+        sigma_min=smin,
+        sigma_max=smax,
+        L0=L0,
+        beta=beta,
+        beta_kind="certified upper bound",
+        alpha_min=10.0,
+        alpha_max=math.inf,
+        alpha_feasible=True,
+        B=smin / (2 * beta),
+        B_prime=B_prime,
+        B_lin=B_lin,
+        beta_radius=smin / (2 * beta),
+        beta_radius_consistent=True,
+        t=t,
+        loss=loss,
+        loss_lin=loss * 0.99,
+        disp=disp,
+        disp_lin=disp * 0.99,
+        sigma_min_t=np.full_like(t, smin * 0.95),
+        sigma_max_t=np.full_like(t, smax * 1.05),
+        t_check=t_check,
+        jdiff=0.5 * beta * disp_check,
+        disp_check=disp_check,
+        ball_sigma_min=np.full(8, 0.9 * smin),
+        ball_sigma_max=np.full(8, 1.1 * smax),
+        ball_radius=smin / (2 * beta),
+        rtol=1e-4,
+        rtol_linear=1e-9,
+        atol_loss=1e-300,
     )
     base.update(over)
     return CheckContext(**base)
@@ -68,13 +92,17 @@ VIOLATIONS = {
     "theorem2.displacement_linear": lambda c: {"disp_lin": _bump(c.disp_lin, 30, 2 * c.B_prime)},
     "lemma5.linear_radius": lambda c: {"disp_lin": _bump(c.disp_lin, 30, 1.5 * c.B_lin)},
     "lemma6.sigma_min_trajectory": lambda c: {
-        "sigma_min_t": _bump(c.sigma_min_t, 20, 0.3 * c.sigma_min)},
+        "sigma_min_t": _bump(c.sigma_min_t, 20, 0.3 * c.sigma_min)
+    },
     "lemma6.sigma_max_trajectory": lambda c: {
-        "sigma_max_t": _bump(c.sigma_max_t, 20, 2.0 * c.sigma_max)},
+        "sigma_max_t": _bump(c.sigma_max_t, 20, 2.0 * c.sigma_max)
+    },
     "lemma6.sigma_min_ball": lambda c: {
-        "ball_sigma_min": _bump(c.ball_sigma_min, 3, 0.4 * c.sigma_min)},
+        "ball_sigma_min": _bump(c.ball_sigma_min, 3, 0.4 * c.sigma_min)
+    },
     "lemma6.sigma_max_ball": lambda c: {
-        "ball_sigma_max": _bump(c.ball_sigma_max, 3, 1.6 * c.sigma_max)},
+        "ball_sigma_max": _bump(c.ball_sigma_max, 3, 1.6 * c.sigma_max)
+    },
     "beta.trajectory_ratio": lambda c: {"jdiff": _bump(c.jdiff, 5, 3 * c.beta * c.disp_check[5])},
 }
 
@@ -119,15 +147,23 @@ def test_within_tolerance_is_a_pass_and_beyond_is_a_fail() -> None:
 def test_hypotheses_unmet_statuses() -> None:
     ctx = _good_context(rank=4, p=3, beta=math.inf, alpha_feasible=False)
     checks = _by_id(ctx)
-    for cid in ("assumption.rank", "assumption.overparameterized", "assumption.beta_finite",
-                "hypothesis.alpha"):
+    for cid in (
+        "assumption.rank",
+        "assumption.overparameterized",
+        "assumption.beta_finite",
+        "hypothesis.alpha",
+    ):
         assert checks[cid].status == "unmet"
     assert checks["lemma4.linear"].status == "unguaranteed"
 
 
 def test_skipped_when_not_applicable() -> None:
-    ctx = _good_context(ball_sigma_min=np.empty(0), ball_sigma_max=np.empty(0), B=math.inf,
-                        beta_radius_consistent=None)
+    ctx = _good_context(
+        ball_sigma_min=np.empty(0),
+        ball_sigma_max=np.empty(0),
+        B=math.inf,
+        beta_radius_consistent=None,
+    )
     checks = _by_id(ctx)
     assert checks["lemma6.sigma_min_ball"].status == "skipped"
     assert checks["beta.radius_consistent"].status == "skipped"

@@ -38,7 +38,9 @@ def test_centered_model_closed_form() -> None:
     scale=st.floats(0.0, 3.0),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_alpha_min_substituted_back_holds_with_equality(kappa: float, scale: float, seed: int) -> None:
+def test_alpha_min_substituted_back_holds_with_equality(
+    kappa: float, scale: float, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     y = rng.standard_normal(6)
     f0 = scale * rng.standard_normal(6) / kappa
@@ -58,7 +60,9 @@ def test_alpha_min_substituted_back_holds_with_equality(kappa: float, scale: flo
     if sol.status == "interval":
         assert _holds(sol.alpha_max, kappa, f0, y)
         assert not _holds(sol.alpha_max * (1 + 1e-7), kappa, f0, y)
-        assert sol.alpha_max == pytest.approx(kappa * math.sqrt(initial_loss(sol.alpha_max, f0, y)), rel=1e-9)
+        assert sol.alpha_max == pytest.approx(
+            kappa * math.sqrt(initial_loss(sol.alpha_max, f0, y)), rel=1e-9
+        )
 
 
 def test_interval_case_exists_and_is_exact() -> None:
@@ -94,7 +98,9 @@ def test_kappa_edge_cases() -> None:
 def test_radius_form_coincides_with_hypothesis_at_B() -> None:
     smin, smax, beta = 0.3, 2.0, 0.7
     B = smin / (2 * beta)
-    assert radius_kappa(B, smin, smax) == pytest.approx(hypothesis_kappa(beta, smin, smax), rel=1e-14)
+    assert radius_kappa(B, smin, smax) == pytest.approx(
+        hypothesis_kappa(beta, smin, smax), rel=1e-14
+    )
 
 
 def test_radii_formulas() -> None:

@@ -76,8 +76,9 @@ def test_sampled_never_exceeds_certified_on_random_networks(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     act = ["tanh", "gelu", "sin", "softplus"][seed]
     par = ["ntk", "standard"][seed % 2]
-    model, X, w0, _ = _setup(act, widths=(int(rng.integers(4, 40)),), seed=seed,
-                             parameterization=par)
+    model, X, w0, _ = _setup(
+        act, widths=(int(rng.integers(4, 40)),), seed=seed, parameterization=par
+    )
     est = certified_beta_auto(model, X, w0, 0.05)
     assert est is not None and est.consistent
     samp = sampled_beta(model, X, w0, 0.05, rng, radius=est.radius, samples=12, iterations=10)
@@ -94,7 +95,7 @@ def test_certified_radius_is_self_consistent() -> None:
 
 
 def test_relu_beta_is_infinite() -> None:
-    model, X, w0, rng = _setup("relu")
+    model, X, w0, _rng = _setup("relu")
     assert certified_beta(model, X, w0, 1.0) == math.inf
 
 

@@ -54,7 +54,7 @@ def test_p_le_n_is_reported() -> None:
 
 
 def test_kernel_sigma_range() -> None:
-    model, lin = _lin(7, 3, [20])
+    _model, lin = _lin(7, 3, [20])
     s = np.linalg.svd(lin.jacobian(), compute_uv=False)
     lo, hi = kernel_sigma_range(lin.kernel())
     assert hi == pytest.approx(s[0], rel=1e-12)
