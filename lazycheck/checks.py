@@ -617,7 +617,14 @@ def _compare(
             margin = np.where(bound > 0, observed / bound, np.inf)
             ok = observed >= bound * (1 - rtol) - atol
     # the worst point: a violated one if any, else the smallest margin
-    k = int(np.argmin(np.where(ok, margin, -np.inf))) if not ok.all() else int(np.argmin(margin))
+    if not ok.all():
+        k = int(np.argmin(np.where(ok, margin, -np.inf)))
+    elif at_label == "t" and at.size > 1 and at[0] == 0:
+        # at t = 0 the loss bounds hold with equality by construction; report the tightest
+        # point after it
+        k = 1 + int(np.argmin(margin[1:]))
+    else:
+        k = int(np.argmin(margin))
     held = bool(ok.all())
     status = _status(held, requires, met)
     where = f"{at_label} = {at[k]:.4g}"

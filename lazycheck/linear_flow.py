@@ -34,11 +34,12 @@ import numpy as np
 
 from lazycheck.model import Linearization
 
-__all__ = ["LinearFlow", "linear_flow", "phi", "phi_weights"]
+__all__ = ["LinearFlow", "linear_flow", "phi", "phi_table", "phi_weights"]
 
 Array = np.ndarray
 
-_SERIES_TERMS = 20  # phi_j(-x) series for x < 1: the first omitted term is below 1e-18
+_SERIES_TERMS = 30  # phi_j(-x) series for x < 2: the first omitted term is below 1e-23
+_SERIES_BELOW = 2.0
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,12 @@ class LinearFlow:
         out = (e * self.r0_hat) @ self.Q.T
         return out[0] if scalar else out
 
-    def displacement(self, t: float) -> Array:
-        """u(t) - u0 (shape (p,)), by one VJP with J0."""
-        return -self.lin0.vjp(self.coefficients(float(t))) / self.alpha
-
-    def weights(self, t: float, w0: Array) -> Array:
-        """u(t) itself."""
-        return w0 + self.displacement(t)
+    def displacement(self, t: Array | float) -> Array:
+        """u(t) - u0: shape (p,) for a scalar t, (m, p) for m times; one VJP with J0 each."""
+        c = self.coefficients(t)
+        if c.ndim == 1:
+            return -self.lin0.vjp(c) / self.alpha
+        return np.stack([-self.lin0.vjp(ck) / self.alpha for ck in c])
 
     def displacement_norm(self, t: Array | float) -> Array:
         """||u(t) - u0|| from the kernel alone: (1/alpha) sqrt(c_hat^T Lambda c_hat)."""
@@ -126,29 +126,40 @@ def linear_flow(lin0: Linearization, y: Array, alpha: float) -> LinearFlow:
 def phi(j: int, x: Array | float) -> Array:
     """phi_j(-x) for x >= 0, elementwise: phi_0(z) = e^z, phi_{j+1}(z) = (phi_j(z) - 1/j!)/z.
 
-    Accurate to a few ulps for every x >= 0: a Taylor series below x = 1 (where the
-    recurrence would cancel) and the recurrence from phi_1(-x) = -expm1(-x)/x above it.
+    Accurate to a few ulps for every x >= 0 (see :func:`phi_table`).
     """
-    if j < 0:
-        raise ValueError(f"phi_j needs j >= 0, got {j}")
+    return phi_table(j, x)[j]
+
+
+def phi_table(jmax: int, x: Array | float) -> Array:
+    """phi_j(-x) for j = 0..jmax, stacked: shape (jmax + 1, *shape(x)), for x >= 0.
+
+    Below x = 2, where the upward recurrence phi_{j+1} = (1/j! - phi_j(-x))/x would cancel,
+    phi_jmax comes from its Taylor series and the others from the stable downward recurrence
+    phi_j(-x) = 1/j! - x phi_{j+1}(-x); above it, the upward recurrence from
+    phi_1(-x) = -expm1(-x)/x loses nothing.
+    """
+    if not 0 <= jmax <= 15:
+        raise ValueError(f"phi_j is implemented for 0 <= j <= 15, got {jmax}")
     xx = np.asarray(x, dtype=np.float64)
     if np.any(xx < 0) or np.any(np.isnan(xx)):
         raise ValueError("phi(j, x) is for x >= 0 (phi_j(-x))")
-    if j == 0:
-        return np.exp(-xx)
-    small = xx < 1.0
-    out = np.empty_like(xx)
-    xs = xx[small]
-    # Horner on sum_k (-x)^k / (k + j)!
-    acc = np.full_like(xs, 1.0 / math.factorial(_SERIES_TERMS + j))
-    for k in range(_SERIES_TERMS - 1, -1, -1):
-        acc = acc * (-xs) + 1.0 / math.factorial(k + j)
-    out[small] = acc
-    xl = xx[~small]
-    val = -np.expm1(-xl) / xl if xl.size else xl
-    for i in range(1, j):
-        val = (1.0 / math.factorial(i) - val) / xl
-    out[~small] = val
+    out = np.empty((jmax + 1, *xx.shape))
+    out[0] = np.exp(-xx)
+    if jmax == 0:
+        return out
+    small = xx < _SERIES_BELOW
+    if np.all(small):
+        out[1:] = _phi_small(jmax, xx)
+        return out
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        val = -np.expm1(-xx) / xx
+        out[1] = val
+        for i in range(1, jmax):
+            val = (_INV_FACT[i] - val) / xx
+            out[i + 1] = val
+    if np.any(small):
+        out[1:, small] = _phi_small(jmax, xx[small])
     return out
 
 
@@ -170,3 +181,19 @@ def _times(t: Array | float) -> tuple[Array, bool]:
     if np.any(tt < 0) or not np.all(np.isfinite(tt)):
         raise ValueError("times must be finite and >= 0")
     return np.atleast_1d(tt), tt.ndim == 0
+
+
+_INV_FACT = [1.0 / math.factorial(k) for k in range(_SERIES_TERMS + 16)]
+
+
+def _phi_small(jmax: int, x: Array) -> Array:
+    """phi_1..phi_jmax at -x for 0 <= x < 2: series for phi_jmax, then downward recurrence."""
+    acc = np.full_like(x, _INV_FACT[_SERIES_TERMS + jmax])
+    for k in range(_SERIES_TERMS - 1, -1, -1):
+        acc = acc * (-x) + _INV_FACT[k + jmax]
+    out = np.empty((jmax, *x.shape))
+    out[jmax - 1] = acc
+    for j in range(jmax - 1, 0, -1):
+        acc = _INV_FACT[j] - x * acc
+        out[j - 1] = acc
+    return out

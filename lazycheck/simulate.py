@@ -1,0 +1,695 @@
+"""``lazycheck simulate``: run the nonlinear flow and the linear flow side by side.
+
+Both flows start at w0 and minimize L(z) = ||z - y||^2 / 2 at scale alpha:
+
+* nonlinear: w' = -alpha J_w^T (alpha f(w) - y), integrated numerically (:mod:`lazycheck.flow`);
+* linear:    u' = -alpha J0^T (alpha f0(u) - y), solved exactly (:mod:`lazycheck.linear_flow`).
+
+They are recorded on a log-spaced grid of ``n_times`` times (plus t = 0) from
+t_min = min(0.01 / (alpha^2 lambda_max(K0)), t_end / 1000), before the fastest mode of the
+kernel has moved, up to t_end. By default t_end is where Theorem 2's bound has fallen by
+exp(-decay): L0 exp(-alpha^2 sigma_min^2 t / 2) = L0 e^{-decay}, t_end = 2 decay /
+(alpha^2 sigma_min^2). When sigma_min(J0) = 0 (Assumption 1 fails) that time is infinite, and
+``horizon`` must be given (a :class:`~lazycheck.errors.LazycheckError` says so).
+
+At each grid time: the two losses, the Theorem 2 bound L0 exp(-alpha^2 sigma_min^2 t / 2), the
+displacements ||w(t) - w0|| and ||u(t) - u0||, the gap ||alpha f(w(t)) - alpha f0(u(t))||, and
+the extreme singular values of J_{w(t)} (from the eigenvalues of its kernel). At ``checkpoints``
+log-spaced grid times: ||J_{w(t)} - J0|| (operator norm, from the difference kernel).
+
+With ``method = "gd"`` the grid is snapped to whole iterates (t = k lr) and the linear model
+stays the exact linear *flow*, so the gap then also holds gradient descent's discretization
+error (first order in lr).
+
+Constants: sigma_min, sigma_max of J0; L0 = ||alpha f(w0) - y||^2 / 2; Theorem 2's radius
+B' = 3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2) and the linear model's radius
+B'_lin = sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2) (both infinite when Assumption 1 fails).
+
+What each number is: the linear flow's values are exact (closed form, to rounding); the
+nonlinear flow's are computed to the solver tolerance (or are gradient descent iterates). The
+loss of the nonlinear flow is also limited by float64: alpha f(w) is formed from rounded
+weights, so it carries an error of about alpha eps ||J_w (w o s)||, which alpha amplifies. Below
+``loss_floor`` (see :func:`lazycheck.flow.residual_floor`) a loss is rounding noise, and the
+report says so. (At alpha = 1e6 on the sample problem the floor is about 1e-17.)
+
+Cost: one model evaluation at w0, the integrator's (``nfev``, which counts all of them), and
+for each recorded time a few products on a linearization already computed.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lazycheck.errors import LazycheckError
+from lazycheck.flow import (
+    EXP_METHOD,
+    SCIPY_METHODS,
+    check_lr,
+    gd_flow,
+    gd_grid,
+    integrate,
+    probe_signs,
+    residual_floor,
+)
+from lazycheck.jsonio import atomic_write
+from lazycheck.linear_flow import linear_flow
+from lazycheck.model import Linearization
+from lazycheck.problem import Problem
+from lazycheck.spec import FlowSpec
+from lazycheck.spectrum import jacobian_spectrum
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+__all__ = [
+    "ARRAY_FIELDS",
+    "GRID_FIELDS",
+    "SimulationResult",
+    "load_npz",
+    "save_csv",
+    "save_npz",
+    "simulate",
+]
+
+Array = np.ndarray
+
+#: trajectory arrays on the output grid (one value per grid time)
+GRID_FIELDS = (
+    "t",
+    "loss",
+    "loss_lin",
+    "bound",
+    "disp",
+    "disp_lin",
+    "gap",
+    "sigma_min_t",
+    "sigma_max_t",
+)
+#: every array a result holds
+ARRAY_FIELDS = (*GRID_FIELDS, "t_check", "jdiff", "w_final", "u_final")
+
+_NPZ_FORMAT = 1
+_EXACT = "exact (closed form)"
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """A run of both flows, like scipy's ``OdeResult``.
+
+    Attributes:
+        success, status, message: status 0 when the integrator reached ``horizon``, -1 when
+            it failed (the arrays then stop at the last time recorded).
+        alpha, method, rtol, atol, lr: the run's settings (``lr`` only for gd).
+        horizon: the final time t_end (unscaled); ``horizon_rule`` says how it was chosen.
+        sigma_min, sigma_max: extreme singular values of J0; ``sigma_method`` how computed.
+        L0: the initial loss ||alpha f(w0) - y||^2 / 2.
+        loss_floor: (1/2) rho^2 with rho the residual's rounding floor at the last time
+            (:func:`lazycheck.flow.residual_floor`): nonlinear losses below it are rounding
+            noise, not resolved by any integrator in float64.
+        B_prime: Theorem 2's radius 3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2).
+        B_prime_lin: the linear model's radius sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2).
+        gd_stability_limit: 2 / (alpha^2 lambda_max(K0)) for method gd, else None.
+        t, loss, loss_lin, bound, disp, disp_lin, gap, sigma_min_t, sigma_max_t: the grid.
+        t_check, jdiff: ||J_{w(t)} - J0|| at the checkpoint times.
+        w_final, u_final: the weights of both flows at the last recorded time.
+        nfev: model evaluations (forward + backward pass) of the whole run, including the
+            one at w0 and any spent only to record output (``nfev_output``).
+        n_products: JVP/VJP products on already computed linearizations.
+        n_steps, n_rejected: integrator steps (gd: iterations); n_rejected is -1 when the
+            solver does not report it (scipy).
+        wall_time: seconds spent integrating and recording.
+    """
+
+    success: bool
+    status: int
+    message: str
+    alpha: float
+    method: str
+    rtol: float
+    atol: float
+    lr: float | None
+    horizon: float
+    horizon_rule: str
+    sigma_min: float
+    sigma_max: float
+    sigma_method: str
+    L0: float
+    loss_floor: float
+    B_prime: float
+    B_prime_lin: float
+    gd_stability_limit: float | None
+    t: Array
+    loss: Array
+    loss_lin: Array
+    bound: Array
+    disp: Array
+    disp_lin: Array
+    gap: Array
+    sigma_min_t: Array
+    sigma_max_t: Array
+    t_check: Array
+    jdiff: Array
+    w_final: Array
+    u_final: Array
+    nfev: int
+    nfev_output: int
+    n_products: int
+    n_steps: int
+    n_rejected: int
+    wall_time: float
+
+    # ------------------------------------------------------------------ derived numbers
+    @property
+    def final_loss(self) -> float:
+        """L(alpha f(w(t_end))), the nonlinear flow's last loss."""
+        return float(self.loss[-1])
+
+    @property
+    def final_loss_lin(self) -> float:
+        """L(alpha f0(u(t_end))), the linear flow's last loss (exact)."""
+        return float(self.loss_lin[-1])
+
+    @property
+    def final_loss_unresolved(self) -> bool:
+        """True when the last nonlinear loss is within 100x of the rounding floor."""
+        return self.final_loss <= 100.0 * self.loss_floor
+
+    @property
+    def tau(self) -> Array:
+        """The grid in rescaled time alpha^2 t."""
+        return self.alpha**2 * self.t
+
+    @property
+    def computed_label(self) -> str:
+        """How the nonlinear trajectory was obtained, for labels."""
+        if self.method == "gd":
+            return f"computed, gradient descent lr {self.lr:.3g}"
+        return f"computed, {self.method} solver rtol {self.rtol:.3g}"
+
+    def summary(self) -> list[tuple[str, str, Any, str]]:
+        """Rows (key, quantity, value, what it is) of the summary table."""
+        comp = self.computed_label
+        pos = (self.t > 0) & (self.bound > 0)
+        ratio = _safe_max(self.loss[pos] / self.bound[pos])
+        ratio_lin = _safe_max(self.loss_lin[pos] / self.bound[pos])
+        rows: list[tuple[str, str, Any, str]] = [
+            ("method", "method", self.method, "integrator of the nonlinear flow"),
+            ("alpha", "alpha", self.alpha, "output scale (input)"),
+            ("horizon", "t_end", self.horizon, self.horizon_rule),
+            ("sigma_min", "sigma_min(J0)", self.sigma_min, f"computed ({self.sigma_method})"),
+            ("sigma_max", "sigma_max(J0)", self.sigma_max, f"computed ({self.sigma_method})"),
+            ("L0", "L0", self.L0, "computed (model at w0)"),
+            (
+                "loss_floor",
+                "loss rounding floor",
+                self.loss_floor,
+                "computed: losses below it are float64 rounding noise",
+            ),
+            (
+                "t_last",
+                "last time recorded",
+                float(self.t[-1]),
+                comp if not self.success else "= t_end (for gd: rounded up to a whole iterate)",
+            ),
+            (
+                "bound_end",
+                "bound at last time",
+                float(self.bound[-1]),
+                "Theorem 2: L0 exp(-alpha^2 sigma_min^2 t / 2)",
+            ),
+            (
+                "final_loss",
+                "loss at last time, nonlinear",
+                self.final_loss,
+                comp
+                + ("; at the rounding floor: not resolved" if self.final_loss_unresolved else ""),
+            ),
+            ("final_loss_lin", "loss at last time, linear", self.final_loss_lin, _EXACT),
+            (
+                "max_loss_over_bound",
+                "max_t loss / bound",
+                ratio,
+                f"{comp}; over t > 0; <= 1 when Theorem 2's bound holds",
+            ),
+            (
+                "max_loss_lin_over_bound",
+                "max_t loss_lin / bound",
+                ratio_lin,
+                f"{_EXACT}; over t > 0; <= 1 when Theorem 2's bound holds",
+            ),
+            (
+                "B_prime",
+                "B'",
+                self.B_prime,
+                "Theorem 2: 3 sqrt(8 sigma_max^2 L0)/(alpha sigma_min^2)",
+            ),
+            ("max_disp", "max_t ||w(t) - w0||", _safe_max(self.disp), f"{comp}; <= B'"),
+            (
+                "B_prime_lin",
+                "B'_lin",
+                self.B_prime_lin,
+                "linear model: sqrt(2 sigma_max^2 L0)/(alpha sigma_min^2)",
+            ),
+            (
+                "max_disp_lin",
+                "max_t ||u(t) - u0||",
+                _safe_max(self.disp_lin),
+                f"{_EXACT}; <= B'_lin",
+            ),
+            (
+                "max_gap",
+                "max_t ||alpha f(w) - alpha f0(u)||",
+                _safe_max(self.gap),
+                f"{comp} against the exact linear flow",
+            ),
+            (
+                "min_sigma_min_t",
+                "min_t sigma_min(J_w(t))",
+                _safe_min(self.sigma_min_t),
+                f"{comp}; Lemma 6: >= sigma_min/2 = {self.sigma_min / 2:.6g}",
+            ),
+            (
+                "max_sigma_max_t",
+                "max_t sigma_max(J_w(t))",
+                _safe_max(self.sigma_max_t),
+                f"{comp}; Lemma 6: <= 3 sigma_max/2 = {1.5 * self.sigma_max:.6g}",
+            ),
+            (
+                "max_jdiff",
+                "max ||J_w(t) - J0||",
+                _safe_max(self.jdiff),
+                f"{comp}, at {self.t_check.shape[0]} checkpoints",
+            ),
+        ]
+        if self.gd_stability_limit is not None:
+            rows.append(("lr", "lr", self.lr, "gradient-descent learning rate (input)"))
+            rows.append(
+                (
+                    "gd_stability_limit",
+                    "lr stability limit",
+                    self.gd_stability_limit,
+                    "exact: 2/(alpha^2 lambda_max(K0))",
+                )
+            )
+        rej = "not reported by scipy" if self.n_rejected < 0 else self.n_rejected
+        rows += [
+            (
+                "nfev",
+                "model evaluations",
+                self.nfev,
+                f"forward+backward passes ({self.nfev_output} only to record output)",
+            ),
+            ("n_steps", "steps", self.n_steps, "accepted steps (gd: iterations)"),
+            ("n_rejected", "rejected steps", rej, "step-size control"),
+            ("wall_time", "wall time [s]", self.wall_time, "integration and recording"),
+        ]
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary (each number with what it is) and every array, JSON-ready."""
+        return {
+            "success": self.success,
+            "status": self.status,
+            "message": self.message,
+            "settings": {
+                "alpha": self.alpha,
+                "method": self.method,
+                "rtol": self.rtol,
+                "atol": self.atol,
+                "lr": self.lr,
+                "horizon": self.horizon,
+                "horizon_rule": self.horizon_rule,
+            },
+            "summary": {
+                key: {"quantity": name, "value": _plain(value), "kind": kind}
+                for key, name, value, kind in self.summary()
+            },
+            "arrays": {name: getattr(self, name) for name in ARRAY_FIELDS},
+            "array_kinds": {
+                name: (
+                    _EXACT
+                    if name in ("loss_lin", "disp_lin", "bound", "u_final", "t")
+                    else self.computed_label
+                )
+                for name in ARRAY_FIELDS
+            },
+            "counts": {
+                "nfev": self.nfev,
+                "nfev_output": self.nfev_output,
+                "n_products": self.n_products,
+                "n_steps": self.n_steps,
+                "n_rejected": self.n_rejected,
+            },
+        }
+
+    def render(self, console: Console) -> None:
+        """Print the summary as a rich table."""
+        from rich.table import Table
+
+        title = "lazycheck simulate" + ("" if self.success else " (FAILED)")
+        table = Table(title=title, show_lines=False)
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        table.add_column("what it is")
+        for _key, name, value, kind in self.summary():
+            table.add_row(name, _fmt(value), kind)
+        console.print(table)
+        style = "green" if self.success else "bold red"
+        console.print(self.message, style=style, markup=False, highlight=False)
+
+
+def simulate(
+    problem: Problem, *, progress: Progress | None = None, **overrides: Any
+) -> SimulationResult:
+    """Run both flows of ``problem`` with its ``[flow]`` settings and ``overrides`` (alpha,
+    method, rtol, atol, horizon, decay, lr, n_times, checkpoints; None values are ignored).
+
+    ``progress``: a rich Progress; a task is added and advanced as time advances.
+    Raises LazycheckError for settings that cannot run (gd without lr or above the stability
+    limit, no default horizon when sigma_min(J0) = 0). A solver that fails returns a result
+    with ``success`` False, holding the trajectory up to the failure.
+    """
+    problem = _apply_overrides(problem, overrides)
+    fs = problem.spec.flow
+    alpha, method = float(fs.alpha), fs.method
+    if method not in (EXP_METHOD, *SCIPY_METHODS, "gd"):
+        raise LazycheckError(f"unknown method {method!r}")
+    y = np.asarray(problem.y, dtype=np.float64)
+    w0 = np.asarray(problem.w0, dtype=np.float64)
+    lin0 = problem.linearize(w0)
+    spec = jacobian_spectrum(lin0, problem.p)
+    sigma_min, sigma_max = float(spec.sigma_min), float(spec.sigma_max)
+    lflow = linear_flow(lin0, y, alpha)
+    lam_max = float(lflow.lam[-1])
+    L0 = 0.5 * float(lflow.r0 @ lflow.r0)
+    t_end, rule = _horizon(fs, alpha, sigma_min, spec.ok, spec.message)
+    t = _time_grid(t_end, alpha, lam_max, fs.n_times)
+    gd_limit: float | None = None
+    lr: float | None = None
+    iterations = np.zeros(0, dtype=np.int64)
+    if method == "gd":
+        gd_limit = check_lr(fs.lr, alpha, lam_max)
+        assert fs.lr is not None  # check_lr raised otherwise
+        lr = float(fs.lr)
+        iterations, t = gd_grid(t, lr)
+
+    m = t.shape[0]
+    check_idx = np.unique(np.rint(np.linspace(1, m - 1, min(fs.checkpoints, m - 1))).astype(int))
+    rec = _Recorder(m, check_idx, alpha, y, w0, lin0, lflow.residual(t))
+    advance = _progress_callback(progress, method, t)
+    if lr is not None:
+        stats = gd_flow(
+            problem.linearize, w0, y, alpha, lr, iterations, rec, lin0=lin0, progress=advance
+        )
+    else:
+        stats = integrate(
+            problem.linearize,
+            w0,
+            y,
+            alpha,
+            alpha**2 * t,
+            rec,
+            method=method,
+            rtol=fs.rtol,
+            atol=fs.atol,
+            lin0=lin0,
+            progress=advance,
+        )
+    message = stats.message
+    if not stats.success and not problem.model.smooth:
+        message += (
+            "; the model is not smooth: its Jacobian jumps where a unit switches, so the flow "
+            "can slide along a switch and no ODE solver gets far (nor does the theorem "
+            "apply); --method gd with --lr still runs"
+        )
+
+    k = t.shape[0] if stats.success else rec.count  # grid times recorded
+    tk = t[:k]
+    keep = check_idx < k
+    if spec.ok and sigma_min > 0:  # else Assumption 1 fails and the radii are infinite
+        b_prime = 3.0 * math.sqrt(8.0 * sigma_max**2 * L0) / (alpha * sigma_min**2)
+        b_lin = math.sqrt(2.0 * sigma_max**2 * L0) / (alpha * sigma_min**2)
+    else:
+        b_prime = b_lin = math.inf
+    return SimulationResult(
+        success=stats.success,
+        status=stats.status,
+        message=message,
+        alpha=alpha,
+        method=method,
+        rtol=float(fs.rtol),
+        atol=float(fs.atol),
+        lr=lr,
+        horizon=t_end,
+        horizon_rule=rule,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        sigma_method=spec.method,
+        L0=L0,
+        loss_floor=0.5 * rec.floor**2,
+        B_prime=b_prime,
+        B_prime_lin=b_lin,
+        gd_stability_limit=gd_limit,
+        t=tk.copy(),
+        loss=rec.loss[:k].copy(),
+        loss_lin=lflow.loss(tk),
+        bound=L0 * np.exp(-(alpha**2) * sigma_min**2 * tk / 2.0),
+        disp=rec.disp[:k].copy(),
+        disp_lin=lflow.displacement_norm(tk),
+        gap=rec.gap[:k].copy(),
+        sigma_min_t=rec.smin[:k].copy(),
+        sigma_max_t=rec.smax[:k].copy(),
+        t_check=t[check_idx[keep]].copy(),
+        jdiff=rec.jdiff[keep].copy(),
+        w_final=rec.w_last,
+        u_final=w0 + lflow.displacement(float(tk[-1]) if k else 0.0),
+        nfev=stats.nfev + 1,  # + the evaluation at w0
+        nfev_output=stats.nfev_output,
+        n_products=stats.n_products,
+        n_steps=stats.n_steps,
+        n_rejected=stats.n_rejected,
+        wall_time=stats.wall_time,
+    )
+
+
+def save_npz(result: SimulationResult, problem: Problem, path: str | Path) -> None:
+    """Write the run (data, w0, constants, every array) to a .npz file, atomically."""
+    arrays: dict[str, Any] = {
+        "format": np.array(_NPZ_FORMAT),
+        "X": np.asarray(problem.X, dtype=np.float64),
+        "y": np.asarray(problem.y, dtype=np.float64),
+        "w0": np.asarray(problem.w0, dtype=np.float64),
+        "tau": result.tau,
+    }
+    for f in dataclasses.fields(SimulationResult):
+        value = getattr(result, f.name)
+        if value is None:
+            arrays[f.name] = np.array(np.nan)
+            arrays[f"{f.name}__none"] = np.array(True)
+        else:
+            arrays[f.name] = np.asarray(value)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.savez(fh, **arrays)
+
+    atomic_write(path, write)
+
+
+def load_npz(path: str | Path) -> SimulationResult:
+    """Read a run written by :func:`save_npz` back into a :class:`SimulationResult`."""
+    p = Path(path)
+    try:
+        data = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise LazycheckError(f"{p}: not a readable .npz file ({exc})") from None
+    with data:
+        if "format" not in data.files or int(data["format"]) != _NPZ_FORMAT:
+            raise LazycheckError(f"{p}: not a lazycheck simulate file (format {_NPZ_FORMAT})")
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(SimulationResult):
+            if f.name not in data.files:
+                raise LazycheckError(f"{p}: missing array {f.name!r}")
+            if f"{f.name}__none" in data.files:
+                kwargs[f.name] = None
+                continue
+            value = data[f.name]
+            if f.name in ARRAY_FIELDS:
+                kwargs[f.name] = np.array(value, dtype=np.float64)
+            elif value.dtype.kind == "U":
+                kwargs[f.name] = str(value)
+            elif value.dtype.kind == "b":
+                kwargs[f.name] = bool(value)
+            elif value.dtype.kind in "iu":
+                kwargs[f.name] = int(value)
+            else:
+                kwargs[f.name] = float(value)
+    return SimulationResult(**kwargs)
+
+
+def save_csv(result: SimulationResult, path: str | Path) -> None:
+    """Write one row per grid time (``jdiff`` only on checkpoint rows), atomically.
+
+    Numbers are written with 17 significant digits, so they parse back exactly."""
+    cols = ("t", "tau", *GRID_FIELDS[1:], "jdiff")
+    jd = {float(tc): float(v) for tc, v in zip(result.t_check, result.jdiff, strict=True)}
+    tau = result.tau
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for i in range(result.t.shape[0]):
+        ti = float(result.t[i])
+        row = [ti, float(tau[i]), *(float(getattr(result, c)[i]) for c in GRID_FIELDS[1:])]
+        row.append(jd.get(ti, math.nan))
+        writer.writerow([_num(v) for v in row])
+    atomic_write(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+class _Recorder:
+    """Collects the grid quantities as the integrator reaches each output time."""
+
+    def __init__(
+        self,
+        m: int,
+        check_idx: Array,
+        alpha: float,
+        y: Array,
+        w0: Array,
+        lin0: Linearization,
+        r_lin: Array,
+    ) -> None:
+        self.alpha, self.y, self.w0, self.lin0, self.r_lin = alpha, y, w0, lin0, r_lin
+        self.check_pos = {int(i): k for k, i in enumerate(check_idx)}
+        self.loss = np.full(m, np.nan)
+        self.disp = np.full(m, np.nan)
+        self.gap = np.full(m, np.nan)
+        self.smin = np.full(m, np.nan)
+        self.smax = np.full(m, np.nan)
+        self.jdiff = np.full(len(self.check_pos), np.nan)
+        self.count = 0
+        self.w_last = w0.copy()
+        self.signs = probe_signs(w0.shape[0])
+        self.floor = 0.0
+
+    def __call__(self, i: int, w: Array, lin: Linearization, lam: Array | None) -> None:
+        r = self.alpha * lin.f - self.y
+        self.loss[i] = 0.5 * float(r @ r)
+        self.disp[i] = float(np.linalg.norm(w - self.w0))
+        self.gap[i] = float(np.linalg.norm(r - self.r_lin[i]))
+        if lam is None:
+            lam = np.linalg.eigvalsh(lin.kernel())
+        self.smin[i] = math.sqrt(max(float(lam[0]), 0.0))
+        self.smax[i] = math.sqrt(max(float(lam[-1]), 0.0))
+        k = self.check_pos.get(i)
+        if k is not None:
+            dk = lin.difference_kernel(self.lin0)
+            self.jdiff[k] = math.sqrt(max(float(np.linalg.eigvalsh(0.5 * (dk + dk.T))[-1]), 0.0))
+        self.count = max(self.count, i + 1)
+        self.w_last = np.array(w, dtype=np.float64, copy=True)
+        self.floor = residual_floor(lin, w, self.alpha, self.y, self.signs)
+
+
+def _apply_overrides(problem: Problem, overrides: dict[str, Any]) -> Problem:
+    o = {k: v for k, v in overrides.items() if v is not None}
+    if not o:
+        return problem
+    spec = problem.spec
+    extra = {k: o.pop(k) for k in ("n_times", "checkpoints") if k in o}
+    if o:
+        spec = spec.with_overrides(**o)
+    if extra:
+        for key, low in (("n_times", 10), ("checkpoints", 2)):
+            v = extra.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+                raise LazycheckError(f"{key}: must be an integer >= {low}, got {v!r}")
+        spec = dataclasses.replace(spec, flow=dataclasses.replace(spec.flow, **extra))
+    return dataclasses.replace(problem, spec=spec)
+
+
+def _horizon(
+    fs: FlowSpec, alpha: float, sigma_min: float, rank_ok: bool, rank_message: str
+) -> tuple[float, str]:
+    """t_end and how it was chosen (module docstring)."""
+    if fs.horizon is not None:
+        return float(fs.horizon), "given (horizon)"
+    if not rank_ok or sigma_min <= 0:
+        raise LazycheckError(
+            f"sigma_min(J0) = {sigma_min:.3g} ({rank_message}); the default horizon "
+            "2 decay/(alpha^2 sigma_min^2) is undefined: give --horizon or [flow].horizon"
+        )
+    t_end = 2.0 * fs.decay / (alpha**2 * sigma_min**2)
+    if not (math.isfinite(t_end) and t_end > 0):
+        raise LazycheckError(
+            f"the default horizon 2 decay/(alpha^2 sigma_min^2) = {t_end!r} is not a positive "
+            "finite number; give --horizon or [flow].horizon"
+        )
+    return t_end, f"bound fell by exp(-{fs.decay:g}): 2 decay/(alpha^2 sigma_min^2)"
+
+
+def _time_grid(t_end: float, alpha: float, lam_max: float, n_times: int) -> Array:
+    """0 and n_times log-spaced times from t_min to t_end (module docstring)."""
+    t_min = t_end / 1000.0
+    if lam_max > 0:
+        t_min = min(t_min, 0.01 / (alpha**2 * lam_max))
+    return np.concatenate([[0.0], np.geomspace(t_min, t_end, n_times)])
+
+
+def _progress_callback(
+    progress: Progress | None, method: str, t: Array
+) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    total = t.shape[0] - 1
+    task = progress.add_task(f"simulate ({method})", total=max(total, 1))
+
+    def advance(i: int) -> None:
+        progress.update(task, completed=i, description=f"simulate ({method}) t = {t[i]:.3g}")
+
+    return advance
+
+
+def _safe_max(a: Array) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.max()) if a.size else math.nan
+
+
+def _safe_min(a: Array) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.min()) if a.size else math.nan
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        return f"{float(v):.6g}"
+    return str(v)
+
+
+def _num(v: float) -> str:
+    if math.isnan(v):
+        return ""
+    return repr(float(v)) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
