@@ -23,6 +23,7 @@ solver's accuracy (see :func:`default_tolerances`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -37,8 +38,9 @@ OVERPARAM = "assumption.overparameterized"
 BETA_FINITE = "assumption.beta_finite"
 ALPHA = "hypothesis.alpha"
 RADIUS = "hypothesis.radius"
+FLOW = "flow.continuous"  # the trajectory is the gradient flow (not gradient descent)
 _LINEAR_REQ = (RANK, OVERPARAM)
-_FULL_REQ = (RANK, OVERPARAM, BETA_FINITE, ALPHA, RADIUS)
+_FULL_REQ = (RANK, OVERPARAM, BETA_FINITE, ALPHA, RADIUS, FLOW)
 
 CHECK_IDS = (
     RANK,
@@ -129,6 +131,10 @@ class CheckContext:
     rtol: float = 1e-6
     rtol_linear: float = 1e-9
     atol_loss: float = 0.0
+    #: when set, no flow was run: every trajectory check is skipped with this reason
+    skip_reason: str | None = None
+    #: False when the nonlinear trajectory is gradient descent, not the continuous flow
+    continuous_flow: bool = True
 
 
 def default_tolerances(solver_rtol: float, L0: float, y_norm: float) -> tuple[float, float, float]:
@@ -147,6 +153,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     """Evaluate every check of :data:`CHECK_IDS` on a context."""
     hyp = _hypotheses(ctx)
     met = {c.id: c.status == "pass" for c in hyp}
+    met[FLOW] = ctx.continuous_flow
     out = list(hyp)
     out.append(_radius_consistency(ctx))
     c = ctx
@@ -171,7 +178,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     )
     # Lemma 4, nonlinear model with observed lambda(s) = alpha^2 sigma_min(J_s)^2, inf over [0, t]
     lam_inf = a2 * np.minimum.accumulate(c.sigma_min_t**2)
-    lemma4_req: tuple[str, ...] = ()
+    lemma4_req: tuple[str, ...] = (FLOW,)
     lam_ok = bool(np.all(lam_inf[1:] > 0)) if lam_inf.size > 1 else True
     out.append(
         _upper(
@@ -357,6 +364,17 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
             else "beta is infinite or the weights did not move",
         )
     )
+    if c.skip_reason:
+        traj_ids = {x.id for x in out if x.role == "conclusion" and "ball" not in x.id}
+        out = [
+            dataclasses.replace(
+                x, status="skipped", held=None, observed=math.nan, bound=math.nan,
+                margin=math.nan, at=None, message=c.skip_reason,
+            )  # fmt: skip
+            if x.id in traj_ids
+            else x
+            for x in out
+        ]
     return out
 
 

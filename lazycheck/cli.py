@@ -76,6 +76,8 @@ def _guard(fn: F) -> F:
             return fn(*args, **kwargs)
         except LazycheckError as exc:
             _fail(str(exc), exc.exit_code)
+        except ArithmeticError as exc:  # numpy's LinAlgError and floating-point errors
+            _fail(f"numerics failed and cannot be trusted: {type(exc).__name__}: {exc}")
         except OSError as exc:
             _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
         except KeyboardInterrupt:

@@ -72,6 +72,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None] | str | bytes) 
             tmp_path.write_bytes(write)
         else:
             write(tmp_path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -50,6 +50,10 @@ def report_dict(report: VerifyReport) -> dict[str, Any]:
         "exit_code_strict": report.exit_code(strict=True),
         "counts": report.counts(),
         "lazy_gap": encode_float(report.lazy_gap),
+        "flow": {
+            "method": report.simulation.method if report.simulation is not None else "",
+            "note": report.flow_note,
+        },
         "tolerances": {k: encode_float(v) for k, v in report.tolerances.items()},
         "beta_basis": report.bound.beta_basis,
         "checks": [

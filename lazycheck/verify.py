@@ -60,6 +60,7 @@ class VerifyReport:
     tolerances: dict[str, float]
     bound: BoundReport = field(repr=False)
     simulation: SimulationResult | None = field(repr=False, default=None)
+    flow_note: str = ""
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -134,6 +135,8 @@ class VerifyReport:
                 f"{self.lazy_gap:.4g}  (computed, solver rtol {self.tolerances['solver_rtol']:g})"
             )
         )
+        if self.flow_note:
+            console.print(Text(f"note: {self.flow_note}"))
         counts = ", ".join(f"{v} {k}" for k, v in self.counts().items() if v)
         style = {"pass": "bold green", "fail": "bold red", "error": "bold red"}.get(
             self.status, "bold yellow"
@@ -151,51 +154,66 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
     from lazycheck.simulate import simulate
 
     bound = compute_bound(problem, progress=progress)
-    sim = simulate(problem, progress=progress)
-    spec_label = bound.spec
+    fs = problem.spec.flow
+    solver_tol = {"solver_rtol": fs.rtol}
+    if bound.spectrum.sigma_min <= 0 and fs.horizon is None:
+        # The Theorem-2 bound never decays and the default horizon is undefined: nothing to
+        # integrate towards. The hypotheses are reported; the conclusions are skipped.
+        reason = (
+            "sigma_min(J0) = 0, so the default horizon 2 decay/(alpha^2 sigma_min^2) is "
+            "undefined; give [flow].horizon to run the flows anyway"
+        )
+        ctx = build_context(problem, bound, None, skip_reason=reason)
+        checks = tuple(evaluate_checks(ctx))
+        status, message = _verdict(checks, bound)
+        return VerifyReport(
+            bound.spec, problem.seed, bound.alpha, problem.n, problem.p, status, message,
+            checks, math.nan, solver_tol, bound, None, reason,
+        )  # fmt: skip
+    flow_note = ""
+    overrides: dict[str, Any] = {}
+    if not problem.model.smooth and fs.method == "exp":
+        # The flow of a non-smooth model slides along activation switches and no ODE solver
+        # gets far; its conclusions are unguaranteed anyway (beta = inf). Approximate it by
+        # gradient descent at half the linear stability limit (or the spec's lr).
+        smax = bound.spectrum.sigma_max
+        lr = fs.lr if fs.lr is not None else 1.0 / (bound.alpha**2 * smax**2)
+        overrides = {"method": "gd", "lr": lr}
+        flow_note = (
+            f"{problem.spec.model.activation} is not smooth, so the flow is approximated by "
+            f"gradient descent with lr = {lr:.4g} (half the stability limit)"
+        )
+    sim = simulate(problem, progress=progress, **overrides)
     if not sim.success:
         return VerifyReport(
-            spec_label,
-            problem.seed,
-            bound.alpha,
-            problem.n,
-            problem.p,
-            "error",
-            f"the solver failed, numerics cannot be trusted: {sim.message}",
-            (),
-            math.nan,
-            {"solver_rtol": problem.spec.flow.rtol},
-            bound,
-            sim,
-        )
+            bound.spec, problem.seed, bound.alpha, problem.n, problem.p, "error",
+            f"the solver failed, numerics cannot be trusted: {sim.message}", (), math.nan,
+            solver_tol, bound, sim, flow_note,
+        )  # fmt: skip
     ctx = build_context(problem, bound, sim)
     checks = tuple(evaluate_checks(ctx))
     gap = float(np.max(sim.gap)) if len(sim.gap) else math.nan
     status, message = _verdict(checks, bound)
     tol = {
-        "solver_rtol": problem.spec.flow.rtol,
+        **solver_tol,
         "rtol": ctx.rtol,
         "rtol_linear": ctx.rtol_linear,
         "atol_loss": ctx.atol_loss,
     }
     return VerifyReport(
-        spec_label,
-        problem.seed,
-        bound.alpha,
-        problem.n,
-        problem.p,
-        status,
-        message,
-        checks,
-        gap,
-        tol,
-        bound,
-        sim,
-    )
+        bound.spec, problem.seed, bound.alpha, problem.n, problem.p, status, message, checks,
+        gap, tol, bound, sim, flow_note,
+    )  # fmt: skip
 
 
-def build_context(problem: Problem, bound: BoundReport, sim: SimulationResult) -> CheckContext:
-    """Assemble the inputs of the checks from a bound report and a simulation."""
+def build_context(
+    problem: Problem,
+    bound: BoundReport,
+    sim: SimulationResult | None,
+    skip_reason: str | None = None,
+) -> CheckContext:
+    """Assemble the inputs of the checks from a bound report and a simulation (``None`` with a
+    ``skip_reason`` when no flow was run)."""
     sp = bound.spectrum
     basis = bound.beta_basis
     beta_est = bound.betas.get(basis)
@@ -209,8 +227,21 @@ def build_context(problem: Problem, bound: BoundReport, sim: SimulationResult) -
     )
     if tol is not None:
         rtol = rtol_lin = tol
-    t = np.asarray(sim.t)
-    disp_check = np.interp(np.asarray(sim.t_check), t, np.asarray(sim.disp))
+    empty = np.empty(0)
+    if sim is not None:
+        atol = max(atol, 10.0 * sim.loss_floor)
+        t = np.asarray(sim.t)
+        traj = {
+            name: np.asarray(getattr(sim, name))
+            for name in ("loss", "loss_lin", "disp", "disp_lin", "sigma_min_t", "sigma_max_t")
+        }
+        t_check, jdiff = np.asarray(sim.t_check), np.asarray(sim.jdiff)
+        disp_check = np.interp(t_check, t, traj["disp"])
+    else:
+        t = t_check = jdiff = disp_check = empty
+        traj = dict.fromkeys(
+            ("loss", "loss_lin", "disp", "disp_lin", "sigma_min_t", "sigma_max_t"), empty
+        )
     ball_min, ball_max = _ball_spectra(problem, bound, B)
     return CheckContext(
         alpha=bound.alpha,
@@ -231,14 +262,9 @@ def build_context(problem: Problem, bound: BoundReport, sim: SimulationResult) -
         beta_radius=beta_est.radius if beta_est else math.nan,
         beta_radius_consistent=beta_est.consistent if beta_est else None,
         t=t,
-        loss=np.asarray(sim.loss),
-        loss_lin=np.asarray(sim.loss_lin),
-        disp=np.asarray(sim.disp),
-        disp_lin=np.asarray(sim.disp_lin),
-        sigma_min_t=np.asarray(sim.sigma_min_t),
-        sigma_max_t=np.asarray(sim.sigma_max_t),
-        t_check=np.asarray(sim.t_check),
-        jdiff=np.asarray(sim.jdiff),
+        **traj,
+        t_check=t_check,
+        jdiff=jdiff,
         disp_check=disp_check,
         ball_sigma_min=ball_min,
         ball_sigma_max=ball_max,
@@ -246,6 +272,8 @@ def build_context(problem: Problem, bound: BoundReport, sim: SimulationResult) -
         rtol=rtol,
         rtol_linear=rtol_lin,
         atol_loss=atol,
+        skip_reason=skip_reason,
+        continuous_flow=sim is None or sim.method != "gd",
     )
 
 
@@ -285,12 +313,21 @@ def _verdict(checks: tuple[Check, ...], bound: BoundReport) -> tuple[str, str]:
         )
     if unmet:
         broke = [c.id for c in checks if c.status == "unguaranteed" and c.held is False]
-        tail = (
-            f"; violated anyway: {', '.join(broke)}" if broke else "; every conclusion held anyway"
-        )
+        checked = [c for c in checks if c.role == "conclusion" and c.status != "skipped"]
+        if broke:
+            tail = f"; violated anyway: {', '.join(broke)}"
+        elif checked:
+            tail = "; every conclusion checked held anyway"
+        else:
+            tail = "; no conclusion could be checked"
         return (
             "unguaranteed",
             f"hypothesis unmet ({', '.join(unmet)}): the theorem promises nothing{tail}",
+        )
+    if any(c.status == "unguaranteed" for c in checks):
+        return "unguaranteed", (
+            "the hypothesis holds, but the trajectory is gradient descent, not the flow: the "
+            "nonlinear conclusions are not guaranteed; every guaranteed check passes"
         )
     return "pass", f"the hypothesis holds and every guaranteed check passes{note}"
 
