@@ -228,11 +228,8 @@ def compute_bound(
             betas["exact"] = cert
         elif cert is not None:
             betas["certified"] = cert
-    if (
-        (chk.beta in ("auto", "sampled")
-        and spec_.ok
-        and "exact" not in betas)
-        or (chk.beta in ("auto", "sampled") and not model.smooth and spec_.ok)
+    if (chk.beta in ("auto", "sampled") and spec_.ok and "exact" not in betas) or (
+        chk.beta in ("auto", "sampled") and not model.smooth and spec_.ok
     ):
         betas["sampled"] = sampled_beta(
             model,

@@ -368,9 +368,15 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
         traj_ids = {x.id for x in out if x.role == "conclusion" and "ball" not in x.id}
         out = [
             dataclasses.replace(
-                x, status="skipped", held=None, observed=math.nan, bound=math.nan,
-                margin=math.nan, at=None, message=c.skip_reason,
-            )  # fmt: skip
+                x,
+                status="skipped",
+                held=None,
+                observed=math.nan,
+                bound=math.nan,
+                margin=math.nan,
+                at=None,
+                message=c.skip_reason,
+            )
             if x.id in traj_ids
             else x
             for x in out
@@ -636,7 +642,7 @@ def _compare(
             ok = observed >= bound * (1 - rtol) - atol
     # the worst point: a violated one if any, else the smallest margin
     if not ok.all():
-        k = int(np.argmin(np.where(ok, margin, -np.inf)))
+        k = int(np.argmin(np.where(ok, np.inf, margin)))  # the worst violation
     elif at_label == "t" and at.size > 1 and at[0] == 0:
         # at t = 0 the loss bounds hold with equality by construction; report the tightest
         # point after it

@@ -122,9 +122,7 @@ def certified_beta_auto(
             consistent,
             "Hessian bound over the ball (docs/beta-certified.md)",
             f"certified on the given radius R = {radius:.4g}"
-            + (
-                "" if consistent else ", but R < B = sigma_min/(2 beta): not valid for the theorem"
-            ),
+            + ("" if consistent else ", but R < B = sigma_min/(2 beta): not valid for the theorem"),
         )
     beta0 = certified_beta(model, X, w0, 0.0)
     if beta0 is None:
