@@ -162,7 +162,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     smin2 = c.sigma_min**2
     # Lemma 4, linear model: rate 2 alpha^2 sigma_min^2
     out.append(
-        _upper(
+        _compare(
             "lemma4.linear",
             "Lemma 4, linear model: loss decays at its own rate",
             "L(alpha f0(u(t))) <= L0 exp(-2 alpha^2 sigma_min^2 t)",
@@ -181,7 +181,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     lemma4_req: tuple[str, ...] = (FLOW,)
     lam_ok = bool(np.all(lam_inf[1:] > 0)) if lam_inf.size > 1 else True
     out.append(
-        _upper(
+        _compare(
             "lemma4.nonlinear",
             "Lemma 4, nonlinear model with the observed lambda(t)",
             "L(alpha f(w(t))) <= L0 exp(-2 t inf_{s<=t} alpha^2 sigma_min(J_w(s))^2)",
@@ -198,7 +198,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     )
     env = c.L0 * np.exp(-0.5 * a2 * smin2 * tr)
     out.append(
-        _upper(
+        _compare(
             "theorem2.loss",
             "Theorem 2: nonlinear loss bound",
             "L(alpha f(w(t))) <= L0 exp(-alpha^2 sigma_min^2 t / 2)",
@@ -213,7 +213,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
         )
     )
     out.append(
-        _upper(
+        _compare(
             "theorem2.loss_linear",
             "Theorem 2: linear-model loss bound",
             "L(alpha f0(u(t))) <= L0 exp(-alpha^2 sigma_min^2 t / 2)",
@@ -228,7 +228,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
         )
     )
     out.append(
-        _upper(
+        _compare(
             "theorem2.displacement",
             "Theorem 2: weights stay within B'",
             "||w(t) - w0|| <= B' = 3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2)",
@@ -243,7 +243,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
         )
     )
     out.append(
-        _upper(
+        _compare(
             "theorem2.displacement_linear",
             "Theorem 2: linear-model weights stay within B'",
             "||u(t) - u0|| <= B'",
@@ -258,7 +258,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
         )
     )
     out.append(
-        _upper(
+        _compare(
             "lemma5.linear_radius",
             "Lemma 5 (corrected): the linear model's radius",
             "||u(t) - u0|| <= sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)",
@@ -273,7 +273,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
         )
     )
     out.append(
-        _lower(
+        _compare(
             "lemma6.sigma_min_trajectory",
             "Lemma 6 along the trajectory: sigma_min",
             "sigma_min(J_w(t)) >= sigma_min / 2",
@@ -281,13 +281,15 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
             np.full_like(tr, 0.5 * c.sigma_min),
             tr,
             c.rtol,
+            0.0,
             _FULL_REQ,
             met,
             _basis(c),
+            sense=">=",
         )
     )
     out.append(
-        _upper(
+        _compare(
             "lemma6.sigma_max_trajectory",
             "Lemma 6 along the trajectory: sigma_max",
             "sigma_max(J_w(t)) <= 3 sigma_max / 2",
@@ -310,7 +312,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     )
     ball_basis = f"{c.ball_sigma_min.size} points sampled in the ball of radius B; {_basis(c)}"
     out.append(
-        _lower(
+        _compare(
             "lemma6.sigma_min_ball",
             "Lemma 6 in the ball of radius B: sigma_min",
             "sigma_min(J_w) >= sigma_min / 2 for ||w - w0|| <= B",
@@ -318,15 +320,17 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
             np.full_like(idx, 0.5 * c.sigma_min),
             idx,
             1e-9,
+            0.0,
             ball_req,
             met,
             ball_basis,
             skip=no_ball,
+            sense=">=",
             at_label="point",
         )
     )
     out.append(
-        _upper(
+        _compare(
             "lemma6.sigma_max_ball",
             "Lemma 6 in the ball of radius B: sigma_max",
             "sigma_max(J_w) <= 3 sigma_max / 2 for ||w - w0|| <= B",
@@ -347,7 +351,7 @@ def evaluate_checks(ctx: CheckContext) -> list[Check]:
     moved = c.disp_check > 0
     ratio = np.where(moved, c.jdiff / np.where(moved, c.disp_check, 1.0), 0.0)
     out.append(
-        _upper(
+        _compare(
             "beta.trajectory_ratio",
             "observed Jacobian change against beta",
             "||J_w(t) - J_0|| / ||w(t) - w0|| <= beta",
@@ -528,71 +532,6 @@ def _status(held: bool, requires: tuple[str, ...], met: dict[str, bool]) -> str:
     return "unguaranteed"
 
 
-def _upper(
-    cid: str,
-    title: str,
-    formula: str,
-    observed: Array,
-    bound: Array,
-    at: Array,
-    rtol: float,
-    atol: float,
-    requires: tuple[str, ...],
-    met: dict[str, bool],
-    basis: str,
-    skip: str | None = None,
-    at_label: str = "t",
-) -> Check:
-    return _compare(
-        cid,
-        title,
-        formula,
-        observed,
-        bound,
-        at,
-        rtol,
-        atol,
-        requires,
-        met,
-        basis,
-        skip,
-        "<=",
-        at_label,
-    )
-
-
-def _lower(
-    cid: str,
-    title: str,
-    formula: str,
-    observed: Array,
-    bound: Array,
-    at: Array,
-    rtol: float,
-    requires: tuple[str, ...],
-    met: dict[str, bool],
-    basis: str,
-    skip: str | None = None,
-    at_label: str = "t",
-) -> Check:
-    return _compare(
-        cid,
-        title,
-        formula,
-        observed,
-        bound,
-        at,
-        rtol,
-        0.0,
-        requires,
-        met,
-        basis,
-        skip,
-        ">=",
-        at_label,
-    )
-
-
 def _compare(
     cid: str,
     title: str,
@@ -605,10 +544,11 @@ def _compare(
     requires: tuple[str, ...],
     met: dict[str, bool],
     basis: str,
-    skip: str | None,
-    sense: str,
-    at_label: str,
+    skip: str | None = None,
+    sense: str = "<=",
+    at_label: str = "t",
 ) -> Check:
+    """observed <= bound (or >=) everywhere, within rtol and atol; see the module doc."""
     observed = np.asarray(observed, dtype=float)
     bound = np.asarray(bound, dtype=float)
     if skip is None and observed.size == 0:
