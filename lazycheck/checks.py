@@ -593,13 +593,12 @@ def _compare(
     status = _status(held, requires, met)
     where = f"{at_label} = {at[k]:.4g}"
     if held:
-        msg = f"held everywhere; tightest at {where} (margin {margin[k]:.4g})"
+        msg = f"held; tightest at {where}"
     else:
-        nbad = int((~ok).sum())
-        msg = f"VIOLATED at {nbad} of {ok.size} points; worst at {where}"
+        msg = f"VIOLATED at {int((~ok).sum())} of {ok.size} points; worst at {where}"
     if status == "unguaranteed":
-        unmet = [r for r in requires if not met.get(r, False)]
-        msg += f"; not guaranteed ({', '.join(unmet)} unmet)"
+        unmet = [r.split(".")[-1] for r in requires if not met.get(r, False)]
+        msg += f"; unguaranteed: {', '.join(unmet)} unmet"
     return Check(
         cid,
         title,
