@@ -180,7 +180,11 @@ def simulate(
     seed: SeedOpt = None,
     method: Annotated[
         str | None,
-        typer.Option("--method", help="exp (default), RK45, DOP853, LSODA, Radau, BDF or gd."),
+        typer.Option(
+            "--method",
+            help="auto (default: exp, or gd for a non-smooth model), exp, RK45, DOP853, "
+            "LSODA, Radau, BDF or gd.",
+        ),
     ] = None,
     rtol: Annotated[float | None, typer.Option("--rtol")] = None,
     atol: Annotated[float | None, typer.Option("--atol")] = None,

@@ -167,6 +167,8 @@ class SimulationResult:
     n_steps: int
     n_rejected: int
     wall_time: float
+    #: how the method was chosen when the spec asked for ``auto`` (empty otherwise)
+    note: str = ""
 
     # ------------------------------------------------------------------ derived numbers
     @property
@@ -321,6 +323,7 @@ class SimulationResult:
             "success": self.success,
             "status": self.status,
             "message": self.message,
+            "note": self.note,
             "settings": {
                 "alpha": self.alpha,
                 "method": self.method,
@@ -364,6 +367,8 @@ class SimulationResult:
         for _key, name, value, kind in self.summary():
             table.add_row(name, _fmt(value), kind)
         console.print(table)
+        if self.note:
+            console.print(f"note: {self.note}", markup=False, highlight=False)
         style = "green" if self.success else "bold red"
         console.print(self.message, style=style, markup=False, highlight=False)
 
@@ -382,7 +387,7 @@ def simulate(
     problem = _apply_overrides(problem, overrides)
     fs = problem.spec.flow
     alpha, method = float(fs.alpha), fs.method
-    if method not in (EXP_METHOD, *SCIPY_METHODS, "gd"):
+    if method not in ("auto", EXP_METHOD, *SCIPY_METHODS, "gd"):
         raise LazycheckError(f"unknown method {method!r}")
     y = np.asarray(problem.y, dtype=np.float64)
     w0 = np.asarray(problem.w0, dtype=np.float64)
@@ -392,6 +397,9 @@ def simulate(
     lflow = linear_flow(lin0, y, alpha)
     lam_max = float(lflow.lam[-1])
     L0 = 0.5 * float(lflow.r0 @ lflow.r0)
+    note = ""
+    if method == "auto":
+        method, fs, note = _resolve_auto(problem, fs, alpha, lam_max)
     t_end, rule = _horizon(fs, alpha, sigma_min, spec.ok, spec.message)
     t = _time_grid(t_end, alpha, lam_max, fs.n_times)
     gd_limit: float | None = None
@@ -479,6 +487,7 @@ def simulate(
         n_steps=stats.n_steps,
         n_rejected=stats.n_rejected,
         wall_time=stats.wall_time,
+        note=note,
     )
 
 
@@ -600,6 +609,23 @@ class _Recorder:
         self.count = max(self.count, i + 1)
         self.w_last = np.array(w, dtype=np.float64, copy=True)
         self.floor = residual_floor(lin, w, self.alpha, self.y, self.signs)
+
+
+def _resolve_auto(
+    problem: Problem, fs: FlowSpec, alpha: float, lam_max: float
+) -> tuple[str, FlowSpec, str]:
+    """``auto``: the exponential integrator for a smooth model; for a non-smooth one (relu)
+    gradient descent, since its flow slides along activation switches where no ODE solver gets
+    far, at ``lr`` or half the stability limit 2 / (alpha^2 lambda_max(K0))."""
+    if problem.model.smooth:
+        return EXP_METHOD, fs, ""
+    lr = fs.lr if fs.lr is not None else 1.0 / (alpha**2 * lam_max)
+    note = (
+        f"{problem.spec.model.activation} is not smooth, so the flow is approximated by "
+        f"gradient descent with lr = {lr:.4g}"
+        + ("" if fs.lr is not None else " (half the stability limit)")
+    )
+    return "gd", dataclasses.replace(fs, method="gd", lr=lr), note
 
 
 def _apply_overrides(problem: Problem, overrides: dict[str, Any]) -> Problem:

@@ -43,7 +43,7 @@ INPUT_KINDS = ("sphere", "gaussian")
 TARGET_KINDS = ("teacher", "smooth", "random_labels")
 PARAMETERIZATIONS = ("ntk", "standard")
 INITS = ("gaussian", "symmetric")
-METHODS = ("exp", "RK45", "DOP853", "LSODA", "Radau", "BDF", "gd")
+METHODS = ("auto", "exp", "RK45", "DOP853", "LSODA", "Radau", "BDF", "gd")
 BETA_MODES = ("auto", "certified", "sampled")
 
 
@@ -91,7 +91,7 @@ class FlowSpec:
     """The ``[flow]`` table."""
 
     alpha: float = 1.0
-    method: str = "exp"
+    method: str = "auto"
     rtol: float = 1e-6
     atol: float = 1e-12
     horizon: float | None = None
@@ -404,7 +404,7 @@ def _parse_flow(raw: Mapping[str, Any], where: _Where) -> FlowSpec:
 
     return FlowSpec(
         alpha=_get(raw, "alpha", where, "float", 1.0, positive=True),
-        method=_get(raw, "method", where, "str", "exp", choices=METHODS),
+        method=_get(raw, "method", where, "str", "auto", choices=METHODS),
         rtol=_get(raw, "rtol", where, "float", 1e-6, check=tol),
         atol=_get(raw, "atol", where, "float", 1e-12, positive=True),
         horizon=_get(raw, "horizon", where, "float", None, positive=True),

@@ -170,20 +170,8 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
             bound.spec, problem.seed, bound.alpha, problem.n, problem.p, status, message,
             checks, math.nan, solver_tol, bound, None, reason,
         )  # fmt: skip
-    flow_note = ""
-    overrides: dict[str, Any] = {}
-    if not problem.model.smooth and fs.method == "exp":
-        # The flow of a non-smooth model slides along activation switches and no ODE solver
-        # gets far; its conclusions are unguaranteed anyway (beta = inf). Approximate it by
-        # gradient descent at half the linear stability limit (or the spec's lr).
-        smax = bound.spectrum.sigma_max
-        lr = fs.lr if fs.lr is not None else 1.0 / (bound.alpha**2 * smax**2)
-        overrides = {"method": "gd", "lr": lr}
-        flow_note = (
-            f"{problem.spec.model.activation} is not smooth, so the flow is approximated by "
-            f"gradient descent with lr = {lr:.4g} (half the stability limit)"
-        )
-    sim = simulate(problem, progress=progress, **overrides)
+    sim = simulate(problem, progress=progress)
+    flow_note = sim.note
     if not sim.success:
         return VerifyReport(
             bound.spec, problem.seed, bound.alpha, problem.n, problem.p, "error",

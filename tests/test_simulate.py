@@ -281,3 +281,19 @@ def test_cli_failed_run_exits_2_with_the_message(run_cli, monkeypatch) -> None:
     res = run_cli(["simulate", SAMPLE, "--alpha", "100", "--no-progress"])
     assert res.exit_code == 2
     assert "step budget" in res.stderr
+
+
+def test_auto_method_uses_gd_for_a_non_smooth_model() -> None:
+    relu = load_problem(Path(__file__).resolve().parent.parent / "samples" / "relu.toml")
+    res = simulate(relu)
+    assert res.success and res.method == "gd"
+    lam_max = res.sigma_max**2
+    assert res.lr == pytest.approx(1.0 / (res.alpha**2 * lam_max), rel=1e-12)
+    assert res.gd_stability_limit == pytest.approx(2.0 * res.lr, rel=1e-12)
+    assert "not smooth" in res.note and "gradient descent" in res.note
+    # the linear flow stays exact; gd decreases the loss
+    assert res.loss[-1] < 1e-3 * res.loss[0]
+
+
+def test_auto_method_is_exp_for_a_smooth_model(run: SimulationResult) -> None:
+    assert run.method == "exp" and run.note == ""
