@@ -426,6 +426,7 @@ def gd_flow(
     j = 0
     k = 0
     last = int(iterations[-1])
+    success, message = True, f"gd: {last} iterations at lr = {lr:.6g}"
     while True:
         if k == iterations[j]:
             record(j, w, lin, None)
@@ -436,20 +437,9 @@ def gd_flow(
                 break
         loss = 0.5 * float(r @ r)
         if not math.isfinite(loss) or loss > 1e12 * max(L0, 1e-300):
-            return FlowStats(
-                method="gd",
-                success=False,
-                status=-1,
-                message=f"gd diverged at iteration {k} (t = {k * lr:.6g}): loss {loss:.3g}",
-                nfev=nfev,
-                nfev_output=0,
-                n_products=k,
-                n_steps=k,
-                n_rejected=0,
-                n_recorded=j,
-                max_error=math.nan,
-                wall_time=time.perf_counter() - start,
-            )
+            success = False
+            message = f"gd diverged at iteration {k} (t = {k * lr:.6g}): loss {loss:.3g}"
+            break
         d -= (lr * alpha) * lin.vjp(r)
         w = w0 + d
         k += 1
@@ -458,13 +448,13 @@ def gd_flow(
         r = alpha * lin.f - y
     return FlowStats(
         method="gd",
-        success=True,
-        status=0,
-        message=f"gd: {last} iterations at lr = {lr:.6g}",
+        success=success,
+        status=0 if success else -1,
+        message=message,
         nfev=nfev,
         nfev_output=0,
-        n_products=last,
-        n_steps=last,
+        n_products=k,
+        n_steps=k,
         n_rejected=0,
         n_recorded=j,
         max_error=math.nan,

@@ -60,6 +60,8 @@ from lazycheck.flow import (
     probe_signs,
     residual_floor,
 )
+from lazycheck.hypothesis import b_lin as radius_b_lin
+from lazycheck.hypothesis import b_prime as radius_b_prime
 from lazycheck.jsonio import atomic_write
 from lazycheck.linear_flow import linear_flow
 from lazycheck.model import Linearization
@@ -445,8 +447,8 @@ def simulate(
     tk = t[:k]
     keep = check_idx < k
     if spec.ok and sigma_min > 0:  # else Assumption 1 fails and the radii are infinite
-        b_prime = 3.0 * math.sqrt(8.0 * sigma_max**2 * L0) / (alpha * sigma_min**2)
-        b_lin = math.sqrt(2.0 * sigma_max**2 * L0) / (alpha * sigma_min**2)
+        b_prime = radius_b_prime(alpha, L0, sigma_min, sigma_max)
+        b_lin = radius_b_lin(alpha, L0, sigma_min, sigma_max)
     else:
         b_prime = b_lin = math.inf
     return SimulationResult(
