@@ -78,10 +78,19 @@ def test_relu_beta_infinite(reports) -> None:
     assert rep.exit_code() == 0
 
 
-def test_p_le_n_skips_trajectories(reports) -> None:
+def test_p_le_n_hypotheses_unmet_and_linear_bounds_unguaranteed(reports) -> None:
     rep = reports["p_le_n"]
     assert rep.check("assumption.rank").status == "unmet"
     assert rep.check("assumption.overparameterized").status == "unmet"
+    # with rank J0 < n even the linear model's bounds are not guaranteed
+    assert rep.check("lemma4.linear").status == "unguaranteed"
+    assert rep.exit_code() == 0 and rep.exit_code(strict=True) == 1
+
+
+def test_sigma_min_zero_without_horizon_skips_trajectories(write_file) -> None:
+    text = (SAMPLES / "p_le_n.toml").read_text().replace("horizon = 50.0", "")
+    rep = run_verify(load_problem(write_file("p_le_n_nohorizon.toml", text)))
+    assert rep.simulation is None
     assert rep.check("theorem2.loss").status == "skipped"
     assert "horizon" in rep.check("theorem2.loss").message
     assert "no conclusion could be checked" in rep.message
