@@ -67,7 +67,7 @@ from lazycheck.linear_flow import linear_flow
 from lazycheck.model import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spec import FlowSpec
-from lazycheck.spectrum import jacobian_spectrum
+from lazycheck.spectrum import Spectrum, jacobian_spectrum
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -376,12 +376,18 @@ class SimulationResult:
 
 
 def simulate(
-    problem: Problem, *, progress: Progress | None = None, **overrides: Any
+    problem: Problem,
+    *,
+    progress: Progress | None = None,
+    spectrum: Spectrum | None = None,
+    **overrides: Any,
 ) -> SimulationResult:
     """Run both flows of ``problem`` with its ``[flow]`` settings and ``overrides`` (alpha,
     method, rtol, atol, horizon, decay, lr, n_times, checkpoints; None values are ignored).
 
     ``progress``: a rich Progress; a task is added and advanced as time advances.
+    ``spectrum``: the spectrum of J at ``problem.w0`` when the caller has it already (verify
+    does, from bound), so it is not computed twice.
     Raises LazycheckError for settings that cannot run (gd without lr or above the stability
     limit, no default horizon when sigma_min(J0) = 0). A solver that fails returns a result
     with ``success`` False, holding the trajectory up to the failure.
@@ -394,7 +400,7 @@ def simulate(
     y = np.asarray(problem.y, dtype=np.float64)
     w0 = np.asarray(problem.w0, dtype=np.float64)
     lin0 = problem.linearize(w0)
-    spec = jacobian_spectrum(lin0, problem.p)
+    spec = spectrum if spectrum is not None else jacobian_spectrum(lin0, problem.p)
     sigma_min, sigma_max = float(spec.sigma_min), float(spec.sigma_max)
     lflow = linear_flow(lin0, y, alpha)
     lam_max = float(lflow.lam[-1])

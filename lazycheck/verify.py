@@ -170,7 +170,7 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
             bound.spec, problem.seed, bound.alpha, problem.n, problem.p, status, message,
             checks, math.nan, solver_tol, bound, None, reason,
         )  # fmt: skip
-    sim = simulate(problem, progress=progress)
+    sim = simulate(problem, progress=progress, spectrum=bound.spectrum)
     flow_note = sim.note
     if not sim.success:
         return VerifyReport(

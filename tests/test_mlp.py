@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import fd_jacobian
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,15 +42,6 @@ def _reference_forward(model: MLP, w: np.ndarray, X: np.ndarray, dtype=np.float6
         pre.append(z)
         a = model.activation.fn(z) if i < model.depth else z
     return a[:, 0], pre
-
-
-def _fd_jacobian(model: MLP, w: np.ndarray, X: np.ndarray, step: float) -> np.ndarray:
-    J = np.empty((X.shape[0], w.size))
-    for k in range(w.size):
-        e = np.zeros_like(w)
-        e[k] = step
-        J[:, k] = (model.forward(w + e, X) - model.forward(w - e, X)) / (2.0 * step)
-    return J
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -188,7 +180,7 @@ def test_jacobian_matches_central_differences(act: str, param: str, bias: bool, 
     else:
         pytest.fail("no draw keeps the relu pre-activations away from 0")
     J = model.jacobian(w, X)
-    J_fd = _fd_jacobian(model, w, X, step)
+    J_fd = fd_jacobian(model, w, X, step)
     scale = max(1.0, float(np.abs(model.forward(w, X)).max()))
     # truncation ~ step^2, rounding ~ eps * |f| / step ~ 1e-10 * |f|
     np.testing.assert_allclose(J, J_fd, rtol=1e-6, atol=1e-8 * scale)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import fd_jacobian
 
 from lazycheck.activations import ACTIVATIONS
 from lazycheck.mlp import MLP
@@ -29,15 +30,6 @@ def _wrapped(kind: str, act: str, param: str, bias: bool, depth: int, seed: int 
     if "centered" in kind:
         model = CenteredModel(model, w0)
     return model, base, X, w0, rng
-
-
-def _fd_jacobian(model: Model, w: np.ndarray, X: np.ndarray, step: float) -> np.ndarray:
-    J = np.empty((X.shape[0], w.size))
-    for k in range(w.size):
-        e = np.zeros_like(w)
-        e[k] = step
-        J[:, k] = (model.forward(w + e, X) - model.forward(w - e, X)) / (2.0 * step)
-    return J
 
 
 # ----------------------------------------------------------------------------- f(w0) = 0
@@ -118,7 +110,7 @@ def test_wrapped_jacobian_matches_central_differences(kind, act, param, bias, de
         pytest.fail("no draw keeps the relu pre-activations away from 0")
     J = model.jacobian(w, X)
     scale = max(1.0, float(np.abs(model.forward(w, X)).max()))
-    np.testing.assert_allclose(J, _fd_jacobian(model, w, X, step), rtol=1e-6, atol=1e-8 * scale)
+    np.testing.assert_allclose(J, fd_jacobian(model, w, X, step), rtol=1e-6, atol=1e-8 * scale)
 
 
 def _relu_margin(model: Model, w: np.ndarray, X: np.ndarray) -> float:
