@@ -45,7 +45,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def _setup(case: str):
-    from lazycheck.mlp import MLP
+    from lazycheck.models.mlp import MLP
 
     c = CASES[case]
     model = MLP(c["dim"], c["widths"], "tanh", "ntk", bias=False)
@@ -207,7 +207,7 @@ def case_a() -> dict[str, float]:
 
 
 def _setup_small_warmup():
-    from lazycheck.mlp import MLP
+    from lazycheck.models.mlp import MLP
 
     model = MLP(8, (16, 16), "tanh", "ntk")
     rng = np.random.default_rng(1)

@@ -47,14 +47,14 @@ __all__ = [
 ]
 
 _WHERE = {
-    "MLP": "lazycheck.mlp",
-    "ACTIVATIONS": "lazycheck.activations",
+    "MLP": "lazycheck.models.mlp",
+    "ACTIVATIONS": "lazycheck.models.activations",
     "BoundReport": "lazycheck.bound",
     "compute_bound": "lazycheck.bound",
-    "CenteredModel": "lazycheck.model",
-    "SymmetricModel": "lazycheck.model",
-    "Model": "lazycheck.model",
-    "Linearization": "lazycheck.model",
+    "CenteredModel": "lazycheck.models.wrappers",
+    "SymmetricModel": "lazycheck.models.wrappers",
+    "Model": "lazycheck.models.base",
+    "Linearization": "lazycheck.models.base",
     "Dataset": "lazycheck.data",
     "load_data": "lazycheck.data",
     "LazycheckError": "lazycheck.errors",

@@ -22,6 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lazycheck._version import __version__
+from lazycheck.beta import (
+    BetaEstimate,
+    certified_beta_auto,
+    critical_radius,
+    sampled_beta,
+)
 from lazycheck.hypothesis import (
     AlphaSolution,
     b_lin,
@@ -32,12 +38,6 @@ from lazycheck.hypothesis import (
     solve_alpha,
 )
 from lazycheck.jsonio import encode_float
-from lazycheck.lipschitz import (
-    BetaEstimate,
-    certified_beta_auto,
-    critical_radius,
-    sampled_beta,
-)
 from lazycheck.problem import Problem
 from lazycheck.spectrum import Spectrum, jacobian_spectrum
 

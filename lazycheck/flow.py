@@ -92,7 +92,7 @@ import numpy as np
 
 from lazycheck.errors import LazycheckError
 from lazycheck.linear_flow import phi_table
-from lazycheck.model import Linearization
+from lazycheck.models.base import Linearization
 
 __all__ = [
     "EXP_METHOD",

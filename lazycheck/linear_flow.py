@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lazycheck.model import Linearization
+from lazycheck.models.base import Linearization
 
 __all__ = ["LinearFlow", "linear_flow", "phi", "phi_table", "phi_weights"]
 

@@ -9,20 +9,24 @@
 
 Random streams: every draw derives from the spec's ``seed`` through named child streams
 (``data``, ``init``, ``beta``, ``ball``), so changing one part of a spec does not shift the
-random numbers of another.
+random numbers of another. The ``data`` stream takes ``[data].seed`` instead when it is given
+(``--data-seed``), so initializations can be averaged over on fixed data.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from lazycheck.data import Dataset, load_data
-from lazycheck.mlp import MLP
-from lazycheck.model import CenteredModel, Linearization, Model, SymmetricModel
+from lazycheck.models.base import Linearization, Model
+from lazycheck.models.mlp import MLP
+from lazycheck.models.wrappers import CenteredModel, SymmetricModel
 from lazycheck.spec import ModelSpec, Spec, load_spec
 
 __all__ = ["Problem", "build_model", "load_problem", "make_problem", "rng_for"]
@@ -57,7 +61,7 @@ class Problem:
         return self.spec.seed
 
     def linearize(self, w: np.ndarray) -> Linearization:
-        """One forward/backward pass at w on X (see :class:`~lazycheck.model.Linearization`)."""
+        """One forward/backward pass at w on X (a :class:`~lazycheck.models.base.Linearization`)."""
         return self.model.linearize(w, self.X)
 
     def f(self, w: np.ndarray) -> np.ndarray:
@@ -118,7 +122,7 @@ def build_model(
 def make_problem(spec: Spec) -> Problem:
     """Build the problem of an already-loaded spec."""
     origin = str(spec.path) if spec.path else None
-    data: Dataset = load_data(spec.data, rng_for(spec.seed, "data"), origin)
+    data: Dataset = load_data(spec.data, rng_for(spec.data_seed, "data"), origin)
     model, w0 = build_model(spec.model, data.dim, data.X, rng_for(spec.seed, "init"))
     return Problem(spec, data.X, data.y, model, w0, data.source)
 
@@ -128,9 +132,16 @@ def load_problem(
     *,
     alpha: float | None = None,
     seed: int | None = None,
-    **overrides: object,
+    settings: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> Problem:
-    """Load a spec file (or take a :class:`Spec`), apply overrides, build the problem."""
+    """Load a spec file (or take a :class:`Spec`), apply overrides, build the problem.
+
+    ``settings`` sets any spec key by its dotted path (``{"model.widths": [64, 64]}``), as
+    ``--set`` does; ``alpha``, ``seed`` and the other keyword shorthands
+    (:data:`lazycheck.spec.SHORTHANDS`) as their options do.
+    """
     s = spec if isinstance(spec, Spec) else load_spec(spec)
+    s = s.with_settings(settings or {})
     s = s.with_overrides(alpha=alpha, seed=seed, **overrides)
     return make_problem(s)

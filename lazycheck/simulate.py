@@ -64,7 +64,7 @@ from lazycheck.hypothesis import b_lin as radius_b_lin
 from lazycheck.hypothesis import b_prime as radius_b_prime
 from lazycheck.jsonio import atomic_write
 from lazycheck.linear_flow import linear_flow
-from lazycheck.model import Linearization
+from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spec import FlowSpec
 from lazycheck.spectrum import Spectrum, jacobian_spectrum

@@ -17,24 +17,28 @@ relative to the spec file.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lazycheck.activations import ACTIVATIONS
 from lazycheck.errors import LazycheckError
+from lazycheck.models.activations import ACTIVATIONS
 
 __all__ = [
+    "SHORTHANDS",
     "CheckSpec",
     "DataSpec",
     "FlowSpec",
     "ModelSpec",
     "Spec",
     "load_spec",
+    "parse_setting",
     "parse_spec",
 ]
 
@@ -69,6 +73,8 @@ class DataSpec:
     # both
     standardize: bool = False
     subsample: int | None = None
+    #: the data's own random stream seed (synthetic draws, subsampling); None: the spec's seed
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,28 +131,43 @@ class Spec:
     flow: FlowSpec = field(default_factory=FlowSpec)
     check: CheckSpec = field(default_factory=CheckSpec)
 
+    #: the TOML mapping the spec was parsed from (what ``--set`` edits and re-validates)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the data stream: ``[data].seed``, else the spec's ``seed``."""
+        return self.seed if self.data.seed is None else self.data.seed
+
+    def with_settings(
+        self, settings: Mapping[str, Any], labels: Mapping[str, str] | None = None
+    ) -> Spec:
+        """A copy with dotted keys set (``{"model.widths": [64, 64], "seed": 3}``), validated by
+        the same rules as the file. ``labels`` names where each key came from (``"--alpha"``);
+        by default ``--set KEY``, so an error names the option and the key."""
+        if not settings:
+            return self
+        raw = copy.deepcopy(dict(self.raw)) if self.raw else _raw_from(self)
+        names = {}
+        for key, value in settings.items():
+            names[key] = (labels or {}).get(key, f"--set {key}")
+            _assign(raw, key, value, names[key])
+        return parse_spec(raw, path=self.path, labels=names)
+
     def with_overrides(self, **overrides: Any) -> Spec:
-        """A copy with CLI overrides applied: ``seed``, ``alpha``, ``method``, ``rtol``,
-        ``horizon``, ``lr``, ``beta`` (``None`` values are ignored)."""
-        spec = self
+        """A copy with command-line shorthands applied (``seed``, ``data_seed``, ``alpha``,
+        ``method``, ``rtol``, ``atol``, ``horizon``, ``decay``, ``lr``, ``beta``; ``None`` values
+        are ignored). Any other spec key goes through :meth:`with_settings`."""
         o = {k: v for k, v in overrides.items() if v is not None}
-        if "seed" in o:
-            spec = dataclasses.replace(spec, seed=_check_seed(o.pop("seed"), "--seed"))
-        flow_keys = {"alpha", "method", "rtol", "atol", "horizon", "lr", "decay"}
-        flow = {k: o.pop(k) for k in list(o) if k in flow_keys}
-        if flow:
-            raw = {f.name: getattr(spec.flow, f.name) for f in dataclasses.fields(FlowSpec)}
-            raw.update(flow)
-            raw = {k: v for k, v in raw.items() if v is not None}
-            spec = dataclasses.replace(spec, flow=_parse_flow(raw, _Where(_CLI, "")))
-        if "beta" in o:
-            raw = {f.name: getattr(spec.check, f.name) for f in dataclasses.fields(CheckSpec)}
-            raw["beta"] = o.pop("beta")
-            raw = {k: v for k, v in raw.items() if v is not None}
-            spec = dataclasses.replace(spec, check=_parse_check(raw, _Where(_CLI, "")))
-        if o:
-            raise LazycheckError(f"unknown override(s): {', '.join(sorted(o))}")
-        return spec
+        unknown = sorted(set(o) - set(SHORTHANDS))
+        if unknown:
+            raise LazycheckError(
+                f"unknown override(s): {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(SHORTHANDS))} (any other key: with_settings)"
+            )
+        settings = {SHORTHANDS[k]: v for k, v in o.items()}
+        labels = {SHORTHANDS[k]: "--" + k.replace("_", "-") for k in o}
+        return self.with_settings(settings, labels)
 
     @property
     def label(self) -> str:
@@ -170,11 +191,16 @@ def load_spec(path: str | Path) -> Spec:
     return parse_spec(raw, path=p)
 
 
-def parse_spec(raw: Mapping[str, Any], path: Path | None = None) -> Spec:
-    """Validate an already-parsed TOML mapping. Data paths resolve relative to ``path``."""
-    where = _Where(str(path) if path else "<spec>", "")
-    _reject_unknown(raw, {"seed", "name", "data", "model", "flow", "check"}, where)
-    seed = _check_seed(raw.get("seed", 0), f"{where.file}: seed")
+def parse_spec(
+    raw: Mapping[str, Any],
+    path: Path | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Spec:
+    """Validate an already-parsed TOML mapping. Data paths resolve relative to ``path``.
+    ``labels`` maps dotted keys set from the command line to the option that set them."""
+    where = _Where(str(path) if path else "<spec>", "", dict(labels or {}))
+    _reject_unknown(raw, set(TOP_KEYS), where)
+    seed = _check_seed(raw.get("seed", 0), where.key("seed"))
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise LazycheckError(f"{where.file}: name: must be a string")
@@ -197,26 +223,107 @@ def parse_spec(raw: Mapping[str, Any], path: Path | None = None) -> Spec:
         model=_parse_model(tables["model"], where.sub("model")),
         flow=_parse_flow(tables["flow"], where.sub("flow")),
         check=_parse_check(tables["check"], where.sub("check")),
+        raw=copy.deepcopy(dict(raw)),
     )
 
 
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` from ``--set``: a dotted key and a TOML value (a bare word such as
+    ``erf`` is taken as a string)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not _KEY_RE.fullmatch(key):
+        raise LazycheckError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted spec key, e.g. "
+            "--set model.widths=[64,64] or --set data.n=40"
+        )
+    value = value.strip()
+    try:
+        return key, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        if _WORD_RE.fullmatch(value):
+            return key, value
+        raise LazycheckError(
+            f"--set {key}: {value!r} is not a TOML value (a number, true/false, a quoted "
+            "string, a [list] or an {inline table})"
+        ) from None
+    except RecursionError:
+        raise LazycheckError(f"--set {key}: the value is nested too deeply") from None
+
+
+TOP_KEYS = ("seed", "name", "data", "model", "flow", "check")
+TABLES = ("data", "model", "flow", "check")
+
+#: command-line shorthands and the spec key each sets
+SHORTHANDS = {
+    "seed": "seed",
+    "data_seed": "data.seed",
+    "alpha": "flow.alpha",
+    "method": "flow.method",
+    "rtol": "flow.rtol",
+    "atol": "flow.atol",
+    "horizon": "flow.horizon",
+    "decay": "flow.decay",
+    "lr": "flow.lr",
+    "beta": "check.beta",
+}
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/+-]*")
+
+
+def _assign(raw: dict[str, Any], key: str, value: Any, label: str) -> None:
+    """Set a dotted key in a nested mapping, creating tables on the way."""
+    parts = key.split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        elif not isinstance(nxt, dict):
+            where = ".".join(parts[: depth + 1])
+            raise LazycheckError(f"{label}: {where} is not a table, so it has no key {parts[-1]!r}")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _raw_from(spec: Spec) -> dict[str, Any]:
+    """A TOML mapping equivalent to a spec built in memory (without a file)."""
+    raw: dict[str, Any] = {"seed": spec.seed}
+    if spec.name:
+        raw["name"] = spec.name
+    for table in TABLES:
+        obj = getattr(spec, table)
+        vals = {}
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if v is None or v == f.default:
+                continue
+            vals[f.name] = str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+        if table == "data":
+            vals["source"] = obj.source
+        raw[table] = vals
+    return raw
+
+
 # ----------------------------------------------------------------------------- helpers
-
-
-_CLI = "command line"
 
 
 @dataclass(frozen=True)
 class _Where:
     file: str
     table: str
+    labels: dict[str, str] = field(default_factory=dict)
 
     def sub(self, table: str) -> _Where:
-        return _Where(self.file, table)
+        return _Where(self.file, table, self.labels)
+
+    def dotted(self, key: str) -> str:
+        return f"{self.table}.{key}" if self.table else key
 
     def key(self, key: str) -> str:
-        if self.file == _CLI:
-            return f"--{key.replace('_', '-')}"
+        label = self.labels.get(self.dotted(key))
+        if label is not None:
+            return label
         return f"{self.file}: [{self.table}].{key}" if self.table else f"{self.file}: {key}"
 
 
@@ -230,8 +337,9 @@ def _reject_unknown(raw: Mapping[str, Any], allowed: set[str], where: _Where) ->
     unknown = sorted(set(raw) - allowed)
     if unknown:
         loc = f"[{where.table}]" if where.table else "top level"
+        label = where.labels.get(where.dotted(unknown[0]))
         raise LazycheckError(
-            f"{where.file}: unknown key {unknown[0]!r} in {loc}; "
+            f"{label or where.file}: unknown key {unknown[0]!r} in {loc}; "
             f"allowed keys: {', '.join(sorted(allowed))}"
         )
 
@@ -307,7 +415,7 @@ _DATA_KEYS = {
     "npy": {"path", "target_path"},
     "npz": {"path", "x_key", "y_key"},
 }
-_DATA_COMMON = {"source", "standardize", "subsample"}
+_DATA_COMMON = {"source", "standardize", "subsample", "seed"}
 
 
 def _parse_data(raw: Mapping[str, Any], where: _Where, base: Path) -> DataSpec:
@@ -321,6 +429,7 @@ def _parse_data(raw: Mapping[str, Any], where: _Where, base: Path) -> DataSpec:
         source=source,
         standardize=_get(raw, "standardize", where, "bool", False),
         subsample=_get(raw, "subsample", where, "int", None, positive=True),
+        seed=None if "seed" not in raw else _check_seed(raw["seed"], where.key("seed")),
     )
     if source == "synthetic":
         return DataSpec(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lazycheck.model import Linearization
+from lazycheck.models.base import Linearization
 
 __all__ = ["Spectrum", "jacobian_spectrum", "kernel_sigma_range"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lazycheck.model import Model
+from lazycheck.models.base import Model
 
 
 def fd_jacobian(model: Model, w: np.ndarray, X: np.ndarray, step: float) -> np.ndarray:

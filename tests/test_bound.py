@@ -89,8 +89,8 @@ def test_json_validates_against_schema(tanh_report) -> None:
 def test_linear_model_needs_no_alpha() -> None:
     # widths = [1] identity net is bilinear, not linear; a true linear model has no hidden
     # layer: build it through the Python API.
-    from lazycheck.lipschitz import certified_beta_auto
-    from lazycheck.mlp import MLP
+    from lazycheck.beta import certified_beta_auto
+    from lazycheck.models.mlp import MLP
 
     rng = np.random.default_rng(0)
     model = MLP(8, [])

@@ -17,7 +17,7 @@ import pytest
 
 from lazycheck.errors import LazycheckError
 from lazycheck.flow import gd_flow, gd_stability_limit
-from lazycheck.mlp import MLP
+from lazycheck.models.mlp import MLP
 from lazycheck.problem import Problem, make_problem
 from lazycheck.simulate import SimulationResult, simulate
 from lazycheck.spec import parse_spec

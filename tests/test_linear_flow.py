@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lazycheck.linear_flow import linear_flow, phi, phi_table, phi_weights
-from lazycheck.model import Linearization
+from lazycheck.models.base import Linearization
 from lazycheck.problem import make_problem
 from lazycheck.spec import parse_spec
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lazycheck.model import CenteredModel, SymmetricModel
+from lazycheck.models.wrappers import CenteredModel, SymmetricModel
 from lazycheck.problem import Problem, build_model, load_problem, make_problem, rng_for
 from lazycheck.spec import load_spec, parse_spec
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lazycheck.errors import LazycheckError
@@ -43,7 +44,7 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
         "key-of-another-source",
         '[data]\nsource = "csv"\npath = "spec.toml"\nfeatures = ["a"]\ntarget = "b"\nn = 4\n'
         + GOOD_MODEL,
-        ("unknown key 'n' in [data]", "allowed keys: features, path, source, standardize"),
+        ("unknown key 'n' in [data]", "allowed keys: features, path, seed, source, standardize"),
     ),
     (
         "unknown-model-key",
@@ -470,3 +471,44 @@ def test_error_messages_are_collapsed_to_one_line() -> None:
     assert str(LazycheckError("a\n  b\tc ")) == "a b c"
     assert LazycheckError("x").exit_code == 2
     assert isinstance(LazycheckError("x"), ValueError)
+
+
+# ----------------------------------------------------------------------------- --set overrides
+
+
+def test_set_any_key_is_validated_like_the_file(run_cli, one_line_error) -> None:
+    spec = "samples/two_layer_tanh.toml"
+    ok = run_cli(["info", spec, "--set", "model.widths=[64]", "--set", "model.activation=erf"])
+    assert ok.exit_code == 0, ok.output
+    assert "erf MLP" in ok.stdout and "hidden 64" in ok.stdout
+    one_line_error(run_cli(["info", spec, "--set", "model.widht=3"]), "--set model.widht")
+    one_line_error(run_cli(["info", spec, "--set", "model.widths=0"]), "--set model.widths")
+    one_line_error(run_cli(["info", spec, "--set", "widths"]), "expected KEY=VALUE")
+    one_line_error(run_cli(["info", spec, "--set", "data.n=[1,"]), "not a TOML value")
+
+
+def test_settings_and_shorthands_in_python() -> None:
+    from lazycheck.problem import load_problem
+    from lazycheck.spec import parse_setting
+
+    assert parse_setting("model.widths=[8, 8]") == ("model.widths", [8, 8])
+    assert parse_setting("model.activation=erf") == ("model.activation", "erf")
+    assert parse_setting("flow.alpha=1e3") == ("flow.alpha", 1000.0)
+    prob = load_problem("samples/two_layer_tanh.toml", settings={"data.n": 7}, alpha=5.0)
+    assert prob.n == 7 and prob.alpha == 5.0
+    with pytest.raises(LazycheckError, match="--alpha"):
+        load_problem("samples/two_layer_tanh.toml", alpha=-1.0)
+
+
+def test_data_seed_fixes_the_data_while_the_init_varies() -> None:
+    from lazycheck.problem import load_problem
+
+    a = load_problem("samples/two_layer_tanh.toml", seed=1, data_seed=7)
+    b = load_problem("samples/two_layer_tanh.toml", seed=2, data_seed=7)
+    c = load_problem("samples/two_layer_tanh.toml", seed=1)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert not np.array_equal(a.w0, b.w0)
+    assert not np.array_equal(a.X, c.X)  # default: the data follow --seed, as before
+    d = load_problem("samples/two_layer_tanh.toml", seed=7)
+    np.testing.assert_array_equal(a.X, d.X)

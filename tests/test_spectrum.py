@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lazycheck.mlp import MLP
+from lazycheck.models.mlp import MLP
 from lazycheck.spectrum import jacobian_spectrum, kernel_sigma_range
 
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lazycheck.activations import Activation, get_activation
-from lazycheck.model import Linearization, Model
+from lazycheck.models.activations import Activation, get_activation
+from lazycheck.models.base import Linearization, Model
 
 __all__ = ["MLP"]
 

@@ -1,4 +1,4 @@
-"""The certified beta for networks with two or more hidden layers (lipschitz._deep_bound).
+"""The certified beta for networks with two or more hidden layers (beta.certified._deep_bound).
 
 The bound must dominate every exactly computed ratio ||J_w - J_0|| / ||w - w0|| in the ball
 and the sampled lower bound, be monotone in the radius, and dominate the Hessian norms it is
@@ -13,16 +13,10 @@ import math
 import numpy as np
 import pytest
 
-from lazycheck.lipschitz import (
-    _deep_bound,
-    _two_layer_bound,
-    certified_beta,
-    certified_beta_auto,
-    jacobian_change,
-    sampled_beta,
-)
-from lazycheck.mlp import MLP
-from lazycheck.model import CenteredModel, SymmetricModel
+from lazycheck.beta import certified_beta, certified_beta_auto, jacobian_change, sampled_beta
+from lazycheck.beta.certified import _deep_bound, _two_layer_bound
+from lazycheck.models.mlp import MLP
+from lazycheck.models.wrappers import CenteredModel, SymmetricModel
 
 SMOOTH = ["tanh", "sigmoid", "softplus", "gelu", "erf", "sin", "identity"]
 CONFIGS = [

@@ -12,9 +12,9 @@ from helpers import fd_jacobian
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lazycheck.activations import ACTIVATIONS
-from lazycheck.mlp import MLP
-from lazycheck.model import Linearization
+from lazycheck.models.activations import ACTIVATIONS
+from lazycheck.models.base import Linearization
+from lazycheck.models.mlp import MLP
 
 ACTS = sorted(ACTIVATIONS)
 CONFIGS = list(itertools.product(ACTS, ("ntk", "standard"), (False, True), (1, 2, 3)))

@@ -2,7 +2,7 @@
 
 Each :class:`Activation` carries phi, phi' and phi'', whether it is smooth (phi' Lipschitz, so
 that w -> J_w is Lipschitz), and the critical points needed to bound |phi'| and |phi''| on an
-interval exactly (used by the certified bound on beta in :mod:`lazycheck.lipschitz`).
+interval exactly (used by the certified bound on beta in :mod:`lazycheck.beta.certified`).
 """
 
 from __future__ import annotations

@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from lazycheck.lipschitz import (
+from lazycheck.beta import (
     certified_beta,
     certified_beta_auto,
     critical_radius,
     jacobian_change,
     sampled_beta,
 )
-from lazycheck.mlp import MLP
-from lazycheck.model import CenteredModel, SymmetricModel
+from lazycheck.models.mlp import MLP
+from lazycheck.models.wrappers import CenteredModel, SymmetricModel
 
 
 def _setup(act: str = "tanh", widths=(30,), n: int = 6, d: int = 3, seed: int = 0, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lazycheck.activations import ACTIVATIONS, get_activation
+from lazycheck.models.activations import ACTIVATIONS, get_activation
 
 NAMES = sorted(ACTIVATIONS)
 SMOOTH = [name for name in NAMES if ACTIVATIONS[name].smooth]

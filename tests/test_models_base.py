@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from helpers import fd_jacobian
 
-from lazycheck.activations import ACTIVATIONS
-from lazycheck.mlp import MLP
-from lazycheck.model import CenteredModel, Linearization, Model, SymmetricModel
+from lazycheck.models.activations import ACTIVATIONS
+from lazycheck.models.base import Linearization, Model
+from lazycheck.models.mlp import MLP
+from lazycheck.models.wrappers import CenteredModel, SymmetricModel
 
 ACTS = sorted(ACTIVATIONS)
 CONFIGS = list(itertools.product(ACTS, ("ntk", "standard"), (False, True), (1, 2, 3)))

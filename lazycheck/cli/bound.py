@@ -1,0 +1,60 @@
+"""``lazycheck bound``: the constants of Theorem 2 and the minimum alpha."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lazycheck.cli._app import (
+    AlphaOpt,
+    BetaOpt,
+    BoundFormat,
+    DataSeedOpt,
+    OutOpt,
+    SeedOpt,
+    SetOpt,
+    SpecArg,
+    app,
+    beta_value,
+    emit,
+    guard,
+    print_rich,
+    settings_of,
+)
+
+
+@app.command()
+@guard
+def bound(
+    spec: SpecArg,
+    alpha: AlphaOpt = None,
+    seed: SeedOpt = None,
+    data_seed: DataSeedOpt = None,
+    beta: BetaOpt = None,
+    set_: SetOpt = None,
+    format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
+    output: OutOpt = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """The constants of Theorem 2 and the minimum alpha it requires."""
+    from lazycheck.bound import compute_bound
+    from lazycheck.console import progress
+    from lazycheck.problem import load_problem
+
+    prob = load_problem(
+        spec,
+        alpha=alpha,
+        seed=seed,
+        data_seed=data_seed,
+        beta=beta_value(beta),
+        settings=settings_of(set_),
+    )
+    with progress(not no_progress) as bar:
+        report = compute_bound(prob, progress=bar)
+    if format is BoundFormat.json:
+        from lazycheck.jsonio import dumps
+
+        emit(dumps(report.to_dict()), output)
+    else:
+        print_rich(report.render, output)

@@ -1,0 +1,26 @@
+"""``lazycheck info``: describe the problem a spec builds."""
+
+from __future__ import annotations
+
+import typer
+
+from lazycheck.cli._app import DataSeedOpt, SeedOpt, SetOpt, SpecArg, app, guard, settings_of
+
+
+@app.command()
+@guard
+def info(
+    spec: SpecArg, seed: SeedOpt = None, data_seed: DataSeedOpt = None, set_: SetOpt = None
+) -> None:
+    """Load a spec and describe the problem it builds (data, model, n, p)."""
+    from lazycheck.problem import load_problem
+
+    prob = load_problem(spec, seed=seed, data_seed=data_seed, settings=settings_of(set_))
+    typer.echo(f"spec:   {spec}")
+    typer.echo(f"data:   {prob.data_source}; n = {prob.n}, d = {prob.X.shape[1]}")
+    typer.echo(f"model:  {prob.model.describe()}")
+    typer.echo(f"smooth: {prob.model.smooth}; p = {prob.p}; seed = {prob.seed}")
+    f0 = prob.f(prob.w0)
+    typer.echo(
+        f"||f(w0)|| = {float((f0 @ f0) ** 0.5):.6g}; ||y|| = {float(prob.y @ prob.y) ** 0.5:.6g}"
+    )

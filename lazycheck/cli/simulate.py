@@ -1,0 +1,105 @@
+"""``lazycheck simulate``: the gradient flows of the model and of its linearization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lazycheck.cli._app import (
+    AlphaOpt,
+    BoundFormat,
+    DataSeedOpt,
+    OutOpt,
+    SeedOpt,
+    SetOpt,
+    SpecArg,
+    app,
+    check_output_suffix,
+    emit,
+    fail,
+    guard,
+    print_rich,
+    settings_of,
+)
+
+
+@app.command()
+@guard
+def simulate(
+    spec: SpecArg,
+    alpha: AlphaOpt = None,
+    seed: SeedOpt = None,
+    data_seed: DataSeedOpt = None,
+    set_: SetOpt = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method",
+            help="auto (default: exp, or gd for a non-smooth model), exp, RK45, DOP853, "
+            "LSODA, Radau, BDF or gd.",
+        ),
+    ] = None,
+    rtol: Annotated[float | None, typer.Option("--rtol")] = None,
+    atol: Annotated[float | None, typer.Option("--atol")] = None,
+    horizon: Annotated[
+        float | None, typer.Option("--horizon", help="Stop time t (unscaled).")
+    ] = None,
+    decay: Annotated[
+        float | None,
+        typer.Option("--decay", help="Stop when the Theorem 2 bound fell by exp(-DECAY)."),
+    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate for --method gd.")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="Write run data (.npz).")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write trajectories (.csv).")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a figure (.png, .svg or .pdf).")
+    ] = None,
+    format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
+    output: OutOpt = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """Run the gradient flows of the model and of its linearization."""
+    from lazycheck.console import progress
+    from lazycheck.problem import load_problem
+    from lazycheck.simulate import simulate as run_simulation
+
+    check_output_suffix(save, (".npz",), "--save")
+    check_output_suffix(csv, (".csv",), "--csv")
+    check_output_suffix(plot, (".png", ".svg", ".pdf"), "--plot")
+    prob = load_problem(
+        spec,
+        alpha=alpha,
+        seed=seed,
+        data_seed=data_seed,
+        settings=settings_of(set_),
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        horizon=horizon,
+        decay=decay,
+        lr=lr,
+    )
+    with progress(not no_progress) as bar:
+        result = run_simulation(prob, progress=bar)
+    if save is not None:
+        from lazycheck.simulate import save_npz
+
+        save_npz(result, prob, save)
+    if csv is not None:
+        from lazycheck.simulate import save_csv
+
+        save_csv(result, csv)
+    if plot is not None:
+        from lazycheck.plotting import plot_run
+
+        plot_run(result, plot)
+    if format is BoundFormat.json:
+        from lazycheck.jsonio import dumps
+
+        emit(dumps(result.to_dict()), output)
+    else:
+        print_rich(result.render, output)
+    if not result.success:
+        fail(result.message)
