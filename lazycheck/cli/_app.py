@@ -24,10 +24,12 @@ __all__ = [
     "BetaOpt",
     "BoundFormat",
     "DataSeedOpt",
+    "MemoryOpt",
     "OutOpt",
     "SeedOpt",
     "SetOpt",
     "SpecArg",
+    "ThreadsOpt",
     "VerifyFormat",
     "app",
     "beta_value",
@@ -36,6 +38,7 @@ __all__ = [
     "fail",
     "guard",
     "print_rich",
+    "runtime",
     "settings_of",
 ]
 
@@ -92,6 +95,18 @@ BetaOpt = Annotated[
     str | None,
     typer.Option("--beta", help="Override [check].beta: auto, certified, sampled or a number."),
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", min=1, help="BLAS threads (default: the library's choice)."),
+]
+MemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--memory-limit",
+        metavar="SIZE",
+        help="Largest allocation allowed, e.g. 512M or 8G (default: 80% of available memory).",
+    ),
+]
 OutOpt = Annotated[
     Path | None, typer.Option("-o", "--output", help="Write the report to FILE (atomically).")
 ]
@@ -144,6 +159,15 @@ def settings_of(items: list[str] | None) -> dict[str, Any]:
     from lazycheck.spec import parse_setting
 
     return dict(parse_setting(item) for item in items or ())
+
+
+def runtime(threads: int | None, memory_limit: str | None) -> None:
+    """Apply the runtime options every command shares (``--threads``, ``--memory-limit``)."""
+    from lazycheck.resources import set_memory_limit
+    from lazycheck.threads import set_threads
+
+    set_memory_limit(memory_limit)
+    set_threads(threads)
 
 
 def beta_value(beta: str | None) -> str | float | None:

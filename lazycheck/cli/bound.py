@@ -11,15 +11,18 @@ from lazycheck.cli._app import (
     BetaOpt,
     BoundFormat,
     DataSeedOpt,
+    MemoryOpt,
     OutOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
+    ThreadsOpt,
     app,
     beta_value,
     emit,
     guard,
     print_rich,
+    runtime,
     settings_of,
 )
 
@@ -36,8 +39,11 @@ def bound(
     format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
     output: OutOpt = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    threads: ThreadsOpt = None,
+    memory_limit: MemoryOpt = None,
 ) -> None:
     """The constants of Theorem 2 and the minimum alpha it requires."""
+    runtime(threads, memory_limit)
     from lazycheck.bound import compute_bound
     from lazycheck.console import progress
     from lazycheck.problem import load_problem

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import typer
 
-from lazycheck.cli._app import DataSeedOpt, SeedOpt, SetOpt, SpecArg, app, guard, settings_of
+from lazycheck.cli._app import (
+    DataSeedOpt,
+    MemoryOpt,
+    SeedOpt,
+    SetOpt,
+    SpecArg,
+    ThreadsOpt,
+    app,
+    guard,
+    runtime,
+    settings_of,
+)
 
 
 @app.command()
 @guard
 def info(
-    spec: SpecArg, seed: SeedOpt = None, data_seed: DataSeedOpt = None, set_: SetOpt = None
+    spec: SpecArg,
+    seed: SeedOpt = None,
+    data_seed: DataSeedOpt = None,
+    set_: SetOpt = None,
+    threads: ThreadsOpt = None,
+    memory_limit: MemoryOpt = None,
 ) -> None:
     """Load a spec and describe the problem it builds (data, model, n, p)."""
+    runtime(threads, memory_limit)
     from lazycheck.problem import load_problem
 
     prob = load_problem(spec, seed=seed, data_seed=data_seed, settings=settings_of(set_))

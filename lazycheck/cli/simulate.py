@@ -11,16 +11,19 @@ from lazycheck.cli._app import (
     AlphaOpt,
     BoundFormat,
     DataSeedOpt,
+    MemoryOpt,
     OutOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
+    ThreadsOpt,
     app,
     check_output_suffix,
     emit,
     fail,
     guard,
     print_rich,
+    runtime,
     settings_of,
 )
 
@@ -59,8 +62,11 @@ def simulate(
     format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
     output: OutOpt = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    threads: ThreadsOpt = None,
+    memory_limit: MemoryOpt = None,
 ) -> None:
     """Run the gradient flows of the model and of its linearization."""
+    runtime(threads, memory_limit)
     from lazycheck.console import progress
     from lazycheck.problem import load_problem
     from lazycheck.simulate import simulate as run_simulation

@@ -10,16 +10,19 @@ from lazycheck.cli._app import (
     AlphaOpt,
     BetaOpt,
     DataSeedOpt,
+    MemoryOpt,
     OutOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
+    ThreadsOpt,
     VerifyFormat,
     app,
     beta_value,
     emit,
     guard,
     print_rich,
+    runtime,
     settings_of,
 )
 
@@ -39,8 +42,11 @@ def verify(
     format: Annotated[VerifyFormat, typer.Option("--format", "-f")] = VerifyFormat.table,
     output: OutOpt = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    threads: ThreadsOpt = None,
+    memory_limit: MemoryOpt = None,
 ) -> None:
     """Check every inequality of Assumption 1, Lemmas 4-6 and Theorem 2."""
+    runtime(threads, memory_limit)
     from lazycheck.console import progress
     from lazycheck.problem import load_problem
     from lazycheck.verify import run_verify
