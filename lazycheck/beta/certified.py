@@ -41,6 +41,10 @@ def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | 
         q = model.base.n_params
         half = certified_beta(model.base, X, w0[:q], radius)
         return None if half is None else half / math.sqrt(2.0)
+    own = getattr(model, "beta_bound", None)  # a model's own certified bound (protocol)
+    if callable(own):
+        value = own(X, w0, radius)
+        return None if value is None else float(value)
     if isinstance(model, MLP):
         if model.depth == 0:
             return 0.0
