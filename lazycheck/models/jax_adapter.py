@@ -1,8 +1,10 @@
 """JAX models: ``apply(params, X)`` with a params pytree, as a lazycheck :class:`Model`.
 
 Install with ``pip install 'lazycheck[jax]'``. This module is imported only when a JAX model
-is used. It turns on JAX's 64-bit mode (``jax_enable_x64``) and casts every params leaf to
-float64; a model whose output is still float32 (it casts internally) is refused.
+is used. It turns on JAX's 64-bit mode (``jax_enable_x64``) before calling a spec's factory and casts
+every params leaf to float64 (float32 params, e.g. created before x64 was on, become a float64
+w0 holding the same values); a model whose output is still float32 (it casts internally) is
+refused.
 
 Weights: the params pytree flattened by ``jax.flatten_util.ravel_pytree`` (leaves in pytree
 order, each row-major), so ``w0`` is the params the factory returned. ``f``, JVP and VJP come
@@ -69,10 +71,11 @@ class JaxModel(Model):
         self.apply = apply
         leaves = jax.tree_util.tree_leaves(params)
         for leaf in leaves:
-            if not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating):
+            dtype = np.asarray(leaf).dtype
+            if not np.issubdtype(dtype, np.floating):
                 raise LazycheckError(
-                    f"{who}: params hold a leaf of dtype {jnp.asarray(leaf).dtype}; every leaf "
-                    "must be a floating-point array (keep static settings out of params)"
+                    f"{who}: params hold a leaf of dtype {dtype}; every leaf must be a "
+                    "floating-point array (keep static settings out of params)"
                 )
         params64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), params)
         flat, self.unravel = ravel_pytree(params64)
