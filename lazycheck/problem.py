@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from lazycheck.data import Dataset, load_data
+from lazycheck.errors import LazycheckError
 from lazycheck.models.base import Linearization, Model
 from lazycheck.models.mlp import MLP
 from lazycheck.models.wrappers import CenteredModel, SymmetricModel
-from lazycheck.errors import LazycheckError
 from lazycheck.spec import ModelSpec, Spec, load_spec, parse_spec
 
 __all__ = ["Problem", "build_model", "load_problem", "make_problem", "rng_for"]

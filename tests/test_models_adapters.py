@@ -117,10 +117,7 @@ def test_three_ways_agree_on_bound(three: dict) -> None:
 
 
 def test_three_ways_agree_on_the_flow(three: dict) -> None:
-    runs = {
-        k: simulate(p, n_times=10, horizon=0.02)
-        for k, p in three["probs"].items()
-    }
+    runs = {k: simulate(p, n_times=10, horizon=0.02) for k, p in three["probs"].items()}
     ref = runs["builtin"]
     for k in ("jax", "torch"):
         run = runs[k]
@@ -139,7 +136,10 @@ def test_nonsmooth_layers_are_detected() -> None:
     prob = lazycheck.Problem.from_arrays(X, y, relu_net)
     assert not prob.model.smooth and "relu" in prob.smoothness
     pool = torch.nn.Sequential(
-        torch.nn.Unflatten(1, (1, D)), torch.nn.MaxPool1d(2), torch.nn.Flatten(), torch.nn.Linear(1, 1)
+        torch.nn.Unflatten(1, (1, D)),
+        torch.nn.MaxPool1d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(1, 1),
     )
     assert not lazycheck.Problem.from_arrays(X, y, pool).model.smooth
 

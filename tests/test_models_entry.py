@@ -30,7 +30,7 @@ beta_samples = 2
 beta_iterations = 2
 """
 
-MODELS = '''
+MODELS = """
 import numpy as np
 import lazycheck
 
@@ -82,9 +82,9 @@ class Bad(Lin):
 
 def bad_vjp(d, rng):
     return Bad(d)
-'''
+"""
 
-TORCH_MODELS = '''
+TORCH_MODELS = """
 import torch
 
 
@@ -99,7 +99,7 @@ class F32(torch.nn.Module):
 
 def float32(d, rng):
     return F32(d)
-'''
+"""
 
 
 @pytest.fixture
@@ -124,7 +124,10 @@ def test_factory_from_a_file_runs_bound(spec: Callable[..., Path], run_cli: Call
     ("entry", "fragments"),
     [
         ("models.py:raises", ["models.py:raises", "ValueError: width must be even"]),
-        ("models.py:wrong_type", ["returned dict", "expected a lazycheck.Model", "torch.nn.Module"]),
+        (
+            "models.py:wrong_type",
+            ["returned dict", "expected a lazycheck.Model", "torch.nn.Module"],
+        ),
         ("models.py:wide", ["has shape (6, 3); expected (6,)"]),
         ("models.py:bad_vjp", ["models.py:bad_vjp", "raised RuntimeError: boom in vjp"]),
         ("models.py:missing", ["has no attribute 'missing'"]),

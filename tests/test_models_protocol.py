@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import fd_jacobian
 
 import lazycheck
 from lazycheck import resources
@@ -16,7 +17,6 @@ from lazycheck.beta import certified_beta, sampled_beta
 from lazycheck.errors import LazycheckError
 from lazycheck.models.mlp import MLP
 from lazycheck.models.rows import gram
-from helpers import fd_jacobian
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 sys.path.insert(0, str(SAMPLES))

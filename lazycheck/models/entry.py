@@ -58,7 +58,9 @@ def build_python_model(
     except LazycheckError:
         raise
     except Exception as exc:
-        raise user_error(who, f"{entry.rpartition(':')[2]}(input_dim, rng, **options)", exc) from exc
+        raise user_error(
+            who, f"{entry.rpartition(':')[2]}(input_dim, rng, **options)", exc
+        ) from exc
     return as_model(obj, smooth=smooth, X=X, who=who)
 
 

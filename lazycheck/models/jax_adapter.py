@@ -1,10 +1,10 @@
 """JAX models: ``apply(params, X)`` with a params pytree, as a lazycheck :class:`Model`.
 
 Install with ``pip install 'lazycheck[jax]'``. This module is imported only when a JAX model
-is used. It turns on JAX's 64-bit mode (``jax_enable_x64``) before calling a spec's factory and casts
-every params leaf to float64 (float32 params, e.g. created before x64 was on, become a float64
-w0 holding the same values); a model whose output is still float32 (it casts internally) is
-refused.
+is used. It turns on JAX's 64-bit mode (``jax_enable_x64``) before calling a spec's factory
+and casts every params leaf to float64 (float32 params, e.g. created before x64 was on,
+become a float64 w0 holding the same values); a model whose output is still float32 (it casts
+internally) is refused.
 
 Weights: the params pytree flattened by ``jax.flatten_util.ravel_pytree`` (leaves in pytree
 order, each row-major), so ``w0`` is the params the factory returned. ``f``, JVP and VJP come
@@ -185,9 +185,7 @@ def _subjaxprs(value: Any) -> list[Any]:
     return []
 
 
-def _compile(
-    apply: Callable[..., Any], unravel: Callable[[Any], Any], who: str
-) -> dict[str, Any]:
+def _compile(apply: Callable[..., Any], unravel: Callable[[Any], Any], who: str) -> dict[str, Any]:
     """The jitted functions of a model: f, jvp, vjp, per-sample rows, rows by VJPs."""
     import jax
 

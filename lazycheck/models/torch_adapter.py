@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from lazycheck import resources
 from lazycheck.errors import LazycheckError
 from lazycheck.models.base import Model
-from lazycheck import resources
 from lazycheck.models.rows import _SHARE, RowLinearization, check_output
 
 __all__ = ["NONSMOOTH_OPS", "TorchModel", "nonsmooth_ops"]
@@ -126,7 +126,9 @@ class TorchModel(Model):
         out = torch.func.functional_call(self.module, self.params(w), (X,))
         n = X.shape[0]
         if tuple(out.shape) not in ((n,), (n, 1)) or out.dtype != torch.float64:
-            check_output(np.zeros(tuple(out.shape), str(out.dtype).replace("torch.", "")), n, self.who)
+            check_output(
+                np.zeros(tuple(out.shape), str(out.dtype).replace("torch.", "")), n, self.who
+            )
         return out.reshape(n)
 
     def settle_smoothness(self, X: Array) -> None:
