@@ -117,7 +117,7 @@ def test_three_ways_agree_on_bound(three: dict) -> None:
 
 
 def test_three_ways_agree_on_the_flow(three: dict) -> None:
-    runs = {k: simulate(p, n_times=10, horizon=0.02) for k, p in three["probs"].items()}
+    runs = {k: simulate(p, n_times=6, horizon=0.01) for k, p in three["probs"].items()}
     ref = runs["builtin"]
     for k in ("jax", "torch"):
         run = runs[k]
@@ -169,3 +169,32 @@ def test_conv_net_without_fast_path() -> None:
     lin2 = prob.linearize(w + 0.01)
     dJ = lin2.jacobian() - J
     assert np.allclose(lin2.difference_kernel(lin), dJ @ dJ.T, rtol=1e-11, atol=1e-16)
+
+
+def test_jax_dense_blocks_with_biases_scales_and_other_leaves() -> None:
+    """Leaves found in the jaxpr (dense, bias, scaled, 1-D read-out) get layerwise blocks; a
+    leaf used otherwise (u) goes through per-sample gradients; the sum is J J^T."""
+    rng = np.random.default_rng(6)
+
+    def apply(p: dict, X: Any) -> Any:
+        h = jnp.tanh(X @ (p["W1"] / 3.0).T + p["b"])
+        h = jnp.tanh(2.0 * (h @ p["W2"]))
+        return h @ p["v"] / 2.0 + jnp.sum(X * p["u"], axis=1)
+
+    shapes = {"W1": (7, D), "W2": (7, 7), "b": (7,), "v": (7,), "u": (D,)}
+    params = {k: jnp.asarray(rng.standard_normal(s)) for k, s in shapes.items()}
+    X = rng.standard_normal((5, D))
+    prob = lazycheck.Problem.from_arrays(X, np.zeros(5), (apply, params))
+    model = prob.model.inner
+    plan = model.dense(jnp.asarray(X))[0]
+    assert sorted(p.leaf for p in plan) == [0, 1, 2, 4]  # W1, W2, b, v; not u
+    assert [p.scale for p in plan if p.leaf == 0] == [pytest.approx(1 / 3.0)]
+    lin = prob.linearize(prob.w0)
+    J = lin.jacobian()
+    assert np.allclose(J, fd_jacobian(prob.model, prob.w0, X, 1e-6), rtol=1e-7, atol=1e-9)
+    assert np.allclose(lin.kernel(), J @ J.T, rtol=1e-13, atol=1e-13)
+    lin2 = prob.linearize(prob.w0 + 0.1 * rng.standard_normal(prob.p))
+    J2 = lin2.jacobian()
+    assert np.allclose(lin2.cross_kernel(lin), J2 @ J.T, rtol=1e-13, atol=1e-13)
+    dJ = J2 - J
+    assert np.allclose(lin2.difference_kernel(lin), dJ @ dJ.T, rtol=1e-12, atol=1e-14)

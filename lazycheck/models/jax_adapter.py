@@ -79,6 +79,7 @@ class JaxModel(Model):
                 )
         params64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), params)
         flat, self.unravel = ravel_pytree(params64)
+        self.leaves, self.treedef = jax.tree_util.tree_flatten(params64)
         self._w0 = np.asarray(flat, dtype=np.float64)
         self.n_params = int(self._w0.size)
         self.smooth = smooth  # type: ignore[assignment]
@@ -88,6 +89,7 @@ class JaxModel(Model):
         self._beta_bound = beta_bound
         self.per_sample: bool | None = None
         self._fns = _compile(apply, self.unravel, who)
+        self._dense: dict[tuple[int, ...], Any] = {}
 
     def init(self, rng: np.random.Generator) -> Array:
         """The params the model was given, flattened (the factory drew them from its rng)."""
@@ -128,6 +130,14 @@ class JaxModel(Model):
     def beta_bound(self, X: Array, w0: Array, radius: float) -> float | None:
         return None if self._beta_bound is None else self._beta_bound(X, w0, radius)
 
+    def dense(self, X: Any) -> Any:
+        """For inputs of X's shape: (plan, factors function, rest-rows function), or None when
+        no leaf has a layerwise block (see :mod:`lazycheck.models.jax_dense`)."""
+        key = tuple(X.shape)
+        if key not in self._dense:
+            self._dense[key] = _dense_functions(self, X) if self.per_sample else None
+        return self._dense[key]
+
     def _rows_independent(self, X2: Any) -> bool:
         if X2.shape[0] < 2:
             return True
@@ -145,6 +155,7 @@ class _JaxLinearization(RowLinearization):
         self.X = X
         self.n_params = model.n_params
         self.f = check_output(self.fns["f"](self.w, X), X.shape[0], model.who)
+        self._fac: list[tuple[Array | None, Array]] | None = None
 
     def jvp(self, v: Array) -> Array:
         out = self.fns["jvp"](self.w, self.X, np.asarray(v, dtype=np.float64))
@@ -152,6 +163,49 @@ class _JaxLinearization(RowLinearization):
 
     def vjp(self, r: Array) -> Array:
         return np.asarray(self.fns["vjp"](self.w, self.X, np.asarray(r, dtype=np.float64)))
+
+    def kernel(self) -> Array:
+        return self._layerwise(self) if self.model.dense(self.X) else super().kernel()
+
+    def cross_kernel(self, other: Any) -> Array:
+        if isinstance(other, _JaxLinearization) and self.model.dense(self.X):
+            return self._layerwise(other)
+        return super().cross_kernel(other)
+
+    def difference_kernel(self, other: Any) -> Array:
+        if isinstance(other, _JaxLinearization) and self.model.dense(self.X):
+            return self._layerwise(other, difference=True)
+        return super().difference_kernel(other)
+
+    def _factors(self) -> list[tuple[Array | None, Array]]:
+        if self._fac is None:
+            _, factors, _ = self.model.dense(self.X)
+            self._fac = [
+                (None if A is None else np.asarray(A), np.asarray(D))
+                for A, D in factors(self.w, self.X)
+            ]
+        return self._fac
+
+    def _layerwise(self, other: _JaxLinearization, difference: bool = False) -> Array:
+        from lazycheck.models.rows import gram
+        from lazycheck.models.torch_adapter import _linear_gram
+
+        plan, _, rest = self.model.dense(self.X)
+        K = np.zeros((self.n, other.n))
+        for p, (A, D), (A2, D2) in zip(plan, self._factors(), other._factors(), strict=True):
+            if A is None:  # a bias: D D'^T
+                dD = D - D2
+                K += p.scale**2 * (dD @ dD.T if difference else D @ D2.T)
+            else:
+                K += p.scale**2 * _linear_gram(A, D, A2, D2, False, difference)
+        if rest is not None:
+            mine = lambda lo, hi: np.asarray(rest(self.w, self.X[lo:hi]))  # noqa: E731
+            theirs = lambda lo, hi: np.asarray(rest(other.w, other.X[lo:hi]))  # noqa: E731
+            if difference:
+                K += gram(lambda lo, hi: mine(lo, hi) - theirs(lo, hi), self.n, self.n_params)
+            else:
+                K += gram(mine, self.n, self.n_params, theirs, other.n)
+        return K
 
     def rows(self, lo: int, hi: int) -> Array:
         if self.model.per_sample:
@@ -216,3 +270,48 @@ def _compile(apply: Callable[..., Any], unravel: Callable[[Any], Any], who: str)
         "rows": jax.jit(jax.vmap(jax.grad(single), in_axes=(None, 0))),
         "vjp_rows": jax.jit(vjp_rows),
     }
+
+
+def _dense_functions(model: JaxModel, X: Any) -> Any:
+    """Plan, factors (w, X) -> [(A, D)] and rest rows (w, Xb) -> rows of the other leaves."""
+    import jax
+    import jax.numpy as jnp
+
+    from lazycheck.models.jax_dense import find_dense, make_factors
+
+    treedef, unravel = model.treedef, model.unravel
+    apply = getattr(model.apply, "__wrapped__", model.apply)  # see through jax.jit
+
+    def g(leaves: list[Any], X: Any) -> Any:
+        return apply(jax.tree_util.tree_unflatten(treedef, leaves), X)
+
+    closed = jax.make_jaxpr(g)(model.leaves, jnp.asarray(np.asarray(X, dtype=np.float64)))
+    plan = find_dense(closed.jaxpr, len(model.leaves), int(X.shape[0]))
+    if not plan:
+        return None
+    factors = make_factors(closed.jaxpr, list(closed.consts), plan)
+    dense = {p.leaf for p in plan}
+    rest_idx = [i for i in range(len(model.leaves)) if i not in dense]
+
+    def leaves_of(w: Any) -> list[Any]:
+        return jax.tree_util.tree_leaves(unravel(w))
+
+    def fac(w: Any, X: Any) -> Any:
+        return factors(leaves_of(w), X)
+
+    def rest_rows(w: Any, Xb: Any) -> Any:
+        leaves = leaves_of(w)
+
+        def single(rest: list[Any], x: Any) -> Any:
+            full = list(leaves)
+            for i, leaf in zip(rest_idx, rest, strict=True):
+                full[i] = leaf
+            return g(full, x[None]).reshape(())
+
+        def row(x: Any) -> Any:
+            grads = jax.grad(single)([leaves[i] for i in rest_idx], x)
+            return jnp.concatenate([gr.reshape(-1) for gr in grads])
+
+        return jax.vmap(row)(Xb)
+
+    return plan, jax.jit(fac), (jax.jit(rest_rows) if rest_idx else None)
