@@ -102,7 +102,11 @@ class Problem:
         if reason:
             return reason
         act = self.spec.model.activation
-        return f"{act} is smooth" if self.model.smooth else f"{act} has a jumping derivative"
+        return (
+            f"{act} is smooth"
+            if self.model.smooth
+            else f"{act} is not smooth (its derivative jumps)"
+        )
 
     @classmethod
     def from_arrays(
