@@ -117,7 +117,7 @@ def test_three_ways_agree_on_bound(three: dict) -> None:
 
 
 def test_three_ways_agree_on_the_flow(three: dict) -> None:
-    runs = {k: simulate(p, n_times=6, horizon=0.01) for k, p in three["probs"].items()}
+    runs = {k: simulate(p, n_times=10, horizon=0.01) for k, p in three["probs"].items()}
     ref = runs["builtin"]
     for k in ("jax", "torch"):
         run = runs[k]
