@@ -25,9 +25,7 @@ N, D, WIDTHS = 512, 64, (1024, 1024)
 
 
 def main() -> None:
-    from lazycheck.threads import set_threads
-
-    set_threads(2)
+    # default threads, as a user gets them: BLAS and XLA their own choice, torch one thread
     print("bench_adapters: tangent kernel, 3-layer tanh MLP, n = 512, d = 64, widths 1024, 1024")
     _kernels()
     print("bench_adapters: bound on samples/torch_cnn.toml (sampled beta)")

@@ -125,10 +125,14 @@ class TorchModel(Model):
 
         out = torch.func.functional_call(self.module, self.params(w), (X,))
         n = X.shape[0]
-        if tuple(out.shape) not in ((n,), (n, 1)) or out.dtype != torch.float64:
-            check_output(
-                np.zeros(tuple(out.shape), str(out.dtype).replace("torch.", "")), n, self.who
+        if out.dtype != torch.float64:
+            name = str(out.dtype).replace("torch.", "")
+            raise LazycheckError(
+                f"{self.who}: f(w, X) is {name}; lazycheck computes in float64 throughout, so "
+                "the model must compute in float64 (float32-only models are refused)"
             )
+        if tuple(out.shape) not in ((n,), (n, 1)):
+            check_output(np.zeros(tuple(out.shape)), n, self.who)
         return out.reshape(n)
 
     def settle_smoothness(self, X: Array) -> None:
