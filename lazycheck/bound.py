@@ -32,10 +32,10 @@ from lazycheck.hypothesis import (
     AlphaSolution,
     b_lin,
     b_prime,
-    hypothesis_kappa,
     initial_loss,
     radius_kappa,
     solve_alpha,
+    solve_alpha_on_ball,
 )
 from lazycheck.jsonio import encode_float
 from lazycheck.problem import Problem
@@ -76,7 +76,8 @@ class BoundReport:
     Attributes:
         status: ``"applies"`` (alpha in the feasible set), ``"alpha_too_small"``,
             ``"alpha_outside"`` (alpha beyond a bounded feasible interval), ``"infeasible"``
-            (no alpha works), or ``"assumption_fails"`` (rank or p > n, or beta infinite).
+            (no alpha works), ``"assumption_fails"`` (rank or p > n, or beta infinite), or
+            ``"not_computable"`` (a constant or alpha_min overflows float64: no verdict).
         message: the one-line verdict.
         quantities: every reported number, in display order.
         spectrum, betas, solutions: the underlying computations.
@@ -223,7 +224,10 @@ def compute_bound(
             chk.beta, "given", math.nan, None, "[check].beta or --beta", "given by the user"
         )
     if chk.beta in ("auto", "certified") and model.smooth:
-        cert = certified_beta_auto(model, problem.X, problem.w0, smin, chk.radius)
+        # the rank decision, not sigma_min > 0: a rank-deficient J0 gives no radius
+        cert = certified_beta_auto(
+            model, problem.X, problem.w0, smin if spec_.ok else 0.0, chk.radius
+        )
         if cert is not None and cert.kind == "exact":
             betas["exact"] = cert
         elif cert is not None:
@@ -244,8 +248,9 @@ def compute_bound(
     step("alpha")
     basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
 
+    # each beta holds on its ball of radius R: the alpha it certifies has B'(alpha) <= min(R, B)
     solutions = {
-        name: solve_alpha(hypothesis_kappa(b.value, smin, smax), f0, problem.y)
+        name: solve_alpha_on_ball(b.value, b.radius, smin, smax, f0, problem.y)
         for name, b in betas.items()
     }
     # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
@@ -271,7 +276,7 @@ def compute_bound(
     step("report")
 
     quantities = _quantities(problem, alpha, spec_, L0, f0, betas, solutions, r_star)
-    status, message = _verdict(alpha, spec_, betas, solutions, basis)
+    status, message = _verdict(alpha, spec_, betas, solutions, basis, L0)
     if progress is not None and task is not None:
         progress.update(task, completed=4)
     return BoundReport(
@@ -364,8 +369,8 @@ def _quantities(
             Quantity(
                 f"alpha_min[{name}]",
                 sol.alpha_min,
-                _ALPHA_KIND[name],
-                "least alpha with alpha >= 6 beta sqrt(8 sigma_max^2 L0(alpha)) / sigma_min^3",
+                _alpha_kind(name, sol, b),
+                _alpha_formula(b, smin),
                 sol.message,
             )
         )
@@ -374,7 +379,7 @@ def _quantities(
                 Quantity(
                     f"alpha_max[{name}]",
                     sol.alpha_max,
-                    _ALPHA_KIND[name],
+                    _alpha_kind(name, sol, b),
                     "largest alpha satisfying the hypothesis",
                 )
             )
@@ -425,10 +430,38 @@ def _quantities(
         b = betas[basis]
         sol = sols[basis]
         q.append(Quantity("beta", b.value, _BETA_KIND[basis], f"= beta[{basis}]"))
-        q.append(Quantity("alpha_min", sol.alpha_min, _ALPHA_KIND[basis], f"= alpha_min[{basis}]"))
+        q.append(
+            Quantity(
+                "alpha_min", sol.alpha_min, _alpha_kind(basis, sol, b), f"= alpha_min[{basis}]"
+            )
+        )
         B = smin / (2.0 * b.value) if b.value > 0 else math.inf
         q.append(Quantity("B", B, _B_KIND[basis], f"= B[{basis}]"))
     return q
+
+
+def _alpha_kind(name: str, sol: AlphaSolution, b: BetaEstimate) -> str:
+    """What an alpha_min is: none when no alpha is certified, else its beta's kind, and the
+    ball it holds on when beta holds on a finite ball only."""
+    if not sol.feasible:
+        return "none (no alpha satisfies it)" if sol.status == "empty" else "not computable"
+    kind = _ALPHA_KIND[name]
+    if name in ("certified", "sampled") and math.isfinite(b.radius):
+        kind += f", on the ball of radius {b.radius:.4g}"
+    return kind
+
+
+def _alpha_formula(b: BetaEstimate, smin: float) -> str:
+    if math.isfinite(b.radius) and b.consistent is False:
+        return "least alpha with B'(alpha) <= min(R, B): beta holds only for ||w - w0|| <= R"
+    return "least alpha with alpha >= 6 beta sqrt(8 sigma_max^2 L0(alpha)) / sigma_min^3"
+
+
+_SUFFICIENT = (
+    "; alpha_min is a sufficient condition of the theorem, not the alpha where the flows "
+    "start to differ: `lazycheck verify` (and `lazycheck sweep --threshold`) show what "
+    "actually happens"
+)
 
 
 def _verdict(
@@ -437,7 +470,20 @@ def _verdict(
     betas: dict[str, BetaEstimate],
     sols: dict[str, AlphaSolution],
     basis: str,
+    L0: float = 0.0,
 ) -> tuple[str, str]:
+    """The bound's status and one-line verdict. "applies" needs every quantity it rests on
+    to be finite: a non-finite number never satisfies an inequality."""
+    bad = [
+        f"{k} = {v:g}"
+        for k, v in (("sigma_min", sp.sigma_min), ("sigma_max", sp.sigma_max), ("L0", L0))
+        if not math.isfinite(v)
+    ]
+    if bad:
+        return "not_computable", (
+            f"not computable in float64 at alpha = {alpha:g}: {', '.join(bad)} (overflow); "
+            "rescale the data or the targets: no verdict on Theorem 2"
+        )
     if not sp.ok:
         return "assumption_fails", f"Assumption 1 fails: {sp.message}"
     if not basis:
@@ -446,12 +492,9 @@ def _verdict(
     if math.isinf(b.value):
         return "assumption_fails", f"Assumption 1 fails: beta = inf ({b.message})"
     sol = sols[basis]
-    rests = {
-        "sampled": " (rests on a SAMPLED beta, a lower bound: the true alpha_min may be larger)",
-        "given": " (rests on the given beta)",
-        "certified": " (certified beta)",
-        "exact": "",
-    }[basis]
+    rests = _rests_on(basis, b)
+    if sol.status == "not_computable":
+        return "not_computable", f"Theorem 2's alpha_min is {sol.message}{rests}"
     if not sol.feasible:
         return "infeasible", f"no alpha satisfies Theorem 2's hypothesis: {sol.message}{rests}"
     if sol.contains(alpha):
@@ -460,13 +503,24 @@ def _verdict(
         )
     if alpha < sol.alpha_min:
         return "alpha_too_small", (
-            f"Theorem 2 does not apply at alpha = {alpha:g}: it needs alpha >= "
-            f"{sol.alpha_min:.6g}{rests}"
+            f"Theorem 2 does not apply at alpha = {alpha:g}: its hypothesis needs alpha >= "
+            f"{sol.alpha_min:.6g}{rests}{_SUFFICIENT}"
         )
     return "alpha_outside", (
-        f"Theorem 2 does not apply at alpha = {alpha:g}: it needs "
-        f"{sol.alpha_min:.6g} <= alpha <= {sol.alpha_max:.6g}{rests}"
+        f"Theorem 2 does not apply at alpha = {alpha:g}: its hypothesis needs "
+        f"{sol.alpha_min:.6g} <= alpha <= {sol.alpha_max:.6g}{rests}{_SUFFICIENT}"
     )
+
+
+def _rests_on(basis: str, b: BetaEstimate) -> str:
+    ball = f" on ||w - w0|| <= {b.radius:.4g}" if math.isfinite(b.radius) else ""
+    return {
+        "sampled": f" (rests on a SAMPLED beta{ball}, a lower bound: the true alpha_min may be "
+        "larger)",
+        "given": " (rests on the given beta)",
+        "certified": f" (certified beta{ball})",
+        "exact": "",
+    }[basis]
 
 
 def _fmt(x: float) -> str:

@@ -67,9 +67,7 @@ class AlphaSolution:
     def contains(self, alpha: float) -> bool:
         """True when ``alpha`` satisfies the inequality (exact interval test; never for a
         non-finite alpha)."""
-        return (
-            self.feasible and math.isfinite(alpha) and self.alpha_min <= alpha <= self.alpha_max
-        )
+        return self.feasible and math.isfinite(alpha) and self.alpha_min <= alpha <= self.alpha_max
 
 
 def initial_loss(alpha: float, f0: np.ndarray, y: np.ndarray) -> float:

@@ -156,12 +156,14 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
     bound = compute_bound(problem, progress=progress)
     fs = problem.spec.flow
     solver_tol = {"solver_rtol": fs.rtol}
-    if bound.spectrum.sigma_min <= 0 and fs.horizon is None:
-        # The Theorem-2 bound never decays and the default horizon is undefined: nothing to
-        # integrate towards. The hypotheses are reported; the conclusions are skipped.
+    if not bound.spectrum.ok and fs.horizon is None:
+        # Assumption 1 fails (the spectrum's rank decision, not sigma_min <= 0: a sigma_min of
+        # 1e-16 is a rank deficiency too). That is a verdict on the problem: the hypotheses are
+        # reported unmet and the conclusions, which need them, are skipped.
         reason = (
-            "sigma_min(J0) = 0, so the default horizon 2 decay/(alpha^2 sigma_min^2) is "
-            "undefined; give [flow].horizon to run the flows anyway"
+            f"not run: Assumption 1 fails ({bound.spectrum.status}), so Theorem 2 gives no "
+            "decay rate and the default horizon 2 decay/(alpha^2 sigma_min^2) is undefined; "
+            "give [flow].horizon to run the flows anyway"
         )
         ctx = build_context(problem, bound, None, skip_reason=reason)
         checks = tuple(evaluate_checks(ctx))
@@ -209,6 +211,8 @@ def build_context(
     sol = bound.solutions.get(basis)
     L0 = bound.quantity("L0").value
     B = sp.sigma_min / (2.0 * beta) if beta > 0 else math.inf
+    R = beta_est.radius if beta_est else math.nan
+    ball = min(B, R) if math.isfinite(R) else B  # Lemma 6 holds where beta does
     tol = problem.spec.check.tolerance
     rtol, rtol_lin, atol = default_tolerances(
         problem.spec.flow.rtol, L0, float(np.linalg.norm(problem.y))
@@ -230,7 +234,7 @@ def build_context(
         traj = dict.fromkeys(
             ("loss", "loss_lin", "disp", "disp_lin", "sigma_min_t", "sigma_max_t"), empty
         )
-    ball_min, ball_max = _ball_spectra(problem, bound, B)
+    ball_min, ball_max = _ball_spectra(problem, bound, ball)
     return CheckContext(
         alpha=bound.alpha,
         n=problem.n,
@@ -256,7 +260,7 @@ def build_context(
         disp_check=disp_check,
         ball_sigma_min=ball_min,
         ball_sigma_max=ball_max,
-        ball_radius=B,
+        ball_radius=ball,
         rtol=rtol,
         rtol_linear=rtol_lin,
         atol_loss=atol,
@@ -312,12 +316,28 @@ def _verdict(checks: tuple[Check, ...], bound: BoundReport) -> tuple[str, str]:
             "unguaranteed",
             f"hypothesis unmet ({', '.join(unmet)}): the theorem promises nothing{tail}",
         )
-    if any(c.status == "unguaranteed" for c in checks):
+    ung = [c for c in checks if c.status == "unguaranteed"]
+    if ung:
+        # every hypothesis check passed: what is missing is a requirement without a check
+        # row, i.e. the trajectory is not the continuous flow (flow.continuous)
+        missing = sorted({r for c in ung for r in c.requires if r not in _satisfied(checks)})
+        why = (
+            "the trajectory is gradient descent, not the gradient flow the theorem is about"
+            if missing == ["flow.continuous"]
+            else f"{', '.join(missing) or 'a requirement'} is not met"
+        )
         return "unguaranteed", (
-            "the hypothesis holds, but the trajectory is gradient descent, not the flow: the "
-            "nonlinear conclusions are not guaranteed; every guaranteed check passes"
+            f"the hypothesis holds, but {why}: {len(ung)} conclusion(s) are not guaranteed; "
+            "every guaranteed check passes"
         )
     return "pass", f"the hypothesis holds and every guaranteed check passes{note}"
+
+
+def _satisfied(checks: tuple[Check, ...]) -> set[str]:
+    """The ids of the hypothesis checks that passed."""
+    return {c.id for c in checks if c.role == "hypothesis" and c.status == "pass"} | {
+        c.id for c in checks if c.status == "skipped" and c.role == "diagnostic"
+    }
 
 
 def _fmt(x: float) -> str:

@@ -84,7 +84,9 @@ def _sup_abs(
     lo = np.where(unknown, 0.0, lo - 4 * _EPS * np.abs(lo))
     hi = np.where(unknown, 0.0, hi + 4 * _EPS * np.abs(hi))
     with np.errstate(all="ignore"):
-        ends = np.maximum(np.abs(g(np.clip(lo, -_CLIP, _CLIP))), np.abs(g(np.clip(hi, -_CLIP, _CLIP))))
+        ends = np.maximum(
+            np.abs(g(np.clip(lo, -_CLIP, _CLIP))), np.abs(g(np.clip(hi, -_CLIP, _CLIP)))
+        )
     if critical is None:
         # sin: |cos| peaks at k*pi (shift 0), |sin| at pi/2 + k*pi (shift pi/2); both peak at 1.
         # k*pi is rounded: count a peak as inside when within a relative 1e-12 of the interval.
