@@ -161,9 +161,8 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
         # 1e-16 is a rank deficiency too). That is a verdict on the problem: the hypotheses are
         # reported unmet and the conclusions, which need them, are skipped.
         reason = (
-            f"not run: Assumption 1 fails ({bound.spectrum.status}), so Theorem 2 gives no "
-            "decay rate and the default horizon 2 decay/(alpha^2 sigma_min^2) is undefined; "
-            "give [flow].horizon to run the flows anyway"
+            f"flows not run: Assumption 1 fails ({bound.spectrum.status}), so the default "
+            "horizon is undefined; give [flow].horizon to run them anyway"
         )
         ctx = build_context(problem, bound, None, skip_reason=reason)
         checks = tuple(evaluate_checks(ctx))
