@@ -34,6 +34,7 @@ from lazycheck.hypothesis import (
     b_prime,
     initial_loss,
     radius_kappa,
+    safe_norm,
     solve_alpha,
     solve_alpha_on_ball,
 )
@@ -340,7 +341,7 @@ def _quantities(
             f"#singular values > tol = {sp.tol:.2e}",
             sp.message,
         ),
-        Quantity("f0_norm", float(np.linalg.norm(f0)), "exact", "||f(w0)||"),
+        Quantity("f0_norm", safe_norm(f0), "exact", "||f(w0)||"),
         Quantity("L0", L0, "exact", "||alpha f(w0) - y||^2 / 2", f"at alpha = {alpha:g}"),
     ]
     for name, b in betas.items():

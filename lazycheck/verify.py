@@ -23,6 +23,7 @@ import numpy as np
 
 from lazycheck.bound import BoundReport, compute_bound
 from lazycheck.checks import Check, CheckContext, default_tolerances, evaluate_checks
+from lazycheck.hypothesis import safe_norm
 from lazycheck.problem import Problem
 
 if TYPE_CHECKING:
@@ -156,14 +157,10 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
     bound = compute_bound(problem, progress=progress)
     fs = problem.spec.flow
     solver_tol = {"solver_rtol": fs.rtol}
-    if not bound.spectrum.ok and fs.horizon is None:
-        # Assumption 1 fails (the spectrum's rank decision, not sigma_min <= 0: a sigma_min of
-        # 1e-16 is a rank deficiency too). That is a verdict on the problem: the hypotheses are
-        # reported unmet and the conclusions, which need them, are skipped.
-        reason = (
-            f"flows not run: Assumption 1 fails ({bound.spectrum.status}), so the default "
-            "horizon is undefined; give [flow].horizon to run them anyway"
-        )
+    reason = _no_flow_reason(bound, fs.horizon)
+    if reason is not None:
+        # A property of the problem (Assumption 1 fails, or its constants overflow float64)
+        # is a verdict: the hypotheses are reported unmet, the conclusions skipped.
         ctx = build_context(problem, bound, None, skip_reason=reason)
         checks = tuple(evaluate_checks(ctx))
         status, message = _verdict(checks, bound)
@@ -195,6 +192,19 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
     )  # fmt: skip
 
 
+def _no_flow_reason(bound: BoundReport, horizon: float | None) -> str | None:
+    """Why the flows are not run, or None. Uses the spectrum's rank decision, not
+    sigma_min <= 0: a sigma_min of 1e-16 below the rank tolerance is a rank deficiency too."""
+    if bound.status == "not_computable":
+        return f"flows not run: {bound.message}"
+    if not bound.spectrum.ok and horizon is None:
+        return (
+            f"flows not run: Assumption 1 fails ({bound.spectrum.status}), so the default "
+            "horizon is undefined; give [flow].horizon to run them anyway"
+        )
+    return None
+
+
 def build_context(
     problem: Problem,
     bound: BoundReport,
@@ -214,7 +224,7 @@ def build_context(
     ball = min(B, R) if math.isfinite(R) else B  # Lemma 6 holds where beta does
     tol = problem.spec.check.tolerance
     rtol, rtol_lin, atol = default_tolerances(
-        problem.spec.flow.rtol, L0, float(np.linalg.norm(problem.y))
+        problem.spec.flow.rtol, L0, safe_norm(problem.y)
     )
     if tol is not None:
         rtol = rtol_lin = tol
