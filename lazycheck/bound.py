@@ -39,6 +39,7 @@ from lazycheck.hypothesis import (
     solve_alpha_on_ball,
 )
 from lazycheck.jsonio import encode_float
+from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spectrum import Spectrum, jacobian_spectrum
 
@@ -194,7 +195,6 @@ def compute_bound(
 ) -> BoundReport:
     """Estimate sigma_min, sigma_max, beta and L0, and solve for the minimum alpha."""
     alpha = problem.alpha if alpha is None else float(alpha)
-    chk = problem.spec.check
     task = progress.add_task("bound: spectrum", total=4) if progress else None
 
     def step(desc: str) -> None:
@@ -208,6 +208,49 @@ def compute_bound(
     L0 = initial_loss(alpha, f0, problem.y)
     step("beta")
 
+    betas = _estimate_betas(problem, spec_)
+    step("alpha")
+    basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
+
+    # each beta holds on its ball of radius R: the alpha it certifies has B'(alpha) <= min(R, B)
+    solutions = {
+        name: solve_alpha_on_ball(b.value, b.radius, smin, smax, f0, problem.y)
+        for name, b in betas.items()
+    }
+    # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
+    r_star = _r_star(problem, lin0, spec_, betas.get("sampled"))
+    if not math.isnan(r_star):
+        solutions["r_star"] = solve_alpha(radius_kappa(r_star, smin, smax), f0, problem.y)
+    step("report")
+
+    quantities = _quantities(problem, alpha, spec_, L0, f0, betas, solutions, r_star)
+    status, message = _verdict(alpha, spec_, betas, solutions, basis, L0)
+    if progress is not None and task is not None:
+        progress.update(task, completed=4)
+    return BoundReport(
+        spec=str(problem.spec.path or problem.spec.label),
+        seed=problem.seed,
+        n=problem.n,
+        p=problem.p,
+        alpha=alpha,
+        status=status,
+        message=message,
+        quantities=tuple(quantities),
+        spectrum=spec_,
+        betas=betas,
+        solutions=solutions,
+        beta_basis=basis,
+        r_star=r_star,
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _estimate_betas(problem: Problem, spec_: Spectrum) -> dict[str, BetaEstimate]:
+    """Every beta the spec asks for: exact (from the structure), given, certified, sampled."""
+    chk = problem.spec.check
+    smin = spec_.sigma_min
     betas: dict[str, BetaEstimate] = {}
     model = problem.model
     if not model.smooth:
@@ -246,58 +289,33 @@ def compute_bound(
             samples=chk.beta_samples,
             iterations=chk.beta_iterations,
         )
-    step("alpha")
-    basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
+    return betas
 
-    # each beta holds on its ball of radius R: the alpha it certifies has B'(alpha) <= min(R, B)
-    solutions = {
-        name: solve_alpha_on_ball(b.value, b.radius, smin, smax, f0, problem.y)
-        for name, b in betas.items()
-    }
-    # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
-    r_star = math.nan
-    samp = betas.get("sampled")
+
+def _r_star(
+    problem: Problem, lin0: Linearization, spec_: Spectrum, samp: BetaEstimate | None
+) -> float:
+    """The least s with ||J_{w0+s h} - J_0|| = sigma_min/2 along the sampled search's worst h
+    (nan when there is none)."""
+    smin = spec_.sigma_min
     if (
-        samp is not None
-        and samp.direction is not None
-        and spec_.ok
-        and math.isfinite(samp.value)
-        and samp.value > 0
+        samp is None
+        or samp.direction is None
+        or not spec_.ok
+        or not math.isfinite(samp.value)
+        or samp.value <= 0
     ):
-        r_star = critical_radius(
-            model,
-            problem.X,
-            lin0,
-            problem.w0,
-            samp.direction,
-            0.5 * smin,
-            s_max=100.0 * smin / (2.0 * samp.value),
-        )
-        solutions["r_star"] = solve_alpha(radius_kappa(r_star, smin, smax), f0, problem.y)
-    step("report")
-
-    quantities = _quantities(problem, alpha, spec_, L0, f0, betas, solutions, r_star)
-    status, message = _verdict(alpha, spec_, betas, solutions, basis, L0)
-    if progress is not None and task is not None:
-        progress.update(task, completed=4)
-    return BoundReport(
-        spec=str(problem.spec.path or problem.spec.label),
-        seed=problem.seed,
-        n=problem.n,
-        p=problem.p,
-        alpha=alpha,
-        status=status,
-        message=message,
-        quantities=tuple(quantities),
-        spectrum=spec_,
-        betas=betas,
-        solutions=solutions,
-        beta_basis=basis,
-        r_star=r_star,
+        return math.nan
+    return critical_radius(
+        problem.model,
+        problem.X,
+        lin0,
+        problem.w0,
+        samp.direction,
+        0.5 * smin,
+        s_max=100.0 * smin / (2.0 * samp.value),
     )
 
-
-# ----------------------------------------------------------------------------- helpers
 
 _BETA_KIND = {
     "exact": "exact",
@@ -344,6 +362,15 @@ def _quantities(
         Quantity("f0_norm", safe_norm(f0), "exact", "||f(w0)||"),
         Quantity("L0", L0, "exact", "||alpha f(w0) - y||^2 / 2", f"at alpha = {alpha:g}"),
     ]
+    q += _beta_rows(betas)
+    q += _alpha_rows(betas, sols, smin)
+    q += _radius_rows(alpha, L0, smin, smax, r_star, sols)
+    q += _primary_rows(betas, sols, smin)
+    return q
+
+
+def _beta_rows(betas: dict[str, BetaEstimate]) -> list[Quantity]:
+    q = []
     for name, b in betas.items():
         q.append(
             Quantity(
@@ -361,49 +388,62 @@ def _quantities(
                     b.radius,
                     "exact" if name != "given" else "given",
                     "radius of the ball beta holds on",
-                    "consistent: R >= B" if b.consistent else "inconsistent: R < B",
+                    "R >= B"
+                    if b.consistent
+                    else "R < B: alpha_min is the least alpha with B'(alpha) <= R",
                 )
             )
+    return q
+
+
+def _alpha_rows(
+    betas: dict[str, BetaEstimate], sols: dict[str, AlphaSolution], smin: float
+) -> list[Quantity]:
+    q = []
     for name, b in betas.items():
         sol = sols[name]
+        kind = _alpha_kind(name, sol, b)
         q.append(
-            Quantity(
-                f"alpha_min[{name}]",
-                sol.alpha_min,
-                _alpha_kind(name, sol, b),
-                _alpha_formula(b, smin),
-                sol.message,
-            )
+            Quantity(f"alpha_min[{name}]", sol.alpha_min, kind, _alpha_formula(b), sol.message)
         )
         if sol.status == "interval":
             q.append(
                 Quantity(
                     f"alpha_max[{name}]",
                     sol.alpha_max,
-                    _alpha_kind(name, sol, b),
+                    kind,
                     "largest alpha satisfying the hypothesis",
                 )
             )
         B = smin / (2.0 * b.value) if b.value > 0 else math.inf
         q.append(Quantity(f"B[{name}]", B, _B_KIND[name], "sigma_min / (2 beta)"))
-    q.append(
+    return q
+
+
+def _radius_rows(
+    alpha: float,
+    L0: float,
+    smin: float,
+    smax: float,
+    r_star: float,
+    sols: dict[str, AlphaSolution],
+) -> list[Quantity]:
+    q = [
         Quantity(
             "B_prime",
             b_prime(alpha, L0, smin, smax),
             "exact",
             "3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2)",
             f"at alpha = {alpha:g}",
-        )
-    )
-    q.append(
+        ),
         Quantity(
             "B_lin",
             b_lin(alpha, L0, smin, smax),
             "exact",
             "sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)",
             "the linear model's radius (Lemma 5, corrected)",
-        )
-    )
+        ),
+    ]
     if not math.isnan(r_star):
         q.append(
             Quantity(
@@ -425,20 +465,23 @@ def _quantities(
                 sol.message,
             )
         )
-    # the primary names of the JSON schema
-    basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
-    if basis:
-        b = betas[basis]
-        sol = sols[basis]
-        q.append(Quantity("beta", b.value, _BETA_KIND[basis], f"= beta[{basis}]"))
-        q.append(
-            Quantity(
-                "alpha_min", sol.alpha_min, _alpha_kind(basis, sol, b), f"= alpha_min[{basis}]"
-            )
-        )
-        B = smin / (2.0 * b.value) if b.value > 0 else math.inf
-        q.append(Quantity("B", B, _B_KIND[basis], f"= B[{basis}]"))
     return q
+
+
+def _primary_rows(
+    betas: dict[str, BetaEstimate], sols: dict[str, AlphaSolution], smin: float
+) -> list[Quantity]:
+    """The primary names of the JSON schema: the beta the verdict rests on."""
+    basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
+    if not basis:
+        return []
+    b, sol = betas[basis], sols[basis]
+    B = smin / (2.0 * b.value) if b.value > 0 else math.inf
+    return [
+        Quantity("beta", b.value, _BETA_KIND[basis], f"= beta[{basis}]"),
+        Quantity("alpha_min", sol.alpha_min, _alpha_kind(basis, sol, b), f"= alpha_min[{basis}]"),
+        Quantity("B", B, _B_KIND[basis], f"= B[{basis}]"),
+    ]
 
 
 def _alpha_kind(name: str, sol: AlphaSolution, b: BetaEstimate) -> str:
@@ -452,7 +495,7 @@ def _alpha_kind(name: str, sol: AlphaSolution, b: BetaEstimate) -> str:
     return kind
 
 
-def _alpha_formula(b: BetaEstimate, smin: float) -> str:
+def _alpha_formula(b: BetaEstimate) -> str:
     if math.isfinite(b.radius) and b.consistent is False:
         return "least alpha with B'(alpha) <= min(R, B): beta holds only for ||w - w0|| <= R"
     return "least alpha with alpha >= 6 beta sqrt(8 sigma_max^2 L0(alpha)) / sigma_min^3"
