@@ -491,7 +491,7 @@ def _alpha_kind(name: str, sol: AlphaSolution, b: BetaEstimate) -> str:
         return "none (no alpha satisfies it)" if sol.status == "empty" else "not computable"
     kind = _ALPHA_KIND[name]
     if name in ("certified", "sampled") and math.isfinite(b.radius):
-        kind += f", on the ball of radius {b.radius:.4g}"
+        kind += f" on R = {b.radius:.4g}"
     return kind
 
 
