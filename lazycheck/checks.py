@@ -500,8 +500,16 @@ def _status(held: bool, requires: tuple[str, ...], met: dict[str, bool]) -> str:
     return "unguaranteed"
 
 
-def _skipped(cid: str, title: str, formula: str, rtol: float, requires: tuple[str, ...],
-             basis: str, reason: str, sense: str) -> Check:  # fmt: skip
+def _skipped(
+    cid: str,
+    title: str,
+    formula: str,
+    rtol: float,
+    requires: tuple[str, ...],
+    basis: str,
+    reason: str,
+    sense: str,
+) -> Check:
     return Check(
         cid, title, "conclusion", formula, "skipped", None, math.nan, math.nan, math.nan,
         rtol, requires, basis, reason, None, sense,
