@@ -78,15 +78,16 @@ def initial_loss(alpha: float, f0: np.ndarray, y: np.ndarray) -> float:
 
 
 def hypothesis_kappa(beta: float, sigma_min: float, sigma_max: float) -> float:
-    """kappa = 6 beta sqrt(8) sigma_max / sigma_min^3 (inf when sigma_min = 0 or beta = inf,
-    nan when an input is nan; it may overflow to inf)."""
+    """kappa = 6 beta sqrt(8) sigma_max / sigma_min^3 (inf when sigma_min = 0 or beta = inf;
+    nan, i.e. not computable, when an input is nan or the product overflows float64)."""
     if any(math.isnan(v) for v in (beta, sigma_min, sigma_max)):
         return math.nan
     if beta == 0:
         return 0.0
     if sigma_min <= 0 or not math.isfinite(beta):
         return math.inf
-    return 6.0 * _SQRT8 * beta * (sigma_max / sigma_min) / sigma_min**2
+    kappa = 6.0 * _SQRT8 * beta * (sigma_max / sigma_min) / sigma_min**2
+    return kappa if math.isfinite(kappa) else math.nan  # overflow: not computable, not empty
 
 
 def radius_kappa(radius: float, sigma_min: float, sigma_max: float) -> float:
@@ -97,7 +98,8 @@ def radius_kappa(radius: float, sigma_min: float, sigma_max: float) -> float:
         return 0.0
     if sigma_min <= 0 or radius <= 0:
         return math.inf
-    return 3.0 * _SQRT8 * (sigma_max / sigma_min) / (sigma_min * radius)
+    kappa = 3.0 * _SQRT8 * (sigma_max / sigma_min) / (sigma_min * radius)
+    return kappa if math.isfinite(kappa) else math.nan  # overflow: not computable
 
 
 def b_prime(alpha: float, L0: float, sigma_min: float, sigma_max: float) -> float:
@@ -131,7 +133,7 @@ def solve_alpha(kappa: float, f0: np.ndarray, y: np.ndarray) -> AlphaSolution:
     f0 = np.asarray(f0, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if math.isnan(kappa) or not (np.all(np.isfinite(f0)) and np.all(np.isfinite(y))):
-        return _not_computable(kappa, "kappa, f(w0) or y is not finite")
+        return _not_computable(kappa, "kappa (overflow?), f(w0) or y is not finite")
     if kappa == 0:
         return AlphaSolution("all", 0.0, math.inf, 0.0, "every alpha > 0 satisfies it (kappa = 0)")
     if math.isinf(kappa):

@@ -189,3 +189,11 @@ def test_safe_norm_matches_a_scaled_reference(x: list[float]) -> None:
     v = np.array(x)
     ref = math.hypot(*x)  # correctly scaled in the standard library
     assert safe_norm(v) == pytest.approx(ref, rel=1e-14, abs=0.0)
+
+
+def test_kappa_overflow_is_not_computable_not_empty() -> None:
+    kappa = hypothesis_kappa(1e300, 1e-10, 1e10)
+    assert math.isnan(kappa)
+    sol = solve_alpha(kappa, np.zeros(2), np.ones(2))
+    assert sol.status == "not_computable"
+    assert math.isnan(radius_kappa(1e-300, 1e-10, 1e10))
