@@ -36,6 +36,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "compute_bound",
+    "compare_kernels",
     "jacobian_spectrum",
     "load_data",
     "load_problem",
@@ -70,6 +71,7 @@ _WHERE = {
     "VerifyReport": "lazycheck.verify",
     "run_verify": "lazycheck.verify",
     "solve_alpha": "lazycheck.hypothesis",
+    "compare_kernels": "lazycheck.kernel_report",
 }
 
 
