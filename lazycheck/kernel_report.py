@@ -175,7 +175,9 @@ class KernelReport:
         table.add_column("K0 = J0 J0^T", justify="right", no_wrap=True)
         table.add_column("K_inf", justify="right", no_wrap=True)
         for name in ("lambda_min", "lambda_max", "sigma_min", "sigma_max", "condition_number"):
-            label = name if not name.startswith("sigma") else f"{name} = sqrt({'lambda' + name[5:]})"
+            label = (
+                name if not name.startswith("sigma") else f"{name} = sqrt({'lambda' + name[5:]})"
+            )
             table.add_row(
                 Text(label),
                 _fmt(getattr(self.empirical, name)),

@@ -121,7 +121,7 @@ def infinite_width_ntk(
     """
     _check_supported(spec)
     X = _check_inputs(X)
-    n, d0 = X.shape
+    d0 = X.shape[1]
     widths = tuple(m // 2 for m in spec.widths) if spec.init == "symmetric" else spec.widths
     s_w = spec.sigma_w**2
     bias = 1.0 if spec.bias else 0.0
