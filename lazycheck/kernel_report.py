@@ -165,19 +165,17 @@ class KernelReport:
 
         arch = " x ".join(str(m) for m in self.widths)
         table = Table(
-            title=Text(
-                f"lazycheck kernel: {self.spec}  ({self.activation}, widths {arch}, "
-                f"{self.parameterization}, n = {self.n}, p = {self.p})"
+            title=Text(f"lazycheck kernel: {self.spec}  (n = {self.n}, p = {self.p})"),
+            caption=Text(
+                f"{self.activation}, widths {arch}, {self.parameterization} parameterization; "
+                f"K_inf: {self.infinite.limit}"
             ),
-            caption=Text(f"K_inf: {self.infinite.limit}"),
         )
         table.add_column("quantity", no_wrap=True)
         table.add_column("K0 = J0 J0^T", justify="right", no_wrap=True)
         table.add_column("K_inf", justify="right", no_wrap=True)
         for name in ("lambda_min", "lambda_max", "sigma_min", "sigma_max", "condition_number"):
-            label = (
-                name if not name.startswith("sigma") else f"{name} = sqrt({'lambda' + name[5:]})"
-            )
+            label = _LABELS.get(name, name)
             table.add_row(
                 Text(label),
                 _fmt(getattr(self.empirical, name)),
@@ -262,6 +260,13 @@ def _verdict(
     return "ok", (
         f"{dist}; sigma_min(J0) = {emp.sigma_min:.4g} against {lim.sigma_min:.4g} in the limit"
     )
+
+
+_LABELS = {
+    "sigma_min": "sigma_min = sqrt(lambda_min)",
+    "sigma_max": "sigma_max = sqrt(lambda_max)",
+    "condition_number": "lambda_max / lambda_min",
+}
 
 
 def _ratio(num: float, den: float) -> float:

@@ -349,3 +349,11 @@ def test_cli_errors_are_one_line(run_cli, one_line_error, tmp_path, monkeypatch)
 
     monkeypatch.setattr(lazycheck.problem, "load_problem", unsupported)
     one_line_error(run_cli(["kernel", spec]), "kind = 'python'", "built-in MLP")
+
+
+def test_cli_help(run_cli) -> None:
+    res = run_cli(["kernel", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.stdout.split())
+    for option in ("--seed", "--data-seed", "--set", "--format", "--output", "--threads"):
+        assert option in text
