@@ -100,6 +100,21 @@ def test_quadrature_against_a_high_order_gauss_hermite_rule(act: str) -> None:
     assert np.max(np.abs(q.dphi[iu, ju] - ref[1]) / dscale) <= 1e-10
 
 
+def test_trapezoid_needs_fewer_nodes_than_gauss_hermite_for_tanh() -> None:
+    # the figures quoted in docs/infinite-width.md: one tanh pair, variance 4, rho = 0.6
+    sa, rho = np.array([2.0]), np.array([0.6])
+    s = np.sqrt(1 - rho**2)
+    pair = iw._PAIRS["tanh"]
+
+    def rule(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return iw._product_rule(pair, sa, sa, rho, s, x, w)[:, 0]
+
+    ref = rule(*iw._nodes("trapezoid", 4))  # h = 1/32
+    assert np.max(np.abs(rule(*iw._nodes("trapezoid", 2)) - ref)) < 1e-14  # 137 nodes
+    gh = rule(*iw._nodes("gauss-hermite", 3))  # 256 nodes
+    assert 1e-11 < np.max(np.abs(gh - ref)) < 1e-8
+
+
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
 def test_price_theorem_links_the_two_moments(act: str) -> None:
     # d/dc E[phi(u) phi(v)] = E[phi'(u) phi'(v)] for (u, v) ~ N(0, [[a, c], [c, b]])
