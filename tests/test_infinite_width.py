@@ -269,13 +269,31 @@ def test_standard_parameterization_grows_with_width_and_ntk_does_not() -> None:
 
 def test_symmetric_pair_and_centering_leave_the_limit_unchanged() -> None:
     X = _sphere(5, 3)
-    base = ModelSpec(widths=(64, 64), activation="gelu", bias=True)
-    K = infinite_width_kernel(base, X)
-    for other in (
-        dataclasses.replace(base, init="symmetric"),
-        dataclasses.replace(base, center=True),
-    ):
-        np.testing.assert_array_equal(infinite_width_kernel(other, X), K)
+    for par in ("ntk", "standard"):
+        base = ModelSpec(widths=(64, 64), activation="gelu", bias=True, parameterization=par)
+        K = infinite_width_kernel(base, X)
+        np.testing.assert_array_equal(
+            infinite_width_kernel(dataclasses.replace(base, center=True), X), K
+        )
+        # a symmetric pair of width 2m has the kernel of one network of width m
+        pair = dataclasses.replace(base, init="symmetric", widths=(128, 128))
+        np.testing.assert_array_equal(infinite_width_kernel(pair, X), K)
+
+
+def test_the_cache_keys_on_the_inputs_and_returns_safe_arrays() -> None:
+    X = _sphere(5, 3)
+    spec = ModelSpec(widths=(30, 30), activation="tanh", bias=True)
+    K = infinite_width_kernel(spec, X)
+    K[0, 0] = 123.0  # a copy: the cached kernel is untouched
+    res = infinite_width_ntk(dataclasses.replace(spec, widths=(90, 90)), X)
+    assert res.widths == (90, 90) and res.theta[0, 0] != 123.0
+    with pytest.raises(ValueError):
+        res.theta[0, 0] = 1.0  # read-only
+    Y = X.copy()
+    Y[0, 0] += 1e-3
+    assert infinite_width_kernel(spec, Y)[0, 0] != res.theta[0, 0]
+    wider = infinite_width_ntk(dataclasses.replace(spec, widths=(30, 30, 30)), X)
+    assert not np.array_equal(wider.theta, res.theta)
 
 
 def test_unsupported_models_and_inputs_are_refused() -> None:

@@ -34,6 +34,9 @@ independent reference the tests compare with.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,10 +74,10 @@ class InfiniteWidthKernel:
             deterministic equivalent at ``widths``; see the module docstring).
         widths: the hidden widths of one network (each half of a symmetric pair).
         method: ``"closed form"`` or ``"quadrature"``.
-        max_nodes: the most Gauss-Hermite nodes per dimension any entry needed (0: closed form).
+        max_nodes: the most quadrature nodes per dimension any entry needed (0: closed form).
         quadrature_error: the largest estimated relative error of a Gaussian expectation (the
-            difference between the last two orders, relative to its Cauchy-Schwarz scale);
-            0 for closed forms.
+            difference between the last two refinement levels, relative to its
+            Cauchy-Schwarz scale); 0 for closed forms.
     """
 
     theta: Array
@@ -110,7 +113,7 @@ def infinite_width_kernel(spec: ModelSpec, X: np.ndarray) -> np.ndarray:
     deterministic equivalent at the spec's widths (K0 itself diverges; see the module
     docstring). Raises :class:`LazycheckError` for models other than the built-in MLP.
     """
-    return infinite_width_ntk(spec, X).theta
+    return infinite_width_ntk(spec, X).theta.copy()
 
 
 def infinite_width_ntk(
@@ -119,13 +122,44 @@ def infinite_width_ntk(
     """:func:`infinite_width_kernel` with the NNGP kernel and the quadrature diagnostics.
 
     ``method``: ``"auto"`` (closed form when one exists), ``"closed"`` or ``"quadrature"``
-    (forces Gauss-Hermite, e.g. to check a closed form; ``relu``'s kink makes it converge
-    only algebraically).
+    (forces the quadrature, e.g. to check a closed form; ``relu``'s kink makes it converge
+    only algebraically). ``rtol``: the quadrature's target relative error per expectation.
+
+    The last few results are cached (keyed by the architecture and a digest of X; under the
+    ``ntk`` parameterization the widths do not enter), so a sweep over widths computes the
+    limit once. The arrays returned are read-only.
     """
     _check_supported(spec)
     X = _check_inputs(X)
-    d0 = X.shape[1]
     widths = tuple(m // 2 for m in spec.widths) if spec.init == "symmetric" else spec.widths
+    key_widths = (0,) * len(widths) if spec.parameterization == "ntk" else widths
+    key = dataclasses.replace(spec, widths=key_widths, init="gaussian", center=False)
+    digest = hashlib.blake2b(X.tobytes(), digest_size=16).hexdigest()
+    out = _cached_kernel(key, digest, X.shape, rtol, method, _Inputs(X))
+    return dataclasses.replace(out, widths=widths)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """X carried through the cache without being part of its key (the digest is)."""
+
+    X: Array = dataclasses.field(compare=False)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_kernel(
+    spec: ModelSpec,
+    digest: str,
+    shape: tuple[int, ...],
+    rtol: float,
+    method: str,
+    inputs: _Inputs,
+) -> InfiniteWidthKernel:
+    X = inputs.X
+    d0 = X.shape[1]
     s_w = spec.sigma_w**2
     bias = 1.0 if spec.bias else 0.0
     s_b = spec.sigma_b**2 * bias
@@ -134,7 +168,7 @@ def infinite_width_ntk(
     S = s_w * Q + s_b
     theta = S.copy() if ntk else d0 * Q + bias
     nodes, err, used = 0, 0.0, "closed form"
-    for width in widths:
+    for width in spec.widths:
         mom = gaussian_moments(spec.activation, S, rtol=rtol, method=method)
         if mom.max_nodes:
             used = "quadrature"
@@ -143,9 +177,10 @@ def infinite_width_ntk(
         S = s_w * Q + s_b
         theta = theta * (s_w * mom.dphi) + (S if ntk else width * Q + bias)
     theta = 0.5 * (theta + theta.T)
-    return InfiniteWidthKernel(
-        theta, 0.5 * (S + S.T), spec.parameterization, widths, used, nodes, err
-    )
+    nngp = 0.5 * (S + S.T)
+    theta.flags.writeable = False
+    nngp.flags.writeable = False
+    return InfiniteWidthKernel(theta, nngp, spec.parameterization, spec.widths, used, nodes, err)
 
 
 def gaussian_moments(
