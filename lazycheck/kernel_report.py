@@ -30,6 +30,7 @@ from lazycheck.problem import Problem
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
 __all__ = ["KERNEL_SCHEMA_VERSION", "KernelReport", "KernelStats", "compare_kernels"]
 
@@ -200,14 +201,19 @@ class KernelReport:
         console.print(f"verdict: {self.message}", style=style, highlight=False, markup=False)
 
 
-def compare_kernels(problem: Problem) -> KernelReport:
+def compare_kernels(problem: Problem, *, progress: Progress | None = None) -> KernelReport:
     """K0 at the problem's w0 against the analytic infinite-width kernel of its architecture.
 
     Raises :class:`~lazycheck.errors.LazycheckError` when the model is not the built-in MLP.
     """
     mspec = problem.spec.model
+    task = progress.add_task("kernel: K_inf", total=2) if progress else None
     inf = infinite_width_ntk(mspec, problem.X)  # raises first for unsupported models
+    if progress is not None and task is not None:
+        progress.update(task, advance=1, description="kernel: K0")
     K0 = problem.kernel(problem.w0)
+    if progress is not None and task is not None:
+        progress.update(task, advance=1)
     K_inf = inf.theta
     diff = K0 - K_inf
     op_inf = float(np.linalg.norm(K_inf, 2))

@@ -353,7 +353,7 @@ def test_cli_table_and_json(run_cli, tmp_path) -> None:
         assert fragment in text
     out = tmp_path / "k.json"
     args = ["kernel", SAMPLES / "relu.toml", "--format", "json", "-o", out, "--set"]
-    res = run_cli([*args, "model.widths=[300]", "--seed", "3"])
+    res = run_cli([*args, "model.widths=[300]", "--seed", "3", "--no-progress"])
     assert res.exit_code == 0 and res.stdout == ""
     d = json.loads(out.read_text())
     jsonschema.validate(d, _schema())

@@ -38,16 +38,19 @@ def kernel(
     set_: SetOpt = None,
     format: Annotated[KernelFormat, typer.Option("--format", "-f")] = KernelFormat.table,
     output: OutOpt = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
 ) -> None:
     """The tangent kernel K0 = J0 J0^T against the analytic infinite-width kernel."""
     runtime(threads, memory_limit)
+    from lazycheck.console import progress
     from lazycheck.kernel_report import compare_kernels
     from lazycheck.problem import load_problem
 
     prob = load_problem(spec, seed=seed, data_seed=data_seed, settings=settings_of(set_))
-    report = compare_kernels(prob)
+    with progress(not no_progress) as bar:
+        report = compare_kernels(prob, progress=bar)
     if format is KernelFormat.json:
         from lazycheck.jsonio import dumps
 
