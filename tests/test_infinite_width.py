@@ -351,6 +351,10 @@ def test_cli_table_and_json(run_cli, tmp_path) -> None:
     text = " ".join(res.stdout.split())
     for fragment in ("sigma_min = sqrt(lambda_min)", "||K0 - K_inf||_op", "verdict:", "quadrature"):
         assert fragment in text
+    txt = tmp_path / "k.txt"
+    res = run_cli(["kernel", SAMPLES / "two_layer_tanh.toml", "-o", txt, "--no-progress"])
+    assert res.exit_code == 0 and res.stdout == ""
+    assert "lazycheck kernel:" in txt.read_text() and "\x1b[" not in txt.read_text()
     out = tmp_path / "k.json"
     args = ["kernel", SAMPLES / "relu.toml", "--format", "json", "-o", out, "--set"]
     res = run_cli([*args, "model.widths=[300]", "--seed", "3", "--no-progress"])
