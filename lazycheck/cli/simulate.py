@@ -10,9 +10,12 @@ import typer
 from lazycheck.cli._app import (
     AlphaOpt,
     BoundFormat,
+    BoundFormatOpt,
     DataSeedOpt,
     MemoryOpt,
+    NoProgressOpt,
     OutOpt,
+    QuietOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
@@ -26,9 +29,10 @@ from lazycheck.cli._app import (
     runtime,
     settings_of,
 )
+from lazycheck.cli._conventions import Command, epilog
 
 
-@app.command()
+@app.command(cls=Command, epilog=epilog("simulate"))
 @guard
 def simulate(
     spec: SpecArg,
@@ -44,8 +48,18 @@ def simulate(
             "LSODA, Radau, BDF or gd.",
         ),
     ] = None,
-    rtol: Annotated[float | None, typer.Option("--rtol")] = None,
-    atol: Annotated[float | None, typer.Option("--atol")] = None,
+    rtol: Annotated[
+        float | None,
+        typer.Option(
+            "--rtol", help="Relative tolerance of the integrator (default [flow].rtol, 1e-6)."
+        ),
+    ] = None,
+    atol: Annotated[
+        float | None,
+        typer.Option(
+            "--atol", help="Absolute tolerance of the integrator (default [flow].atol, 1e-12)."
+        ),
+    ] = None,
     horizon: Annotated[
         float | None, typer.Option("--horizon", help="Stop time t (unscaled).")
     ] = None,
@@ -59,9 +73,10 @@ def simulate(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a figure (.png, .svg or .pdf).")
     ] = None,
-    format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
+    format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    quiet: QuietOpt = False,
+    no_progress: NoProgressOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
 ) -> None:
@@ -101,11 +116,14 @@ def simulate(
         from lazycheck.plotting import plot_run
 
         plot_run(result, plot)
-    if format is BoundFormat.json:
-        from lazycheck.jsonio import dumps
+    if output is not None or not quiet:
+        if format is BoundFormat.json:
+            from lazycheck.jsonio import dumps
 
-        emit(dumps(result.to_dict()), output)
-    else:
-        print_rich(result.render, output)
+            emit(dumps(result.to_dict()), output)
+        else:
+            print_rich(result.render, output)
+    if quiet:
+        typer.echo(result.message)
     if not result.success:
         fail(result.message)
