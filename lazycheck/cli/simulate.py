@@ -71,7 +71,12 @@ def simulate(
     save: Annotated[Path | None, typer.Option("--save", help="Write run data (.npz).")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write trajectories (.csv).")] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a figure (.png, .svg or .pdf).")
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a figure (.png, .svg or .pdf) that states the verdict: it also "
+            "computes the constants and the checks of verify for this run.",
+        ),
     ] = None,
     format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
@@ -104,6 +109,12 @@ def simulate(
     )
     with progress(not no_progress) as bar:
         result = run_simulation(prob, progress=bar)
+        report = None
+        if plot is not None and result.success:
+            from lazycheck.verify import run_verify
+
+            # the figure states the verdict: alpha_min, B and the checks of this very run
+            report = run_verify(prob, simulation=result, progress=bar)
     if save is not None:
         from lazycheck.simulate import save_npz
 
@@ -115,7 +126,7 @@ def simulate(
     if plot is not None:
         from lazycheck.plotting import plot_run
 
-        plot_run(result, plot)
+        plot_run(result, plot, report)
     if output is not None or not quiet:
         if format is BoundFormat.json:
             from lazycheck.jsonio import dumps
