@@ -30,7 +30,12 @@ __all__ = [
 CheckStatus = Literal["pass", "fail", "unguaranteed", "skipped", "unmet"]
 VerifyStatus = Literal["pass", "fail", "unguaranteed", "error"]
 BoundStatus = Literal[
-    "applies", "alpha_too_small", "alpha_outside", "infeasible", "assumption_fails"
+    "applies",
+    "alpha_too_small",
+    "alpha_outside",
+    "infeasible",
+    "assumption_fails",
+    "not_computable",
 ]
 SimulationStatus = Literal["success", "error"]
 Status = CheckStatus | VerifyStatus | BoundStatus | SimulationStatus

@@ -16,7 +16,7 @@ import typer
 from lazycheck.cli import app
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-COMMANDS = ("info", "bound", "simulate", "verify")
+COMMANDS = tuple(typer.main.get_command(app).commands)  # every command, as registered
 FAST = ["--set", "flow.n_times=20", "--set", "check.ball_points=2", "--no-progress"]
 
 

@@ -29,31 +29,11 @@ OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
        "==": operator.eq, "=": operator.eq}  # fmt: skip
 NUM = r"(n/a|-?inf|[-+0-9.e]+)"
 
-# The `sense` of these checks on main is "<=" where the check tests something else
-# (alpha >= alpha_min, p > n, rank = n, beta < inf, R >= B): the printed relation then
-# contradicts the status. The verdicts helper fixes the senses in checks.py (issue 12,
-# "Inequality signs"); remove these marks when that fix is merged.
-_WRONG_SENSE = {
-    "assumption.overparameterized": set(SAMPLE_NAMES),
-    "hypothesis.alpha": {
-        "deep_tanh", "iris", "narrow_plateau", "small_alpha", "two_layer_tanh", "wrong_beta"
-    },
-    "beta.radius_consistent": set(SAMPLE_NAMES) - {"wrong_beta"},
-    "assumption.rank": {"p_le_n"},
-    "assumption.beta_finite": {"relu"},
-}  # fmt: skip
-_XFAIL = pytest.mark.xfail(
-    strict=True, reason="wrong `sense` on main: fixed by the verdicts helper (issue 12)"
-)
-
 
 def _cases() -> list:
-    out = []
-    for name in SAMPLE_NAMES:
-        for cid in CHECK_IDS:
-            marks = [_XFAIL] if name in _WRONG_SENSE.get(cid, ()) else []
-            out.append(pytest.param(name, cid, marks=marks, id=f"{name}-{cid}"))
-    return out
+    return [
+        pytest.param(name, cid, id=f"{name}-{cid}") for name in SAMPLE_NAMES for cid in CHECK_IDS
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,10 @@ _EXIT = {
         "0  both flows were integrated to the horizon",
         "2  a bad spec, data file or option, or the solver failed",
     ],
+    "kernel": [
+        "0  both kernels were computed and compared",
+        "2  a bad spec, data file or option, or a model other than the built-in MLP",
+    ],
     "verify": [
         "0  every guaranteed check passes (the hypothesis may be unmet: see --strict)",
         "1  a check fails; with --strict, also a hypothesis that is unmet",
@@ -58,6 +62,10 @@ _EXAMPLES = {
     "simulate": [
         "lazycheck simulate samples/two_layer_tanh.toml --alpha 100 --plot run.png",
         "lazycheck simulate samples/relu.toml --method gd --lr 0.5 --csv run.csv -q",
+    ],
+    "kernel": [
+        "lazycheck kernel samples/two_layer_tanh.toml",
+        "lazycheck kernel samples/deep_tanh.toml --set model.widths=[512,512] -f json",
     ],
     "verify": [
         "lazycheck verify samples/two_layer_tanh.toml --strict",
