@@ -40,6 +40,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "as_model",
+    "compare_kernels",
     "compute_bound",
     "jacobian_spectrum",
     "load_data",
@@ -79,6 +80,7 @@ _WHERE = {
     "VerifyReport": "lazycheck.verify",
     "run_verify": "lazycheck.verify",
     "solve_alpha": "lazycheck.hypothesis",
+    "compare_kernels": "lazycheck.kernel_report",
 }
 
 

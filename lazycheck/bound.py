@@ -28,21 +28,24 @@ from lazycheck.beta import (
     critical_radius,
     sampled_beta,
 )
+from lazycheck.display import Displayable
 from lazycheck.hypothesis import (
     AlphaSolution,
     b_lin,
     b_prime,
-    hypothesis_kappa,
     initial_loss,
     radius_kappa,
+    safe_norm,
     solve_alpha,
+    solve_alpha_on_ball,
 )
 from lazycheck.jsonio import encode_float
+from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spectrum import Spectrum, jacobian_spectrum
+from lazycheck.status import BoundStatus
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.progress import Progress
 
 __all__ = ["BOUND_SCHEMA_VERSION", "BoundReport", "Quantity", "compute_bound"]
@@ -70,13 +73,14 @@ class Quantity:
 
 
 @dataclass(frozen=True)
-class BoundReport:
+class BoundReport(Displayable):
     """The result of ``lazycheck bound``.
 
     Attributes:
         status: ``"applies"`` (alpha in the feasible set), ``"alpha_too_small"``,
             ``"alpha_outside"`` (alpha beyond a bounded feasible interval), ``"infeasible"``
-            (no alpha works), or ``"assumption_fails"`` (rank or p > n, or beta infinite).
+            (no alpha works), ``"assumption_fails"`` (rank or p > n, or beta infinite), or
+            ``"not_computable"`` (a constant or alpha_min overflows float64: no verdict).
         message: the one-line verdict.
         quantities: every reported number, in display order.
         spectrum, betas, solutions: the underlying computations.
@@ -88,7 +92,7 @@ class BoundReport:
     n: int
     p: int
     alpha: float
-    status: str
+    status: BoundStatus
     message: str
     quantities: tuple[Quantity, ...]
     spectrum: Spectrum = field(repr=False)
@@ -160,8 +164,26 @@ class BoundReport:
             "quantities": {q.name: q.to_dict() for q in self.quantities},
         }
 
-    def render(self, console: Console) -> None:
-        """Print the table and the verdict."""
+    def __repr__(self) -> str:
+        return self._short_repr()
+
+    def _repr_fields(self) -> dict[str, Any]:
+        sol = self.solutions.get(self.beta_basis)
+        return {
+            "spec": self.spec,
+            "alpha": self.alpha,
+            "alpha_min": sol.alpha_min if sol else math.nan,
+            "beta_basis": self.beta_basis,
+            "status": self.status,
+            "message": self.message,
+        }
+
+    def verdict_line(self) -> str:
+        """The one verdict line (what ``--quiet`` prints)."""
+        return f"verdict: {self.message}"
+
+    def _renderables(self) -> list[Any]:
+        """The table, the notes and the verdict."""
         from rich.table import Table
         from rich.text import Text
 
@@ -177,14 +199,13 @@ class BoundReport:
             if q.formula.startswith("= "):
                 continue  # alias rows (beta, alpha_min, B) exist for the JSON schema
             table.add_row(Text(q.name), _fmt(q.value), Text(q.kind), Text(q.formula))
-        console.print(table)
-        for q in self.quantities:
-            if q.note:
-                console.print(f"  {q.name}: {q.note}", highlight=False, markup=False)
+        out: list[Any] = [table]
+        out += [Text(f"  {q.name}: {q.note}") for q in self.quantities if q.note]
         style = "bold green" if self.status == "applies" else "bold yellow"
         if self.status in ("infeasible", "assumption_fails"):
             style = "bold red"
-        console.print(f"verdict: {self.message}", style=style, highlight=False, markup=False)
+        out.append(Text(self.verdict_line(), style=style))
+        return out
 
 
 def compute_bound(
@@ -192,7 +213,6 @@ def compute_bound(
 ) -> BoundReport:
     """Estimate sigma_min, sigma_max, beta and L0, and solve for the minimum alpha."""
     alpha = problem.alpha if alpha is None else float(alpha)
-    chk = problem.spec.check
     task = progress.add_task("bound: spectrum", total=4) if progress else None
 
     def step(desc: str) -> None:
@@ -206,41 +226,7 @@ def compute_bound(
     L0 = initial_loss(alpha, f0, problem.y)
     step("beta")
 
-    betas: dict[str, BetaEstimate] = {}
-    model = problem.model
-    if not model.smooth:
-        betas["exact"] = BetaEstimate(
-            math.inf,
-            "exact",
-            math.inf,
-            True,
-            "activation not smooth",
-            f"{problem.smoothness}, so w -> J_w is not Lipschitz: beta = inf whatever sampling "
-            "says",
-        )
-    if isinstance(chk.beta, float):
-        betas["given"] = BetaEstimate(
-            chk.beta, "given", math.nan, None, "[check].beta or --beta", "given by the user"
-        )
-    if chk.beta in ("auto", "certified") and model.smooth:
-        cert = certified_beta_auto(model, problem.X, problem.w0, smin, chk.radius)
-        if cert is not None and cert.kind == "exact":
-            betas["exact"] = cert
-        elif cert is not None:
-            betas["certified"] = cert
-    if (chk.beta in ("auto", "sampled") and spec_.ok and "exact" not in betas) or (
-        chk.beta in ("auto", "sampled") and not model.smooth and spec_.ok
-    ):
-        betas["sampled"] = sampled_beta(
-            model,
-            problem.X,
-            problem.w0,
-            smin,
-            problem.rng("beta"),
-            radius=chk.radius,
-            samples=chk.beta_samples,
-            iterations=chk.beta_iterations,
-        )
+    betas = _estimate_betas(problem, spec_)
     if problem.spec.model.kind == "python":  # say whether smoothness was detected or declared
         betas = {
             k: b if k == "exact" else replace(b, message=f"{b.message}; {problem.smoothness}")
@@ -249,34 +235,19 @@ def compute_bound(
     step("alpha")
     basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
 
+    # each beta holds on its ball of radius R: the alpha it certifies has B'(alpha) <= min(R, B)
     solutions = {
-        name: solve_alpha(hypothesis_kappa(b.value, smin, smax), f0, problem.y)
+        name: solve_alpha_on_ball(b.value, b.radius, smin, smax, f0, problem.y)
         for name, b in betas.items()
     }
     # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
-    r_star = math.nan
-    samp = betas.get("sampled")
-    if (
-        samp is not None
-        and samp.direction is not None
-        and spec_.ok
-        and math.isfinite(samp.value)
-        and samp.value > 0
-    ):
-        r_star = critical_radius(
-            model,
-            problem.X,
-            lin0,
-            problem.w0,
-            samp.direction,
-            0.5 * smin,
-            s_max=100.0 * smin / (2.0 * samp.value),
-        )
+    r_star = _r_star(problem, lin0, spec_, betas.get("sampled"))
+    if not math.isnan(r_star):
         solutions["r_star"] = solve_alpha(radius_kappa(r_star, smin, smax), f0, problem.y)
     step("report")
 
     quantities = _quantities(problem, alpha, spec_, L0, f0, betas, solutions, r_star)
-    status, message = _verdict(alpha, spec_, betas, solutions, basis)
+    status, message = _verdict(alpha, spec_, betas, solutions, basis, L0)
     if progress is not None and task is not None:
         progress.update(task, completed=4)
     return BoundReport(
@@ -297,6 +268,77 @@ def compute_bound(
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _estimate_betas(problem: Problem, spec_: Spectrum) -> dict[str, BetaEstimate]:
+    """Every beta the spec asks for: exact (from the structure), given, certified, sampled."""
+    chk = problem.spec.check
+    smin = spec_.sigma_min
+    betas: dict[str, BetaEstimate] = {}
+    model = problem.model
+    if not model.smooth:
+        betas["exact"] = BetaEstimate(
+            math.inf,
+            "exact",
+            math.inf,
+            True,
+            "activation not smooth",
+            f"{problem.smoothness}, so w -> J_w is not Lipschitz: beta = inf whatever sampling "
+            "says",
+        )
+    if isinstance(chk.beta, float):
+        betas["given"] = BetaEstimate(
+            chk.beta, "given", math.nan, None, "[check].beta or --beta", "given by the user"
+        )
+    if chk.beta in ("auto", "certified") and model.smooth:
+        # the rank decision, not sigma_min > 0: a rank-deficient J0 gives no radius
+        cert = certified_beta_auto(
+            model, problem.X, problem.w0, smin if spec_.ok else 0.0, chk.radius
+        )
+        if cert is not None and cert.kind == "exact":
+            betas["exact"] = cert
+        elif cert is not None:
+            betas["certified"] = cert
+    if (chk.beta in ("auto", "sampled") and spec_.ok and "exact" not in betas) or (
+        chk.beta in ("auto", "sampled") and not model.smooth and spec_.ok
+    ):
+        betas["sampled"] = sampled_beta(
+            model,
+            problem.X,
+            problem.w0,
+            smin,
+            problem.rng("beta"),
+            radius=chk.radius,
+            samples=chk.beta_samples,
+            iterations=chk.beta_iterations,
+        )
+    return betas
+
+
+def _r_star(
+    problem: Problem, lin0: Linearization, spec_: Spectrum, samp: BetaEstimate | None
+) -> float:
+    """The least s with ||J_{w0+s h} - J_0|| = sigma_min/2 along the sampled search's worst h
+    (nan when there is none)."""
+    smin = spec_.sigma_min
+    if (
+        samp is None
+        or samp.direction is None
+        or not spec_.ok
+        or not math.isfinite(samp.value)
+        or samp.value <= 0
+    ):
+        return math.nan
+    return critical_radius(
+        problem.model,
+        problem.X,
+        lin0,
+        problem.w0,
+        samp.direction,
+        0.5 * smin,
+        s_max=100.0 * smin / (2.0 * samp.value),
+    )
+
 
 _BETA_KIND = {
     "exact": "exact",
@@ -340,9 +382,18 @@ def _quantities(
             f"#singular values > tol = {sp.tol:.2e}",
             sp.message,
         ),
-        Quantity("f0_norm", float(np.linalg.norm(f0)), "exact", "||f(w0)||"),
+        Quantity("f0_norm", safe_norm(f0), "exact", "||f(w0)||"),
         Quantity("L0", L0, "exact", "||alpha f(w0) - y||^2 / 2", f"at alpha = {alpha:g}"),
     ]
+    q += _beta_rows(betas)
+    q += _alpha_rows(betas, sols, smin)
+    q += _radius_rows(alpha, L0, smin, smax, r_star, sols)
+    q += _primary_rows(betas, sols, smin)
+    return q
+
+
+def _beta_rows(betas: dict[str, BetaEstimate]) -> list[Quantity]:
+    q = []
     for name, b in betas.items():
         q.append(
             Quantity(
@@ -360,49 +411,62 @@ def _quantities(
                     b.radius,
                     "exact" if name != "given" else "given",
                     "radius of the ball beta holds on",
-                    "consistent: R >= B" if b.consistent else "inconsistent: R < B",
+                    "R >= B"
+                    if b.consistent
+                    else "R < B: alpha_min is the least alpha with B'(alpha) <= R",
                 )
             )
+    return q
+
+
+def _alpha_rows(
+    betas: dict[str, BetaEstimate], sols: dict[str, AlphaSolution], smin: float
+) -> list[Quantity]:
+    q = []
     for name, b in betas.items():
         sol = sols[name]
+        kind = _alpha_kind(name, sol, b)
         q.append(
-            Quantity(
-                f"alpha_min[{name}]",
-                sol.alpha_min,
-                _ALPHA_KIND[name],
-                "least alpha with alpha >= 6 beta sqrt(8 sigma_max^2 L0(alpha)) / sigma_min^3",
-                sol.message,
-            )
+            Quantity(f"alpha_min[{name}]", sol.alpha_min, kind, _alpha_formula(b), sol.message)
         )
         if sol.status == "interval":
             q.append(
                 Quantity(
                     f"alpha_max[{name}]",
                     sol.alpha_max,
-                    _ALPHA_KIND[name],
+                    kind,
                     "largest alpha satisfying the hypothesis",
                 )
             )
         B = smin / (2.0 * b.value) if b.value > 0 else math.inf
         q.append(Quantity(f"B[{name}]", B, _B_KIND[name], "sigma_min / (2 beta)"))
-    q.append(
+    return q
+
+
+def _radius_rows(
+    alpha: float,
+    L0: float,
+    smin: float,
+    smax: float,
+    r_star: float,
+    sols: dict[str, AlphaSolution],
+) -> list[Quantity]:
+    q = [
         Quantity(
             "B_prime",
             b_prime(alpha, L0, smin, smax),
             "exact",
             "3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2)",
             f"at alpha = {alpha:g}",
-        )
-    )
-    q.append(
+        ),
         Quantity(
             "B_lin",
             b_lin(alpha, L0, smin, smax),
             "exact",
             "sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2)",
             "the linear model's radius (Lemma 5, corrected)",
-        )
-    )
+        ),
+    ]
     if not math.isnan(r_star):
         q.append(
             Quantity(
@@ -424,16 +488,47 @@ def _quantities(
                 sol.message,
             )
         )
-    # the primary names of the JSON schema
-    basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
-    if basis:
-        b = betas[basis]
-        sol = sols[basis]
-        q.append(Quantity("beta", b.value, _BETA_KIND[basis], f"= beta[{basis}]"))
-        q.append(Quantity("alpha_min", sol.alpha_min, _ALPHA_KIND[basis], f"= alpha_min[{basis}]"))
-        B = smin / (2.0 * b.value) if b.value > 0 else math.inf
-        q.append(Quantity("B", B, _B_KIND[basis], f"= B[{basis}]"))
     return q
+
+
+def _primary_rows(
+    betas: dict[str, BetaEstimate], sols: dict[str, AlphaSolution], smin: float
+) -> list[Quantity]:
+    """The primary names of the JSON schema: the beta the verdict rests on."""
+    basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
+    if not basis:
+        return []
+    b, sol = betas[basis], sols[basis]
+    B = smin / (2.0 * b.value) if b.value > 0 else math.inf
+    return [
+        Quantity("beta", b.value, _BETA_KIND[basis], f"= beta[{basis}]"),
+        Quantity("alpha_min", sol.alpha_min, _alpha_kind(basis, sol, b), f"= alpha_min[{basis}]"),
+        Quantity("B", B, _B_KIND[basis], f"= B[{basis}]"),
+    ]
+
+
+def _alpha_kind(name: str, sol: AlphaSolution, b: BetaEstimate) -> str:
+    """What an alpha_min is: none when no alpha is certified, else its beta's kind, and the
+    ball it holds on when beta holds on a finite ball only."""
+    if not sol.feasible:
+        return "none (no alpha satisfies it)" if sol.status == "empty" else "not computable"
+    kind = _ALPHA_KIND[name]
+    if name in ("certified", "sampled") and math.isfinite(b.radius):
+        kind += f" on R = {b.radius:.4g}"
+    return kind
+
+
+def _alpha_formula(b: BetaEstimate) -> str:
+    if math.isfinite(b.radius) and b.consistent is False:
+        return "least alpha with B'(alpha) <= min(R, B): beta holds only for ||w - w0|| <= R"
+    return "least alpha with alpha >= 6 beta sqrt(8 sigma_max^2 L0(alpha)) / sigma_min^3"
+
+
+_SUFFICIENT = (
+    "; alpha_min is a sufficient condition of the theorem, not the alpha where the flows "
+    "start to differ: `lazycheck verify` (and `lazycheck sweep --threshold`) show what "
+    "actually happens"
+)
 
 
 def _verdict(
@@ -442,7 +537,20 @@ def _verdict(
     betas: dict[str, BetaEstimate],
     sols: dict[str, AlphaSolution],
     basis: str,
+    L0: float = 0.0,
 ) -> tuple[str, str]:
+    """The bound's status and one-line verdict. "applies" needs every quantity it rests on
+    to be finite: a non-finite number never satisfies an inequality."""
+    bad = [
+        f"{k} = {v:g}"
+        for k, v in (("sigma_min", sp.sigma_min), ("sigma_max", sp.sigma_max), ("L0", L0))
+        if not math.isfinite(v)
+    ]
+    if bad:
+        return "not_computable", (
+            f"not computable in float64 at alpha = {alpha:g}: {', '.join(bad)} (overflow); "
+            "rescale the data or the targets: no verdict on Theorem 2"
+        )
     if not sp.ok:
         return "assumption_fails", f"Assumption 1 fails: {sp.message}"
     if not basis:
@@ -451,12 +559,9 @@ def _verdict(
     if math.isinf(b.value):
         return "assumption_fails", f"Assumption 1 fails: beta = inf ({b.message})"
     sol = sols[basis]
-    rests = {
-        "sampled": " (rests on a SAMPLED beta, a lower bound: the true alpha_min may be larger)",
-        "given": " (rests on the given beta)",
-        "certified": " (certified beta)",
-        "exact": "",
-    }[basis]
+    rests = _rests_on(basis, b)
+    if sol.status == "not_computable":
+        return "not_computable", f"Theorem 2's alpha_min is {sol.message}{rests}"
     if not sol.feasible:
         return "infeasible", f"no alpha satisfies Theorem 2's hypothesis: {sol.message}{rests}"
     if sol.contains(alpha):
@@ -465,13 +570,24 @@ def _verdict(
         )
     if alpha < sol.alpha_min:
         return "alpha_too_small", (
-            f"Theorem 2 does not apply at alpha = {alpha:g}: it needs alpha >= "
-            f"{sol.alpha_min:.6g}{rests}"
+            f"Theorem 2 does not apply at alpha = {alpha:g}: its hypothesis needs alpha >= "
+            f"{sol.alpha_min:.6g}{rests}{_SUFFICIENT}"
         )
     return "alpha_outside", (
-        f"Theorem 2 does not apply at alpha = {alpha:g}: it needs "
-        f"{sol.alpha_min:.6g} <= alpha <= {sol.alpha_max:.6g}{rests}"
+        f"Theorem 2 does not apply at alpha = {alpha:g}: its hypothesis needs "
+        f"{sol.alpha_min:.6g} <= alpha <= {sol.alpha_max:.6g}{rests}{_SUFFICIENT}"
     )
+
+
+def _rests_on(basis: str, b: BetaEstimate) -> str:
+    ball = f" on ||w - w0|| <= {b.radius:.4g}" if math.isfinite(b.radius) else ""
+    return {
+        "sampled": f" (rests on a SAMPLED beta{ball}, a lower bound: the true alpha_min may be "
+        "larger)",
+        "given": " (rests on the given beta)",
+        "certified": f" (certified beta{ball})",
+        "exact": "",
+    }[basis]
 
 
 def _fmt(x: float) -> str:

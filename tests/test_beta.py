@@ -136,3 +136,33 @@ def test_sampled_auto_radius_is_consistent_and_reproducible() -> None:
     assert a.value == b.value and a.radius == b.radius
     assert a.consistent
     assert a.samples > 10 and a.iterations > 0
+
+
+def test_exact_zero_only_from_the_structure() -> None:
+    from lazycheck.beta.certified import jacobian_is_constant
+
+    linear, X, w0, _ = _setup(widths=())
+    assert jacobian_is_constant(linear) and jacobian_is_constant(CenteredModel(linear, w0))
+    assert jacobian_is_constant(SymmetricModel(linear))
+    # a saturated tanh network: tanh'' underflows to 0 at w0, so the bound at radius 0 is a
+    # numerical near-zero, yet J moves inside every ball: no "exact 0", and the bisection,
+    # started from a positive radius, still lands on a self-consistent radius
+    model, X, w0, _ = _setup("tanh", widths=(20,), sigma_w=1e6)
+    assert not jacobian_is_constant(model)
+    assert 0 < certified_beta(model, X, w0, 0.0) < 1e-6 * certified_beta(model, X, w0, 1.0)
+    smin = 1e3
+    est = certified_beta_auto(model, X, w0, smin)
+    assert est is not None and est.kind == "certified upper bound" and est.value > 0
+    assert est.consistent and est.radius * est.value >= smin / 2
+    # the least such radius, to the bisection's relative 1e-10 (beta(R) is steep here, so
+    # R = sigma_min / (2 beta(R)) holds only to ~1e-6)
+    below = est.radius * (1 - 1e-9)
+    assert below * certified_beta(model, X, w0, below) < smin / 2
+
+
+def test_rank_deficient_bound_is_stated_on_the_unit_ball() -> None:
+    model, X, w0, _ = _setup("tanh", widths=(10,))
+    est = certified_beta_auto(model, X, w0, 0.0)
+    assert est is not None and est.radius == 1.0 and math.isfinite(est.radius)
+    assert est.value == certified_beta(model, X, w0, 1.0)
+    assert "unit ball" in est.message

@@ -178,3 +178,88 @@ def test_bad_beta_option_is_a_one_line_error() -> None:
     assert res.exit_code == 2
     assert "beta" in res.stderr and "Traceback" not in res.output
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- wrong verdicts
+
+
+def _bound_json(run_cli, *args) -> dict:
+    res = run_cli(["bound", SAMPLES / "two_layer_tanh.toml", "-f", "json", "--no-progress", *args])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    jsonschema.validate(d, _schema("bound.schema.json"))
+    return d
+
+
+def test_overflowing_L0_never_satisfies_the_hypothesis(run_cli) -> None:
+    # noise = 1e300: L0 = inf and B' = inf; the old verdict was "applies, alpha_min = 0"
+    d = _bound_json(run_cli, "--set", "data.noise=1e300", "--alpha", "1")
+    assert d["quantities"]["L0"]["value"] == "inf"
+    assert d["quantities"]["B_prime"]["value"] == "inf"
+    assert d["status"] == "not_computable"
+    assert d["alpha_satisfies_hypothesis"] is False
+    assert "applies" not in d["verdict"] and "not computable" in d["verdict"]
+    # alpha_min is solved without overflow: enormous, never 0
+    amin = d["quantities"]["alpha_min"]["value"]
+    assert amin != 0 and (amin == "nan" or amin > 1e290)
+
+
+def test_saturated_tanh_beta_is_certified_never_an_exact_zero(run_cli) -> None:
+    # sigma_w = 1e6: tanh'' underflows to 0 at w0; the old report said beta[exact] = 0
+    d = _bound_json(run_cli, "--set", "model.sigma_w=1e6", "--set", "model.widths=[40]")
+    betas = d["beta_estimates"]
+    assert "exact" not in betas
+    cert = betas["certified"]
+    assert cert["kind"] == "certified upper bound" and cert["value"] > 0
+    R = cert["radius"]
+    assert 0 < R < math.inf and cert["radius_consistent"]
+    assert f"R = {R:.4g}" in cert["message"]
+    # the sampled search restricted to that ball finds nothing above it
+    from lazycheck.beta import sampled_beta
+
+    prob = load_problem(
+        SAMPLES / "two_layer_tanh.toml", settings={"model.sigma_w": 1e6, "model.widths": [40]}
+    )
+    smin = d["quantities"]["sigma_min"]["value"]
+    samp = sampled_beta(prob.model, prob.X, prob.w0, smin, np.random.default_rng(1), R, 24, 12)
+    assert samp.value <= cert["value"]
+
+
+def test_fixed_small_radius_uses_the_ball_consistent_alpha_min(run_cli) -> None:
+    # [check] radius = 0.001 < B: beta holds on that small ball only, so the alpha the theorem
+    # certifies is the least alpha with B'(alpha) <= R, not the one from B = sigma_min/(2 beta)
+    d = _bound_json(run_cli, "--set", "check.radius=0.001", "--set", "check.beta=certified")
+    cert = d["beta_estimates"]["certified"]
+    assert cert["radius"] == 0.001 and cert["radius_consistent"] is False
+    q = d["quantities"]
+    smin, smax, beta = (q[k]["value"] for k in ("sigma_min", "sigma_max", "beta"))
+    prob = load_problem(SAMPLES / "two_layer_tanh.toml")
+    f0, y = prob.linearize(prob.w0).f, prob.y
+    from lazycheck.hypothesis import radius_kappa, solve_alpha
+
+    small_ball = solve_alpha(hypothesis_kappa(beta, smin, smax), f0, y).alpha_min  # the old one
+    consistent = solve_alpha(radius_kappa(0.001, smin, smax), f0, y).alpha_min
+    assert consistent > 10 * small_ball
+    assert q["alpha_min"]["value"] == pytest.approx(consistent, rel=1e-12)
+    assert "0.001" in q["alpha_min"]["kind"]
+    # just above the old alpha_min: no longer "applies"
+    above = _bound_json(
+        run_cli, "--set", "check.radius=0.001", "--set", "check.beta=certified",
+        "--alpha", f"{small_ball * 1.01:.17g}",
+    )  # fmt: skip
+    assert above["status"] == "alpha_too_small" and not above["alpha_satisfies_hypothesis"]
+    assert "sufficient condition" in above["verdict"] and "lazycheck verify" in above["verdict"]
+    at = _bound_json(
+        run_cli, "--set", "check.radius=0.001", "--set", "check.beta=certified",
+        "--alpha", f"{consistent * 1.01:.17g}",
+    )  # fmt: skip
+    assert at["status"] == "applies" and "certified beta on ||w - w0|| <= 0.001" in at["verdict"]
+
+
+def test_infeasible_verdict_says_it_once_and_labels_no_alpha_min() -> None:
+    prob = load_problem(SAMPLES / "uncentered.toml")
+    rep = compute_bound(prob)
+    assert rep.status == "infeasible"
+    assert rep.message.count("no alpha satisfies") == 1
+    q = rep.quantity("alpha_min")
+    assert math.isnan(q.value) and "certified" not in q.kind and "none" in q.kind

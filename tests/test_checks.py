@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lazycheck.checks import CHECK_IDS, CheckContext, evaluate_checks
+from lazycheck.checks import CHECK_IDS, CheckContext, evaluate_checks, relation_holds
 
 
 def _good_context(**over) -> CheckContext:
@@ -182,3 +182,115 @@ def test_lemma4_nonlinear_uses_running_inf_of_lambda() -> None:
     # ...but a loss above that slower envelope fails it
     ctx2 = dataclasses.replace(ctx, loss=slow * 1.01)
     assert _by_id(ctx2)["lemma4.nonlinear"].status == "fail"
+
+
+# ----------------------------------------------------------------------------- relations
+
+
+def _contexts() -> dict[str, CheckContext]:
+    """Contexts reaching every status of every check: all pass, each violation, hypotheses
+    unmet in every way, alpha beyond a bounded interval, a small ball, non-finite numbers."""
+    good = _good_context()
+    out = {"good": good}
+    for cid, make in VIOLATIONS.items():
+        out[f"violate {cid}"] = dataclasses.replace(good, **make(good))
+        out[f"violate {cid}, alpha unmet"] = dataclasses.replace(good, alpha_min=1e6, **make(good))
+    out["unmet"] = _good_context(rank=4, p=3, beta=math.inf, alpha_feasible=False)
+    out["alpha above alpha_max"] = _good_context(alpha_max=20.0)
+    out["alpha inside interval"] = _good_context(alpha_max=80.0)
+    out["small ball"] = _good_context(beta_radius=1.0, beta_radius_consistent=False)
+    out["B' = inf"] = _good_context(B_prime=math.inf)
+    out["B' = nan"] = _good_context(B_prime=math.nan)
+    out["beta = nan"] = _good_context(beta=math.nan)
+    out["given beta"] = _good_context(beta_radius=math.nan, beta_radius_consistent=None)
+    out["exact beta 0"] = _good_context(beta=0.0, B=math.inf, beta_radius=math.inf)
+    return out
+
+
+@pytest.mark.parametrize("name", list(_contexts()))
+def test_held_is_exactly_the_printed_relation(name: str) -> None:
+    # "observed SENSE bound" (with the check's tolerance) is what every report prints: it
+    # must be true exactly when the check held, for every check id
+    for c in evaluate_checks(_contexts()[name]):
+        if c.held is None:
+            assert c.status == "skipped", c
+            continue
+        assert c.sense in ("<=", ">=", "==", "<", ">"), c
+        rel = relation_holds(c.observed, c.sense, c.bound, c.tolerance, c.atol)
+        assert rel == c.held, (name, c.id, c.observed, c.sense, c.bound, c.held)
+        assert c.status in (
+            ("pass", "unguaranteed") if c.held else ("unmet", "fail", "unguaranteed")
+        )
+
+
+def test_every_check_id_reaches_a_held_and_an_unheld_state() -> None:
+    seen: dict[str, set[bool]] = {cid: set() for cid in CHECK_IDS}
+    for ctx in _contexts().values():
+        for c in evaluate_checks(ctx):
+            if c.held is not None:
+                seen[c.id].add(c.held)
+    assert all(v == {True, False} for v in seen.values()), seen
+
+
+def test_hypothesis_relations_read_as_stated() -> None:
+    checks = _by_id(_good_context())
+    assert (checks["assumption.rank"].sense, checks["assumption.overparameterized"].sense) == (
+        "==",
+        ">",
+    )
+    assert checks["assumption.beta_finite"].sense == "<"
+    a = checks["hypothesis.alpha"]
+    assert (a.observed, a.sense, a.bound) == (50.0, ">=", 10.0)
+    over = _by_id(_good_context(alpha_max=20.0))["hypothesis.alpha"]
+    assert (over.observed, over.sense, over.bound, over.status) == (50.0, "<=", 20.0, "unmet")
+    r = checks["beta.radius_consistent"]
+    assert (
+        r.role == "hypothesis"
+        and r.sense == "<="
+        and r.observed == checks["hypothesis.radius"].observed
+    )
+
+
+@pytest.mark.parametrize(
+    ("over", "unmet"),
+    [
+        ({"B_prime": math.inf}, "hypothesis.radius"),
+        ({"B_prime": math.nan}, "hypothesis.radius"),
+        ({"beta": math.nan}, "assumption.beta_finite"),
+        ({"alpha_min": math.nan, "alpha_feasible": False}, "hypothesis.alpha"),
+    ],
+)
+def test_a_non_finite_number_never_satisfies_a_hypothesis(over: dict, unmet: str) -> None:
+    checks = _by_id(_good_context(**over))
+    assert checks[unmet].status == "unmet" and checks[unmet].held is False
+    # and nothing that needs the full hypothesis can pass
+    assert checks["theorem2.loss"].status != "pass"
+
+
+def test_a_non_finite_bound_is_not_computable_not_a_pass() -> None:
+    checks = _by_id(_good_context(B_prime=math.inf))
+    c = checks["theorem2.displacement_linear"]
+    assert c.status == "skipped" and c.held is None and "not computable" in c.message
+
+
+def test_beta_on_a_small_ball_is_a_hypothesis_that_gates_the_conclusions() -> None:
+    # beta holds for ||w - w0|| <= R = 1 only, B' = 3 > R: the flow may leave beta's ball
+    checks = _by_id(_good_context(beta_radius=1.0, beta_radius_consistent=False))
+    r = checks["beta.radius_consistent"]
+    assert r.role == "hypothesis" and r.status == "unmet" and r.held is False
+    assert "beta.radius_consistent" in checks["theorem2.loss"].requires
+    assert checks["theorem2.loss"].status == "unguaranteed"
+    assert checks["lemma6.sigma_min_ball"].status == "unguaranteed"
+    # a linear-model bound needs only the rank: still guaranteed
+    assert checks["lemma4.linear"].status == "pass"
+    # a ball larger than B' is enough, even when R < B
+    ok = _by_id(_good_context(beta_radius=5.0, beta_radius_consistent=False))
+    assert ok["beta.radius_consistent"].status == "pass"
+    assert ok["theorem2.loss"].status == "pass"
+
+
+def test_gradient_descent_is_the_only_unguaranteed_reason_when_hypotheses_hold() -> None:
+    checks = _by_id(_good_context(continuous_flow=False))
+    assert all(c.status == "pass" for c in checks.values() if c.role == "hypothesis")
+    assert checks["theorem2.loss"].status == "unguaranteed"
+    assert "continuous unmet" in checks["theorem2.loss"].message

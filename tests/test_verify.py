@@ -10,6 +10,7 @@ from xml.etree import ElementTree as ET
 
 import jsonschema
 import pytest
+from helpers import verified_sample
 
 from lazycheck.problem import load_problem
 from lazycheck.reports import to_github, to_json, to_junit
@@ -24,7 +25,7 @@ def reports() -> dict[str, VerifyReport]:
         "two_layer_tanh", "small_alpha", "narrow_plateau", "wrong_beta", "relu", "p_le_n",
         "uncentered",
     ]  # fmt: skip
-    return {name: run_verify(load_problem(SAMPLES / f"{name}.toml")) for name in names}
+    return {name: verified_sample(name) for name in names}
 
 
 def _schema() -> dict:
@@ -221,3 +222,81 @@ def test_solver_failure_is_exit_2(run_cli, monkeypatch, tmp_path) -> None:
                    "-o", out])  # fmt: skip
     assert res.exit_code == 2
     assert json.loads(out.read_text())["status"] == "error"
+
+
+# ----------------------------------------------------------------------------- wrong verdicts
+
+
+def _verify(run_cli, spec, *args):
+    return run_cli(["verify", spec, "--no-progress", "-f", "json", *args])
+
+
+def test_rank_deficiency_is_a_verdict_not_a_numerical_failure(run_cli) -> None:
+    # iris with --seed 0 draws near-duplicate inputs: sigma_min ~ 1e-16 > 0 but rank J0 < n.
+    # The old verify exited 2 ("give --horizon"); it is a property of the problem.
+    res = _verify(run_cli, SAMPLES / "iris.toml", "--seed", "0")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    checks = {c["id"]: c for c in d["checks"]}
+    assert checks["assumption.rank"]["status"] == "unmet"
+    assert d["status"] == "unguaranteed" and "assumption.rank" in d["message"]
+    loss = checks["theorem2.loss"]
+    assert loss["status"] == "skipped" and "Assumption 1 fails" in loss["message"]
+    assert _verify(run_cli, SAMPLES / "iris.toml", "--seed", "0", "--strict").exit_code == 1
+
+
+def test_overflowing_constants_are_unmet_not_a_pass(run_cli) -> None:
+    args = ["--set", "data.noise=1e300", "--alpha", "1"]
+    res = _verify(run_cli, SAMPLES / "two_layer_tanh.toml", *args)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["status"] == "unguaranteed"
+    checks = {c["id"]: c for c in d["checks"]}
+    assert checks["hypothesis.radius"]["status"] == "unmet"
+    assert not any(c["status"] == "pass" for c in d["checks"] if c["id"].startswith("theorem2"))
+    assert _verify(run_cli, SAMPLES / "two_layer_tanh.toml", "--strict", *args).exit_code == 1
+
+
+def test_small_fixed_radius_gates_the_verdict(run_cli) -> None:
+    # beta certified on ||w - w0|| <= 0.001 < B: at alpha just above the alpha_min computed
+    # from B (the old verdict: "applies", verify --strict exit 0) the flow may leave beta's ball
+    prob = load_problem(SAMPLES / "two_layer_tanh.toml", settings={"check.radius": 0.001})
+    rep = run_verify(prob)
+    b = rep.bound
+    beta = b.betas["certified"]
+    smin, smax = b.spectrum.sigma_min, b.spectrum.sigma_max
+    from lazycheck.hypothesis import hypothesis_kappa, solve_alpha
+
+    f0 = prob.linearize(prob.w0).f
+    old = solve_alpha(hypothesis_kappa(beta.value, smin, smax), f0, prob.y).alpha_min
+    assert b.solutions["certified"].alpha_min > 10 * old
+    args = ["--set", "check.radius=0.001", "--alpha", f"{1.01 * old:.17g}", "--set",
+            "flow.method=exp"]  # fmt: skip
+    res = _verify(run_cli, SAMPLES / "two_layer_tanh.toml", *args)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    checks = {c["id"]: c for c in d["checks"]}
+    assert checks["beta.radius_consistent"]["status"] == "unmet"
+    assert checks["beta.radius_consistent"]["role"] == "hypothesis"
+    assert checks["hypothesis.alpha"]["status"] == "unmet"
+    assert "gradient descent" not in d["message"]  # an exp run: never call it descent
+    strict = _verify(run_cli, SAMPLES / "two_layer_tanh.toml", "--strict", *args)
+    assert strict.exit_code == 1
+
+
+def test_saturated_tanh_verdict_rests_on_a_certified_beta(run_cli) -> None:
+    res = _verify(
+        run_cli, SAMPLES / "two_layer_tanh.toml", "--set", "model.sigma_w=1e6", "--set",
+        "model.widths=[40]",
+    )  # fmt: skip
+    d = json.loads(res.stdout)
+    ids = {c["id"]: c for c in d["checks"]}
+    assert "exact" not in ids["assumption.beta_finite"]["message"]
+    assert ids["beta.radius_consistent"]["status"] == "pass"
+    assert res.exit_code == 0
+
+
+def test_gradient_descent_verdict_only_for_gradient_descent(reports) -> None:
+    for rep in reports.values():
+        if "gradient descent" in rep.message:
+            assert rep.simulation is not None and rep.simulation.method == "gd"

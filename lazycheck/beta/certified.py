@@ -19,10 +19,11 @@ from lazycheck.models.base import Model
 from lazycheck.models.mlp import MLP
 from lazycheck.models.wrappers import CenteredModel, SymmetricModel
 
-__all__ = ["certified_beta", "certified_beta_auto"]
+__all__ = ["certified_beta", "certified_beta_auto", "jacobian_is_constant"]
 
 Array = np.ndarray
 _ROUNDING = 1.0 + 1e-12  # inflation covering floating-point rounding in a certified bound
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | None:
@@ -31,16 +32,23 @@ def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | 
     Available for MLPs of any depth with a smooth activation, also centered or in a symmetric
     pair: 0 without hidden layers (J constant), the smaller of the neuron-by-neuron bound and
     the layer recursion with one hidden layer, the layer recursion with two or more (see
-    ``docs/beta-certified.md``). inf for a non-smooth activation; None for other models.
+    ``docs/beta-certified.md``). inf for a non-smooth activation, or where the bound is not
+    computable in float64 (an upper bound that cannot be evaluated is inf, never nan);
+    None for other models.
     """
     if not model.smooth:
         return math.inf
     if isinstance(model, CenteredModel):
         return certified_beta(model.base, X, w0, radius)
     if isinstance(model, SymmetricModel):
+        # J = [J_a, -J_b] / sqrt(2): ||J_w - J_0||^2 <= (beta_a^2 ||da||^2 + beta_b^2 ||db||^2) / 2
         q = model.base.n_params
-        half = certified_beta(model.base, X, w0[:q], radius)
-        return None if half is None else half / math.sqrt(2.0)
+        halves = [certified_beta(model.base, X, w0[:q], radius)]
+        if not np.array_equal(w0[:q], w0[q:]):
+            halves.append(certified_beta(model.base, X, w0[q:], radius))
+        if any(h is None for h in halves):
+            return None
+        return max(halves) / math.sqrt(2.0)  # type: ignore[type-var]
     own = getattr(model, "beta_bound", None)  # a model's own certified bound (protocol)
     if callable(own):
         value = own(X, w0, radius)
@@ -48,68 +56,125 @@ def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | 
     if isinstance(model, MLP):
         if model.depth == 0:
             return 0.0
-        deep = _deep_bound(model, X, w0, radius)
-        if model.depth == 1:  # both are valid; neither dominates the other
-            return min(_two_layer_bound(model, X, w0, radius), deep)
-        return deep
+        with np.errstate(over="ignore", invalid="ignore"):
+            deep = _deep_bound(model, X, w0, radius)
+            if model.depth == 1:  # both are valid; neither dominates the other
+                deep = min(_two_layer_bound(model, X, w0, radius), deep)
+        return math.inf if math.isnan(deep) else deep
     return None
+
+
+def jacobian_is_constant(model: Model) -> bool:
+    """True when J_w does not depend on w by the model's structure (no hidden layer), so that
+    beta = 0 exactly. Never decided from a computed number."""
+    if isinstance(model, CenteredModel | SymmetricModel):
+        return jacobian_is_constant(model.base)
+    return isinstance(model, MLP) and model.depth == 0
 
 
 def certified_beta_auto(
     model: Model, X: Array, w0: Array, sigma_min: float, radius: str | float = "auto"
 ) -> BetaEstimate | None:
-    """The certified bound on a consistent radius: the smallest R with R >= sigma_min/(2 beta(R))
-    when ``radius == "auto"``, else on the radius given. None when not available."""
-    if isinstance(radius, float | int):
-        beta = certified_beta(model, X, w0, float(radius))
-        if beta is None:
-            return None
-        consistent = _consistent(float(radius), beta, sigma_min)
+    """The certified bound on a stated ball. None when not available.
+
+    ``radius == "auto"``: the smallest R with R >= sigma_min / (2 beta(R)) (bisection on log R,
+    bracketed from a positive radius, so a bound that underflows at w0 cannot end the search).
+    A number: that radius. ``sigma_min <= 0`` (rank J0 < n; pass 0 for any rank-deficient J0):
+    the theorem gives no radius, so the bound is stated on the unit ball R = 1.
+    Exact values come from the structure only: beta = 0 without a hidden layer, inf for a
+    non-smooth activation.
+    """
+    if not model.smooth:
         return BetaEstimate(
-            beta,
-            "certified upper bound",
-            float(radius),
-            consistent,
-            "Hessian bound over the ball (docs/beta-certified.md)",
-            f"certified on the given radius R = {radius:.4g}"
-            + ("" if consistent else ", but R < B = sigma_min/(2 beta): not valid for the theorem"),
+            math.inf, "exact", math.inf, True, "structure of the model", "activation not smooth"
         )
-    beta0 = certified_beta(model, X, w0, 0.0)
-    if beta0 is None:
-        return None
-    if beta0 == 0.0 or not math.isfinite(beta0) or sigma_min <= 0:
-        kind = "exact" if beta0 in (0.0, math.inf) else "certified upper bound"
-        why = {0.0: "J does not depend on w (a linear model)", math.inf: "activation not smooth"}
+    if jacobian_is_constant(model):
         return BetaEstimate(
-            beta0,
-            kind,
+            0.0,
+            "exact",
             math.inf,
             True,
             "structure of the model",
-            why.get(beta0, "sigma_min = 0, so no radius is needed"),
+            "J does not depend on w (no hidden layer)",
         )
-    # g(R) = R beta(R) - sigma_min / 2 is increasing; bisection on log R for its root.
-    lo, hi = 0.0, sigma_min / (2.0 * beta0)
-    while hi * certified_beta(model, X, w0, hi) < 0.5 * sigma_min:  # type: ignore[operator]
-        lo, hi = hi, hi * 2.0
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if mid * certified_beta(model, X, w0, mid) < 0.5 * sigma_min:  # type: ignore[operator]
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * hi:
-            break
-    beta = certified_beta(model, X, w0, hi)
-    assert beta is not None
+    if not isinstance(radius, str):
+        return _on_radius(model, X, w0, sigma_min, float(radius), "the given radius")
+    if not sigma_min > 0:
+        return _on_radius(
+            model, X, w0, 0.0, 1.0, "the unit ball (sigma_min = 0: the theorem gives no radius)"
+        )
+    R = _self_consistent_radius(model, X, w0, sigma_min)
+    if R is None:
+        return None
+    if not math.isfinite(R):
+        return _on_radius(
+            model, X, w0, sigma_min, float(np.finfo(np.float64).max), "the largest float radius"
+        )
+    return _on_radius(model, X, w0, sigma_min, R, "the self-consistent radius R = B")
+
+
+def _on_radius(
+    model: Model, X: Array, w0: Array, sigma_min: float, R: float, what: str
+) -> BetaEstimate | None:
+    beta = certified_beta(model, X, w0, R)
+    if beta is None:
+        return None
+    consistent = _consistent(R, beta, sigma_min) if sigma_min > 0 else True
+    msg = f"certified on {what}: ||w - w0|| <= R = {R:.4g}"
+    if not consistent:
+        msg += (
+            f" < B = sigma_min/(2 beta) = {sigma_min / (2 * beta):.4g}: alpha_min is taken "
+            "from B' <= R"
+        )
     return BetaEstimate(
         beta,
         "certified upper bound",
-        hi,
-        _consistent(hi, beta, sigma_min),
+        R,
+        consistent,
         "Hessian bound over the ball (docs/beta-certified.md)",
-        f"certified on the self-consistent radius R = B = {hi:.4g}",
+        msg,
     )
+
+
+def _self_consistent_radius(model: Model, X: Array, w0: Array, sigma_min: float) -> float | None:
+    """The least R with R beta(R) >= sigma_min / 2 (R beta(R) is increasing), to a relative
+    1e-10, by bisection on log R between a bracket found from a positive start."""
+    half = 0.5 * sigma_min
+
+    def above(R: float) -> bool | None:
+        b = certified_beta(model, X, w0, R)
+        return None if b is None else R * b >= half
+
+    b0 = certified_beta(model, X, w0, 0.0)
+    if b0 is None:
+        return None
+    R = half / b0 if 0 < b0 < math.inf else 1.0
+    if not 0 < R < math.inf:
+        R = 1.0
+    lo, hi = 0.0, math.inf
+    for _ in range(4400):  # factors of 2 across the whole float range, both ways
+        if above(R):
+            hi = R
+            if lo > 0 or R < 1e-300:
+                break
+            R *= 0.5
+        else:
+            lo = R
+            if math.isfinite(hi) or R > 1e300:
+                break
+            R *= 2.0
+    if not math.isfinite(hi):
+        return math.inf
+    lo = max(lo, hi * 2.0**-1100)
+    for _ in range(200):
+        if hi <= lo * (1 + 1e-10):
+            break
+        mid = math.sqrt(lo) * math.sqrt(hi)
+        if above(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _two_layer_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
@@ -129,10 +194,8 @@ def _two_layer_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
         G = np.hstack([G, np.full((X.shape[0], 1), l1.c_b)])
     gnorm = np.linalg.norm(G, axis=1)  # (n,)
     G_op = float(np.linalg.norm(G, 2))
-    z0 = l1.c_w * (X @ W1.T)
-    if b1 is not None:
-        z0 = z0 + l1.c_b * b1
-    spread = gnorm[:, None] * radius
+    z0, zerr = _preactivations(X, W1, b1, l1.c_w, l1.c_b)
+    spread = gnorm[:, None] * radius + zerr
     act = model.activation
     d1 = act.sup_abs_d1(z0 - spread, z0 + spread).max(axis=0)  # (m,)
     d2 = act.sup_abs_d2(z0 - spread, z0 + spread).max(axis=0)
@@ -195,20 +258,38 @@ def _deep_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
             q = float(rows.max()) * e + c * rho * q
         if idx == model.depth:
             break
-        # pre-activations at w0 and how far they can move over the ball, per sample and unit
-        z0 = c * (A0 @ W0.T)
-        if b0 is not None:
-            z0 = z0 + cb * b0
+        # pre-activations at w0 (computed, with a bound on their rounding error) and how far
+        # the exact ones can be from them over the ball, per sample and unit
+        z0, zerr = _preactivations(A0, W0, b0, c, cb)
         direct = R * rows  # from the layer's own weights
-        spread = direct[:, None] + c * np.linalg.norm(W0, axis=1)[None, :] * delta[:, None]
-        moved = direct + c * _opnorm(W0) * delta  # >= ||z_i(xi) - z_i(w0)||
+        spread = direct[:, None] + c * np.linalg.norm(W0, axis=1)[None, :] * delta[:, None] + zerr
+        moved = direct + c * _opnorm(W0) * delta + np.linalg.norm(zerr, axis=1)
         s1 = act.sup_abs_d1(z0 - spread, z0 + spread)
         s2 = act.sup_abs_d2(z0 - spread, z0 + spread)
-        delta = np.minimum(np.linalg.norm(s1 * spread, axis=1), s1.max(axis=1) * moved)
-        u, d2u = s1.max(axis=0), s2.max(axis=0)
         A0 = act.fn(z0)
+        # delta_i >= ||a_i(xi) - A0_i|| with A0 as computed: the move plus phi's rounding
+        aerr = 4 * _EPS * np.abs(A0) + 1e-300
+        delta = np.minimum(
+            np.linalg.norm(s1 * spread + aerr, axis=1),
+            s1.max(axis=1) * moved + np.linalg.norm(aerr, axis=1),
+        )
+        u, d2u = s1.max(axis=0), s2.max(axis=0)
     top = float(np.linalg.eigvalsh(0.5 * (S + S.T))[-1])
     return max(top, 0.0) * _ROUNDING
+
+
+def _preactivations(
+    A: Array, W: Array, b: Array | None, c: float, cb: float
+) -> tuple[Array, Array]:
+    """z = c A W^T + cb b as computed, and a bound on |z - z_exact| elementwise (a dot product
+    of length k carries at most about (k + 2) eps times the sum of its terms' magnitudes)."""
+    z = c * (A @ W.T)
+    mag = c * (np.abs(A) @ np.abs(W).T)
+    if b is not None:
+        z = z + cb * b
+        mag = mag + np.abs(cb * b)
+    k = A.shape[1] + 3
+    return z, 1.01 * k * _EPS * mag + 1e-300
 
 
 def _opnorm(M: Array) -> float:

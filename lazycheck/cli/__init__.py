@@ -8,6 +8,7 @@ of the core (:func:`lazycheck.compute_bound`, :func:`lazycheck.simulate`, ...).
 from __future__ import annotations
 
 from lazycheck.cli import bound, info, simulate, verify  # noqa: F401  (registers the commands)
+from lazycheck.cli import kernel as _kernel  # noqa: F401
 from lazycheck.cli._app import app
 
 __all__ = ["app", "main"]

@@ -17,20 +17,26 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from lazycheck._version import __version__
+from lazycheck.cli._conventions import choice_parser
 from lazycheck.errors import LazycheckError
 
 __all__ = [
     "AlphaOpt",
     "BetaOpt",
     "BoundFormat",
+    "BoundFormatOpt",
     "DataSeedOpt",
     "MemoryOpt",
+    "NoProgressOpt",
     "OutOpt",
+    "QuietOpt",
     "SeedOpt",
     "SetOpt",
     "SpecArg",
+    "SpecsArg",
     "ThreadsOpt",
     "VerifyFormat",
+    "VerifyFormatOpt",
     "app",
     "beta_value",
     "check_output_suffix",
@@ -46,7 +52,8 @@ app = typer.Typer(
     name="lazycheck",
     help="Check the lazy-training theorem (Theorem 2) on a concrete network and dataset.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -68,6 +75,52 @@ class VerifyFormat(StrEnum):
 
 SpecArg = Annotated[
     Path, typer.Argument(help="The experiment spec (TOML).", show_default=False, metavar="SPEC")
+]
+SpecsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="The experiment spec (TOML). Several specs, and directories (for their *.toml "
+        "files), run in one call.",
+        show_default=False,
+        metavar="SPEC...",
+    ),
+]
+BoundFormatOpt = Annotated[
+    BoundFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        parser=choice_parser(BoundFormat),
+        metavar="table|json",
+        help="Report format on stdout (or in -o FILE): table or json (any case).",
+    ),
+]
+VerifyFormatOpt = Annotated[
+    VerifyFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        parser=choice_parser(VerifyFormat),
+        metavar="table|json|junit|github",
+        help="Report format on stdout (or in -o FILE): table, json, junit or github (GitHub "
+        "workflow annotations, plus the step summary); any case. --junit, --json and --github "
+        "write further reports in the same run.",
+    ),
+]
+NoProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-progress",
+        help="No progress bar (it is drawn on stderr, and only when stderr is a terminal).",
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "-q",
+        "--quiet",
+        help="Print only the verdict line on stdout (files named by options are still written).",
+    ),
 ]
 AlphaOpt = Annotated[
     float | None, typer.Option("--alpha", help="Override [flow].alpha (the output scale).")

@@ -10,9 +10,12 @@ import typer
 from lazycheck.cli._app import (
     AlphaOpt,
     BoundFormat,
+    BoundFormatOpt,
     DataSeedOpt,
     MemoryOpt,
+    NoProgressOpt,
     OutOpt,
+    QuietOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
@@ -26,9 +29,10 @@ from lazycheck.cli._app import (
     runtime,
     settings_of,
 )
+from lazycheck.cli._conventions import Command, epilog
 
 
-@app.command()
+@app.command(cls=Command, epilog=epilog("simulate"))
 @guard
 def simulate(
     spec: SpecArg,
@@ -44,8 +48,18 @@ def simulate(
             "LSODA, Radau, BDF or gd.",
         ),
     ] = None,
-    rtol: Annotated[float | None, typer.Option("--rtol")] = None,
-    atol: Annotated[float | None, typer.Option("--atol")] = None,
+    rtol: Annotated[
+        float | None,
+        typer.Option(
+            "--rtol", help="Relative tolerance of the integrator (default [flow].rtol, 1e-6)."
+        ),
+    ] = None,
+    atol: Annotated[
+        float | None,
+        typer.Option(
+            "--atol", help="Absolute tolerance of the integrator (default [flow].atol, 1e-12)."
+        ),
+    ] = None,
     horizon: Annotated[
         float | None, typer.Option("--horizon", help="Stop time t (unscaled).")
     ] = None,
@@ -57,11 +71,17 @@ def simulate(
     save: Annotated[Path | None, typer.Option("--save", help="Write run data (.npz).")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write trajectories (.csv).")] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a figure (.png, .svg or .pdf).")
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a figure (.png, .svg or .pdf) that states the verdict: it also "
+            "computes the constants and the checks of verify for this run.",
+        ),
     ] = None,
-    format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
+    format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    quiet: QuietOpt = False,
+    no_progress: NoProgressOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
 ) -> None:
@@ -89,6 +109,12 @@ def simulate(
     )
     with progress(not no_progress) as bar:
         result = run_simulation(prob, progress=bar)
+        report = None
+        if plot is not None and result.success:
+            from lazycheck.verify import run_verify
+
+            # the figure states the verdict: alpha_min, B and the checks of this very run
+            report = run_verify(prob, simulation=result, progress=bar)
     if save is not None:
         from lazycheck.simulate import save_npz
 
@@ -100,12 +126,15 @@ def simulate(
     if plot is not None:
         from lazycheck.plotting import plot_run
 
-        plot_run(result, plot)
-    if format is BoundFormat.json:
-        from lazycheck.jsonio import dumps
+        plot_run(result, plot, report)
+    if output is not None or not quiet:
+        if format is BoundFormat.json:
+            from lazycheck.jsonio import dumps
 
-        emit(dumps(result.to_dict()), output)
-    else:
-        print_rich(result.render, output)
+            emit(dumps(result.to_dict()), output)
+        else:
+            print_rich(result.render, output)
+    if quiet:
+        typer.echo(result.message)
     if not result.success:
         fail(result.message)

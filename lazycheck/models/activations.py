@@ -43,11 +43,18 @@ class Activation:
     d2_critical: tuple[float, ...] | None = ()
 
     def sup_abs_d1(self, lo: Array, hi: Array) -> Array:
-        """Exact sup of |phi'| over each interval [lo, hi] (elementwise arrays)."""
+        """An upper bound on sup |phi'| over each interval [lo, hi] (elementwise arrays).
+
+        Exact up to floating point, and rounded up: the interval is widened by a few ulps,
+        the value inflated by a few ulps plus an absolute floor of ~1e-15 of the global sup
+        of |phi'| (so a value that underflows, or cancels near a zero of phi', still gives an
+        upper bound), and a nan endpoint gives inf.
+        """
         return _sup_abs(self.d1, lo, hi, self.d1_critical, shift=0.0)
 
     def sup_abs_d2(self, lo: Array, hi: Array) -> Array:
-        """Exact sup of |phi''| over each interval [lo, hi]; inf when phi'' is unbounded."""
+        """An upper bound on sup |phi''| over each interval (as :meth:`sup_abs_d1`); inf when
+        phi'' is unbounded."""
         if not self.smooth:
             return np.full(np.shape(lo), np.inf)
         return _sup_abs(self.d2, lo, hi, self.d2_critical, shift=0.5 * math.pi)
@@ -56,6 +63,11 @@ class Activation:
 def get_activation(name: str) -> Activation:
     """The activation called ``name`` (one of :data:`ACTIVATIONS`)."""
     return ACTIVATIONS[name]
+
+
+_EPS = float(np.finfo(np.float64).eps)
+_CLIP = 1e150  # |phi'|, |phi''| are monotone beyond the outermost critical point: evaluate there
+_ABS_FLOOR = 4e-15  # absolute rounding floor, relative to the global sup of |g|
 
 
 def _sup_abs(
@@ -67,16 +79,30 @@ def _sup_abs(
 ) -> Array:
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
-    best = np.maximum(np.abs(g(lo)), np.abs(g(hi)))
+    unknown = np.isnan(lo) | np.isnan(hi)
+    # widen by a few ulps: the caller's endpoints carry rounding
+    lo = np.where(unknown, 0.0, lo - 4 * _EPS * np.abs(lo))
+    hi = np.where(unknown, 0.0, hi + 4 * _EPS * np.abs(hi))
+    with np.errstate(all="ignore"):
+        ends = np.maximum(
+            np.abs(g(np.clip(lo, -_CLIP, _CLIP))), np.abs(g(np.clip(hi, -_CLIP, _CLIP)))
+        )
     if critical is None:
         # sin: |cos| peaks at k*pi (shift 0), |sin| at pi/2 + k*pi (shift pi/2); both peak at 1.
-        k = np.ceil((lo - shift) / math.pi)
-        inside = shift + k * math.pi <= hi
-        return np.where(inside, 1.0, best)
-    for c in critical:
-        inside = (lo <= c) & (c <= hi)
-        best = np.where(inside, np.maximum(best, abs(float(g(np.array(c))))), best)
-    return best
+        # k*pi is rounded: count a peak as inside when within a relative 1e-12 of the interval.
+        slack = 1e-12 * np.maximum(1.0, np.maximum(np.abs(lo), np.abs(hi)))
+        k = np.ceil((lo - slack - shift) / math.pi)
+        inside = shift + k * math.pi <= hi + slack
+        best = np.where(inside, 1.0, ends)
+        top = 1.0
+    else:
+        best = ends
+        top = float(np.max(np.abs(g(np.array([*critical, -1e3, 1e3])))))
+        for c in critical:
+            inside = (lo <= c) & (c <= hi)
+            best = np.where(inside, np.maximum(best, abs(float(g(np.array(c))))), best)
+    best = best * (1.0 + 16 * _EPS) + _ABS_FLOOR * top
+    return np.where(unknown | np.isnan(best), np.inf, best)
 
 
 def _sigmoid(z: Array) -> Array:
