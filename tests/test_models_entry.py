@@ -261,3 +261,14 @@ def test_numpy_sample_verifies_end_to_end(run_cli: Callable) -> None:
     result = run_cli(["verify", root / "samples" / "numpy_model.toml"])
     assert result.exit_code == 0, result.output
     assert "certified" in result.stdout or "every guaranteed check passes" in result.stdout
+
+
+def test_from_arrays_keeps_the_certified_beta_of_a_builtin_mlp() -> None:
+    from lazycheck.beta import certified_beta
+
+    ref = lazycheck.load_problem(
+        Path(__file__).resolve().parent.parent / "samples" / "two_layer_tanh.toml"
+    )
+    prob = lazycheck.Problem.from_arrays(ref.X, ref.y, ref.model.base, w0=ref.w0, center=True)
+    ours = certified_beta(prob.model, prob.X, prob.w0, 0.1)
+    assert ours is not None and ours == certified_beta(ref.model, ref.X, ref.w0, 0.1)

@@ -52,10 +52,11 @@ class GuardedModel(Model):
         return self.inner.describe()
 
     def beta_bound(self, X: Array, w0: Array, radius: float) -> float | None:
-        bound = getattr(self.inner, "beta_bound", None)
-        if bound is None:
-            return None
-        value = self._call("beta_bound", bound, X, w0, radius)
+        """The inner model's certified bound: its own ``beta_bound``, or lazycheck's for a
+        built-in model (an MLP passed to ``Problem.from_arrays``)."""
+        from lazycheck.beta.certified import certified_beta
+
+        value = self._call("beta_bound", certified_beta, self.inner, X, w0, radius)
         if value is None:
             return None
         v = float(value)
