@@ -198,3 +198,34 @@ def test_jax_dense_blocks_with_biases_scales_and_other_leaves() -> None:
     assert np.allclose(lin2.cross_kernel(lin), J2 @ J.T, rtol=1e-13, atol=1e-13)
     dJ = J2 - J
     assert np.allclose(lin2.difference_kernel(lin), dJ @ dJ.T, rtol=1e-12, atol=1e-14)
+
+
+class Coupled(torch.nn.Module):
+    """Rows of X interact (the batch mean is subtracted): no per-sample shortcut applies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(D, 4)
+
+    def forward(self, x: Any) -> Any:
+        h = torch.tanh(self.lin(x))
+        return (h - h.mean(dim=0)).sum(dim=1)
+
+
+def test_models_coupling_rows_use_vjps() -> None:
+    torch.manual_seed(1)
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((5, D))
+
+    def japply(p: dict, X: Any) -> Any:
+        h = jnp.tanh(X @ p["W"])
+        return (h - h.mean(axis=0)).sum(axis=1)
+
+    jparams = {"W": jnp.asarray(rng.standard_normal((D, 4)))}
+    for model in (Coupled(), (japply, jparams)):
+        prob = lazycheck.Problem.from_arrays(X, np.zeros(5), model)
+        assert prob.model.inner.per_sample is False
+        lin = prob.linearize(prob.w0)
+        J = lin.jacobian()
+        assert np.allclose(J, fd_jacobian(prob.model, prob.w0, X, 1e-6), rtol=1e-7, atol=1e-9)
+        assert np.allclose(lin.kernel(), J @ J.T, rtol=1e-13, atol=1e-13)
