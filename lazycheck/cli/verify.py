@@ -126,7 +126,7 @@ def _write(
     from lazycheck.jsonio import atomic_write
 
     if junit is not None:
-        atomic_write(junit, rep.to_junit(reports))
+        atomic_write(junit, rep.to_junit(reports, strict))
     if json_file is not None:
         atomic_write(json_file, rep.to_json(reports))
     if format is VerifyFormat.table:
@@ -137,13 +137,13 @@ def _write(
             VerifyFormat.json: rep.to_json,
             VerifyFormat.junit: rep.to_junit,
             VerifyFormat.github: rep.to_github,
-        }[format](reports)
+        }[format](reports, strict)
         if output is not None or not quiet:
             emit(text, output)
     if github and (format is not VerifyFormat.github or output is not None):
-        emit(rep.to_github(reports), None)
+        emit(rep.to_github(reports, strict), None)
     if github or format is VerifyFormat.github:
-        rep.write_github_summary(reports)
+        rep.write_github_summary(reports, strict=strict)
     if quiet:
         for line in _verdict_lines(reports, strict):
             typer.echo(line)
