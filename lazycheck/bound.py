@@ -426,9 +426,8 @@ def _alpha_rows(
     for name, b in betas.items():
         sol = sols[name]
         kind = _alpha_kind(name, sol, b)
-        q.append(
-            Quantity(f"alpha_min[{name}]", sol.alpha_min, kind, _alpha_formula(b), sol.message)
-        )
+        note = f"{sol.message}; {_ball_note(b)}{_radius_gap_note(name, betas, sols)}"
+        q.append(Quantity(f"alpha_min[{name}]", sol.alpha_min, kind, _alpha_formula(b), note))
         if sol.status == "interval":
             q.append(
                 Quantity(
@@ -516,6 +515,34 @@ def _alpha_kind(name: str, sol: AlphaSolution, b: BetaEstimate) -> str:
     if name in ("certified", "sampled") and math.isfinite(b.radius):
         kind += f" on R = {b.radius:.4g}"
     return kind
+
+
+def _ball_note(b: BetaEstimate) -> str:
+    """On which ball the alpha_min (through its beta) holds."""
+    if math.isfinite(b.radius):
+        return f"holds on the ball ||w - w0|| <= R = {b.radius:.4g} (where its beta holds)"
+    return "holds on every ball (its beta holds for all w)"
+
+
+def _radius_gap_note(
+    name: str, betas: dict[str, BetaEstimate], sols: dict[str, AlphaSolution]
+) -> str:
+    """Why a sampled ("lower") alpha_min above the certified ("sufficient") one is no
+    contradiction: the two betas, hence the two alpha_min, hold on balls of different radii."""
+    if name != "sampled" or "certified" not in betas:
+        return ""
+    s, c = sols["sampled"], sols["certified"]
+    if not (s.feasible and c.feasible and s.alpha_min > c.alpha_min):
+        return ""
+    rs, rc = betas["sampled"].radius, betas["certified"].radius
+    if rs == rc:
+        return ""
+    return (
+        f"; above alpha_min[certified] = {c.alpha_min:.6g}, which is no contradiction: "
+        f"beta[sampled] is sampled on the ball of radius {rs:.4g}, beta[certified] holds on "
+        f"radius {rc:.4g} only (a wider ball has a larger beta), so this one is a lower "
+        f"estimate for radius {rs:.4g}, not for radius {rc:.4g}"
+    )
 
 
 def _alpha_formula(b: BetaEstimate) -> str:
