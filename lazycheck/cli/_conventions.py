@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from lazycheck.errors import LazycheckError
 from lazycheck.suggest import did_you_mean, match_choice
@@ -21,11 +21,35 @@ E = TypeVar("E", bound=Enum)
 
 class Command(TyperCommand):
     """A Typer command whose usage line names its arguments plainly (``SPEC``, ``SPEC...``),
-    as ruff, pytest and mypy do, instead of Typer's ``{SPEC}``."""
+    as ruff, pytest and mypy do, instead of Typer's ``{SPEC}``; and whose help shows plain
+    metavars (``SPEC...``, ``--threads N``, ``-o FILE``) instead of Typer's type names
+    (``SPEC... <list[Path]>``, ``<int range>``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _plain_metavar(param)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [p.replace("{", "").replace("}", "") for p in super().collect_usage_pieces(ctx)]
         return [p[:-3] if p.endswith("......") else p for p in pieces]
+
+
+class _PlainArgument(TyperArgument):
+    """An argument whose help names it by its metavar alone (no ``<list[Path]>`` after it)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+def _plain_metavar(param: Any) -> None:
+    """An option without its own metavar gets FILE (a path), N (an integer) or its name in
+    capitals (``--decay DECAY``); an argument named by a metavar shows no type after it."""
+    if isinstance(param, TyperArgument) and param.metavar:
+        param.__class__ = _PlainArgument
+    elif isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
+        kind = param.type_descriptor.annotation
+        param.metavar = {Path: "FILE", int: "N"}.get(kind) or str(param.name).upper()
 
 
 _EXIT = {
