@@ -99,7 +99,7 @@ GRID_FIELDS = (
     "sigma_max_t",
 )
 #: every array a result holds
-ARRAY_FIELDS = (*GRID_FIELDS, "t_check", "jdiff", "w_final", "u_final")
+ARRAY_FIELDS = (*GRID_FIELDS, "t_check", "jdiff", "w_final", "u_final", "lin_gap")
 
 _NPZ_FORMAT = 1
 _EXACT = "exact (closed form)"
@@ -172,6 +172,9 @@ class SimulationResult(Displayable):
     wall_time: float
     #: how the method was chosen when the spec asked for ``auto`` (empty otherwise)
     note: str = ""
+    #: ||alpha f(w(t)) - alpha f_lin(w(t))|| on the grid, f_lin(w) = f(w0) + J0 (w - w0): the
+    #: linearization evaluated along the nonlinear path (lazycheck sweep's ``lin_gap``)
+    lin_gap: Array = dataclasses.field(default_factory=lambda: np.empty(0))
 
     # ------------------------------------------------------------------ derived numbers
     @property
@@ -517,6 +520,7 @@ def simulate(
         n_rejected=stats.n_rejected,
         wall_time=stats.wall_time,
         note=note,
+        lin_gap=rec.lin_gap[:k].copy(),
     )
 
 
@@ -614,6 +618,7 @@ class _Recorder:
         self.loss = np.full(m, np.nan)
         self.disp = np.full(m, np.nan)
         self.gap = np.full(m, np.nan)
+        self.lin_gap = np.full(m, np.nan)
         self.smin = np.full(m, np.nan)
         self.smax = np.full(m, np.nan)
         self.jdiff = np.full(len(self.check_pos), np.nan)
@@ -627,6 +632,8 @@ class _Recorder:
         self.loss[i] = 0.5 * float(r @ r)
         self.disp[i] = float(np.linalg.norm(w - self.w0))
         self.gap[i] = float(np.linalg.norm(r - self.r_lin[i]))
+        taylor = lin.f - self.lin0.f - self.lin0.jvp(w - self.w0)
+        self.lin_gap[i] = self.alpha * float(np.linalg.norm(taylor))
         if lam is None:
             lam = np.linalg.eigvalsh(lin.kernel())
         self.smin[i] = math.sqrt(max(float(lam[0]), 0.0))

@@ -1,0 +1,134 @@
+"""``lazycheck sweep``: verify over a grid of alpha, spec settings and seeds, and aggregate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lazycheck.cli._app import (
+    BoundFormat,
+    MemoryOpt,
+    OutOpt,
+    SpecArg,
+    ThreadsOpt,
+    app,
+    check_output_suffix,
+    emit,
+    guard,
+    print_rich,
+    runtime,
+)
+
+
+@app.command()
+@guard
+def sweep(
+    spec: SpecArg,
+    alpha: Annotated[
+        str | None,
+        typer.Option("--alpha", help="alpha values: a list 1,10,100 or a log range LO:HI:COUNT."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=V1,V2,...",
+            help="An axis over any spec key, the values in TOML, split on commas outside "
+            "brackets (--set model.widths=[50],[200] --set model.activation=tanh,erf); one "
+            "value is a fixed setting. Repeatable.",
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Initialization seeds: 0-4, 0,3,7 or 0-2,5.")
+    ] = None,
+    data_seeds: Annotated[
+        str | None, typer.Option("--data-seeds", help="Data seeds ([data].seed), same syntax.")
+    ] = None,
+    threshold: Annotated[
+        bool | None,
+        typer.Option(
+            "--threshold/--no-threshold",
+            help="Refine the laziness threshold by bisection in log alpha.",
+        ),
+    ] = None,
+    threshold_rtol: Annotated[
+        float | None,
+        typer.Option("--threshold-rtol", help="Bisect until high/low <= 1 + RTOL (0.05)."),
+    ] = None,
+    fit_alpha: Annotated[
+        str | None,
+        typer.Option("--fit-alpha", metavar="LO:HI", help="Fit slopes on alpha in [LO, HI]."),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: the cores)."),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option("--dask", metavar="ADDRESS", help="Run on this Dask scheduler instead."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Store every configuration here; a rerun resumes."),
+    ] = None,
+    format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
+    output: OutOpt = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="One row per run (.csv).")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Log-log panels (.png, .svg or .pdf).")
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    threads: ThreadsOpt = None,
+    memory_limit: MemoryOpt = None,
+) -> None:
+    """Run verify over a grid (alpha x settings x seeds): metrics, slopes, laziness threshold.
+
+    Exit codes: 0 every configuration ran; 2 bad spec or option (nothing ran); 10 + k when k
+    configurations failed (at most 110), each recorded with its message.
+    """
+    runtime(threads, memory_limit)
+    from lazycheck.console import stderr_console
+    from lazycheck.sweep import run_sweep
+    from lazycheck.sweep.grid import parse_alpha, parse_fit_alpha, parse_seeds, parse_set_axis
+
+    check_output_suffix(csv, (".csv",), "--csv")
+    check_output_suffix(plot, (".png", ".svg", ".pdf"), "--plot")
+    res = run_sweep(
+        spec,
+        alpha=parse_alpha(alpha) if alpha else None,
+        seeds=parse_seeds(seeds) if seeds else None,
+        data_seeds=parse_seeds(data_seeds, "--data-seeds") if data_seeds else None,
+        sets=dict(parse_set_axis(s) for s in set_ or ()),
+        threshold=threshold,
+        threshold_rtol=threshold_rtol,
+        fit_alpha=parse_fit_alpha(fit_alpha) if fit_alpha else None,
+        out=out,
+        jobs=jobs,
+        dask=dask,
+        progress=not no_progress,
+    )
+    if format is BoundFormat.table:
+        print_rich(res.render, output)
+    else:
+        from lazycheck.jsonio import dumps
+
+        emit(dumps(res.to_dict()), output)
+    if csv is not None:
+        from lazycheck.jsonio import atomic_write
+        from lazycheck.sweep.report import to_csv
+
+        atomic_write(csv, to_csv(res))
+    if plot is not None:
+        from lazycheck.sweep.plot import plot_sweep
+
+        plot_sweep(res, plot)
+    stderr_console().print(
+        f"sweep: {res.computed} computed, {res.cached} read back from "
+        f"{res.out if res.out else '(no --out: nothing stored)'}, engine {res.engine}, "
+        f"{res.wall_time:.1f} s",
+        markup=False,
+        highlight=False,
+    )
+    raise typer.Exit(res.exit_code)
