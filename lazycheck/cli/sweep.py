@@ -63,7 +63,7 @@ def sweep(
     ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: the cores)."),
+        typer.Option("--jobs", "-j", help="Worker processes (default: the cores)."),
     ] = None,
     dask: Annotated[
         str | None,

@@ -191,9 +191,9 @@ def _group_slopes(
     out = []
     for m in METRICS:
         pts = [
-            (x, r["metrics"][m.name], lab)
+            (x, r["metrics"].get(m.name, math.nan), lab)
             for x, r, lab in zip(xs, records, labels, strict=True)
-            if x is not None and _positive(r["metrics"][m.name])
+            if x is not None and _positive(r["metrics"].get(m.name, math.nan))
         ]
         if len({p[0] for p in pts}) < 2:
             continue

@@ -32,7 +32,7 @@ def result_dict(res: SweepResult) -> dict[str, Any]:
     return {
         "schema": "lazycheck.sweep",
         "schema_version": SWEEP_SCHEMA_VERSION,
-        "lazycheck": __version__,
+        "lazycheck_version": __version__,
         "spec": res.spec,
         "status": res.status,
         "message": res.message,
