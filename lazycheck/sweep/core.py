@@ -210,7 +210,8 @@ class _Runner:
 
         def done(i: int, record: dict[str, Any]) -> None:
             runs[i]["record"] = record
-            self.store.save(runs[i]["key"], record, runs[i]["settings"])
+            if not record.pop("transient", False):
+                self.store.save(runs[i]["key"], record, runs[i]["settings"])
             self.computed += 1
             self._bar.advance()
 

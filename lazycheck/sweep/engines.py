@@ -90,6 +90,8 @@ class DaskEngine(Engine):
     def run(self, tasks: Sequence[Task], build: ProblemBuilder | None, on_done: OnDone) -> None:
         distributed = _import_distributed()
         own = not isinstance(self.address, distributed.Client)
+        if own:
+            _check_reachable(str(self.address))
         try:
             client = distributed.Client(self.address, timeout=30) if own else self.address
         except OSError as exc:
@@ -150,6 +152,23 @@ def _result(fut: Any) -> dict[str, Any]:
         return failed_record(
             f"the worker running this configuration died: {type(exc).__name__}: {exc}"
         )
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast (one line) when nothing listens at a ``tcp://host:port`` scheduler address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls") or parts.hostname is None or parts.port is None:
+        return  # another protocol: let distributed judge
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=10).close()
+    except OSError as exc:
+        raise LazycheckError(
+            f"--dask {address}: no scheduler answers there ({exc.strerror or exc}); start one "
+            "with `dask scheduler` or give its address"
+        ) from None
 
 
 def _import_distributed() -> Any:

@@ -63,10 +63,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("ker_change_op", "||K_T - K0||_2 / ||K0||_2", _C, -1.0, -0.5),
     Metric("ker_change_fro", "||K_T - K0||_F / ||K0||_F", _C, -1.0, -0.5, plot=True),
     Metric("jdiff_sup", "max over checkpoints ||J_t - J0||_2", _C, -1.0, -0.5),
-    Metric("sigma_min_run", "min_t sigma_min(J_t)", _C, 0.0, None),
-    Metric("sigma_max_run", "max_t sigma_max(J_t)", _C, 0.0, None),
-    Metric("sigma_min_dev", "max_t |sigma_min(J_t) - sigma_min(J0)| / sigma_min(J0)", _C, -1.0),
-    Metric("sigma_max_dev", "max_t |sigma_max(J_t) - sigma_max(J0)| / sigma_max(J0)", _C, -1.0),
+    Metric("sigma_min_run", "min_t sigma_min(J_t)", _C, 0.0, 0.0),
+    Metric("sigma_max_run", "max_t sigma_max(J_t)", _C, 0.0, 0.0),
+    Metric(
+        "sigma_min_dev", "max_t |sigma_min(J_t) - sigma_min(J0)| / sigma_min(J0)", _C, -1.0, -0.5
+    ),
+    Metric(
+        "sigma_max_dev", "max_t |sigma_max(J_t) - sigma_max(J0)| / sigma_max(J0)", _C, -1.0, -0.5
+    ),
     Metric("loss_ratio", "max_{t>0} L(alpha f(w(t))) / (L0 exp(-alpha^2 sigma_min^2 t/2))", _C),
     Metric("loss_end", "L(alpha f(w(T)))", _C),
     Metric("loss_lin_end", "L(alpha f0(u(T)))", _E),
@@ -115,9 +119,12 @@ def run_config(spec: Spec, build: ProblemBuilder | None = None) -> dict[str, Any
 # ----------------------------------------------------------------------------- helpers
 
 
-def failed_record(message: str) -> dict[str, Any]:
+def failed_record(message: str, transient: bool = False) -> dict[str, Any]:
+    """The record of a configuration that failed; ``transient`` (a worker died) records are
+    not stored, so a rerun retries them."""
     one_line = " ".join(str(message).split())
     return {
+        "transient": transient,
         "status": "failed",
         "message": one_line,
         "verify_status": "error",
@@ -189,6 +196,8 @@ def _flow_metrics(problem: Problem, report: VerifyReport, notes: list[str]) -> d
         notes.append("no flow was run: " + (report.flow_note or "see verify"))
         return {}
     from lazycheck.linear_flow import linear_flow
+    from lazycheck.simulate import _safe_max as _sup
+    from lazycheck.simulate import _safe_min as _inf
 
     alpha = sim.alpha
     w0 = np.asarray(problem.w0, dtype=np.float64)
@@ -261,15 +270,3 @@ def _kinf_distance(problem: Problem, notes: list[str]) -> float:
 
 def _sym(K: Array) -> Array:
     return 0.5 * (K + K.T)
-
-
-def _sup(a: Array) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    return float(a.max()) if a.size else math.nan
-
-
-def _inf(a: Array) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    return float(a.min()) if a.size else math.nan

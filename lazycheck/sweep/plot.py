@@ -75,6 +75,8 @@ def _figure(res: SweepResult, axis: Any) -> Any:
         ax = fig.add_subplot(rows, cols, k + 1)
         for (gkey, runs), colour in zip(groups.items(), colours, strict=True):
             _panel_group(ax, res, axis, name, dict(gkey), runs, colour, len(groups) > 1)
+            if name == "alpha_disp":
+                _lazy_limit(ax, runs, colour)
         if axis.name == "alpha":
             _alpha_marks(ax, res, labels=k == 0)
         metric = next(m for m in METRICS if m.name == name)
@@ -130,6 +132,15 @@ def _panel_group(
             th = "" if fit.theory is None else f"; theory {fit.theory:g}"
             ax.plot(fx, np.exp(fit.intercept) * fx**fit.slope, "--", color=colour, lw=1.0,
                     label=f"slope {fit.slope:.2f}{ci}{th}")  # fmt: skip
+
+
+def _lazy_limit(ax: Any, runs: list, colour: str) -> None:
+    """The lazy limit of alpha ||w - w0||, sqrt(r0^T K0^+ r0), geometric mean over the seeds."""
+    vals = [r["record"]["metrics"].get("alpha_disp_lazy", math.nan) for r in runs]
+    vals = [v for v in vals if isinstance(v, float) and math.isfinite(v) and v > 0]
+    if vals:
+        ax.axhline(float(np.exp(np.mean(np.log(vals)))), color=colour, ls=":", lw=1.0,
+                   label="lazy limit sqrt(r0^T K0^+ r0)")  # fmt: skip
 
 
 def _in_fit(res: Any, axis: Any, x: float) -> bool:

@@ -136,6 +136,7 @@ def _groups(runs: Any, names: list[str]) -> dict[tuple[Any, ...], list[dict[str,
 def _axis_table(
     res: SweepResult, axis: Any, group: dict[str, Any], members: list[dict[str, Any]], console: Any
 ) -> None:
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
@@ -144,105 +145,154 @@ def _axis_table(
     title = f"lazycheck sweep: {res.spec} — metrics against {axis.name}" + (
         f" ({where})" if where else ""
     )
-    table = Table(title=Text(title), caption=_caption(reps))
+    table = Table(
+        title=Text(title), caption=Text(_caption(reps, res)), box=box.SIMPLE_HEAD, padding=0,
+        pad_edge=False, show_edge=False,
+    )  # fmt: skip
     table.add_column("metric", no_wrap=True)
     for v in axis.values:
-        table.add_column(_short(v), justify="right")
+        table.add_column(Text(_short(v)), justify="right", no_wrap=True)
+    if reps:
+        table.add_column("spread", justify="right", no_wrap=True, min_width=6)
     if axis.numeric:
-        table.add_column("slope [95% CI]", justify="right")
-        table.add_column("theory", justify="right")
+        table.add_column("slope±95%", justify="right", no_wrap=True)
+        table.add_column("theory", justify="right", no_wrap=True, min_width=6)
     slopes = {
         s.metric: s
         for s in res.slopes
         if s.axis == axis.name and {k: _short(v) for k, v in s.group.items()} == group
     }
     for m in METRICS:
-        cells = []
+        stats = []
         for v in axis.values:
             vals = [r["record"]["metrics"].get(m.name, math.nan) for r in members
                     if r["coords"][axis.name] == v]  # fmt: skip
-            cells.append(_cell(vals))
-        if all(c == "-" for c in cells):
+            stats.append(cell_stats(vals))
+        if all(st.count == 0 for st in stats):
             continue
-        row = [m.name, *cells]
+        row = [m.name, *(_num3(st.mean) for st in stats)]
+        if reps:
+            row.append(_spread(stats))
         if axis.numeric:
             row += _slope_cells(slopes.get(m.name))
-        table.add_row(*row)
-    lazy_row = ["lazy (all conclusions held)"]
+        table.add_row(*(Text(c) for c in row))
+    lazy_row = ["lazy runs"]
     for v in axis.values:
         flags = [r["record"].get("lazy") for r in members if r["coords"][axis.name] == v]
         lazy_row.append(f"{sum(f is True for f in flags)}/{len(flags)}")
-    table.add_row(*lazy_row, *([""] * (2 if axis.numeric else 0)))
+    pad = int(bool(reps)) + (2 if axis.numeric else 0)
+    table.add_row(*(Text(c) for c in lazy_row), *([""] * pad))
     console.print(table)
 
 
-def _caption(reps: list[str]) -> str:
+def _caption(reps: list[str], res: SweepResult) -> str:
+    fit = ""
+    if res.fit_alpha is not None:
+        fit = f"; slopes fitted on alpha in [{res.fit_alpha[0]:g}, {res.fit_alpha[1]:g}]"
     if not reps:
-        return "one run per cell"
-    return f"mean over {', '.join(reps)} ± relative standard deviation; slopes of log-log fits"
+        return "one run per cell; slope of the log-log fit with its 95% interval" + fit
+    return (
+        f"mean over {', '.join(reps)}; spread: largest relative standard deviation over "
+        f"{', '.join(reps)}; slope of the log-log fit with its 95% interval"
+        + fit
+        + "; theory: the exponent the theory implies (✓ inside the interval, ✗ outside)"
+    )
 
 
-def _cell(vals: list[float]) -> str:
-    st = cell_stats(vals)
-    if st.count == 0:
-        return "-"
-    text = f"{st.mean:.3g}"
-    if st.count > 1 and st.mean != 0 and math.isfinite(st.std):
-        text += f" ±{100 * st.std / abs(st.mean):.0f}%"
+def _spread(stats: list[Any]) -> str:
+    rel = [
+        st.std / abs(st.mean) for st in stats if st.count > 1 and st.mean and math.isfinite(st.std)
+    ]
+    return f"{100 * max(rel):.0f}%" if rel else "-"
+
+
+def _num3(x: float, digits: int = 3) -> str:
+    """A compact number: 3 significant digits, exponents without padding (4.22e-4, 7.09e7)."""
+    if not math.isfinite(x):
+        return "-" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    sci = x != 0 and not 1e-3 <= abs(x) < 10.0**5
+    text = f"{x:.{digits - 1}e}" if sci else f"{x:.{digits}g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        if "." in mant:
+            mant = mant.rstrip("0").rstrip(".")
+        text = f"{mant}e{int(exp)}"
     return text
 
 
 def _slope_cells(s: Slope | None) -> list[str]:
     if s is None or not math.isfinite(s.slope):
         return ["-", "-"]
-    ci = f" [{s.low:.3g}, {s.high:.3g}]" if math.isfinite(s.low) else ""
+    half = 0.5 * (s.high - s.low)
+    ci = f"±{_num3(_tiny0(half), 2)}" if math.isfinite(half) else ""
     theory = "-" if s.theory is None else f"{s.theory:g}"
     if s.consistent is False:
         theory += " ✗"
     elif s.consistent:
         theory += " ✓"
-    return [f"{s.slope:.3g}{ci}", theory]
+    return [f"{_num3(_tiny0(s.slope))}{ci}", theory]
+
+
+def _tiny0(x: float) -> float:
+    """Slopes and intervals below 1e-12 are rounding noise of an exact fit: shown as 0."""
+    return 0.0 if abs(x) < 1e-12 else x
 
 
 def _threshold_table(res: SweepResult, console: Any) -> None:
+    from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     if not res.thresholds:
         return
     rt = f" (bisection to rtol {res.threshold_rtol:g})" if res.threshold_rtol else ""
     table = Table(
-        title=f"laziness threshold: smallest alpha with every conclusion held{rt}",
-        caption="looseness = alpha_min / threshold: how much larger Theorem 2's alpha is",
+        title=Text(f"laziness threshold: smallest alpha with every conclusion held{rt}"),
+        box=box.SIMPLE_HEAD,
+        padding=0,
+        pad_edge=False,
+        show_edge=False,
+        caption=Text(
+            "alpha_min: the largest over the seeds; looseness = alpha_min / threshold: how many "
+            "times larger an alpha Theorem 2 asks for than the one at which training is lazy"
+        ),
     )
-    for col in ("group", "threshold", "status", "alpha_min[certified]", "alpha_min[sampled]",
-                "looseness[certified]", "looseness[sampled]"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("group", "status") else "right")
+    for col in ("group", "threshold", "bracket", "alpha_min cert.", "alpha_min sampled",
+                "looseness cert.", "looseness sampled"):  # fmt: skip
+        table.add_column(Text(col), justify="left" if col in ("group", "status") else "right")
     for t in res.thresholds:
         group = ", ".join(f"{k}={_short(v)}" for k, v in t.group.items()) or "all"
-        table.add_row(
+        cells = (
             group,
             _threshold_text(t),
-            t.status,
+            _bracket_text(t),
             _num(t.alpha_min_certified),
             _num(t.alpha_min_sampled),
             _num(t.looseness_certified),
             _num(t.looseness_sampled),
         )
+        table.add_row(*(Text(c) for c in cells))
     console.print(table)
 
 
 def _threshold_text(t: Any) -> str:
     if t.status == "above":
-        return f"> {t.low:.4g}"
+        return f"> {_num3(t.low, 4)}"
     if t.status == "at_most":
-        return f"<= {t.alpha:.4g}"
+        return f"<= {_num3(t.alpha, 4)}"
+    return "-" if t.alpha is None else _num3(t.alpha, 4)
+
+
+def _bracket_text(t: Any) -> str:
     if t.status == "bracketed":
-        return f"{t.alpha:.4g} (in ({t.low:.4g}, {t.alpha:.4g}])"
-    return "-"
+        return f"({_num3(t.low, 4)}, {_num3(t.alpha, 4)}]"
+    return {"at_most": "lazy at every grid alpha", "above": "lazy at no grid alpha"}.get(
+        t.status, "no run"
+    )
 
 
 def _num(x: float) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
+    return "-" if x is None else _num3(x, 4)
 
 
 def _short(v: Any) -> str:
