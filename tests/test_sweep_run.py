@@ -242,3 +242,18 @@ def test_dask_without_a_scheduler_is_a_one_line_error(tiny: Path, run_cli) -> No
     pytest.importorskip("distributed")
     res = run_cli(["sweep", tiny, "--alpha", "3", "--dask", "tcp://127.0.0.1:9", "--no-progress"])
     assert res.exit_code == 2 and "--dask" in res.stderr, res.output
+
+
+def test_threshold_bisection_on_a_real_network(tiny: Path) -> None:
+    """Not lazy at alpha = 0.01, lazy at 1: bisection in log alpha narrows the bracket."""
+    res = run_sweep(tiny, alpha=[0.01, 1.0], jobs=1, threshold=True, threshold_rtol=0.5)
+    (th,) = res.thresholds
+    assert th.status == "bracketed" and th.refined
+    assert 0.01 <= th.low < th.alpha <= 1.0 and th.alpha / th.low <= 1.5
+    for alpha, lazy in th.points:  # every point tried sits on its side of the bracket
+        assert lazy == (alpha >= th.alpha)
+    assert res.computed == 2 + len(th.points)
+    assert th.looseness_certified == pytest.approx(th.alpha_min_certified / th.alpha)
+    doc = res.to_dict()
+    jsonschema.validate(doc, _schema())
+    assert doc["thresholds"][0]["bisection"][0]["alpha"] == pytest.approx(0.1)
