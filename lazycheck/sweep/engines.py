@@ -70,13 +70,15 @@ class LocalPool(Engine):
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         pool = ProcessPoolExecutor(
-            max_workers=min(self.jobs, len(tasks)), mp_context=ctx, initializer=_init_worker
+            max_workers=min(self.jobs, len(tasks)), mp_context=ctx, initializer=_init_pool_worker
         )
         try:
             futures = {pool.submit(run_config, spec, build): index for index, spec in tasks}
             for fut in as_completed(futures):
                 on_done(futures[fut], _result(fut))
-        except BaseException:
+        except BaseException:  # interrupted: stop the workers now, keep what is stored
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
@@ -135,6 +137,14 @@ def _init_worker() -> None:
     from lazycheck.threads import set_threads
 
     set_threads(1)
+
+
+def _init_pool_worker() -> None:
+    """A local worker: one BLAS thread; Ctrl-C is the parent's to handle (it stops the pool)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker()
 
 
 def _dask_task(spec: Spec, build: ProblemBuilder | None) -> dict[str, Any]:

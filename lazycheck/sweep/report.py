@@ -90,9 +90,8 @@ def render(res: SweepResult, console: Console) -> None:
     """One table per non-seed axis (per group of the other axes), the thresholds, failures."""
     from rich.text import Text
 
-    for axis in res.axes:
-        if axis.replicate:
-            continue
+    shown = [a for a in res.axes if not a.replicate and len(a.values) > 1]
+    for axis in shown or [a for a in res.axes if not a.replicate][:1]:
         others = [a.name for a in res.axes if a.name != axis.name and not a.replicate]
         for group, members in _groups(res.runs, others).items():
             _axis_table(res, axis, dict(group), members, console)
