@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -89,7 +89,6 @@ def sweep(
     configurations failed (at most 110), each recorded with its message.
     """
     runtime(threads, memory_limit)
-    from lazycheck.console import stderr_console
     from lazycheck.sweep import run_sweep
     from lazycheck.sweep.grid import parse_alpha, parse_fit_alpha, parse_seeds, parse_set_axis
 
@@ -109,26 +108,33 @@ def sweep(
         dask=dask,
         progress=not no_progress,
     )
-    if format is BoundFormat.table:
-        print_rich(res.render, output)
-    else:
-        from lazycheck.jsonio import dumps
+    _write(res, format, output, csv, plot)
+    raise typer.Exit(res.exit_code)
 
-        emit(dumps(res.to_dict()), output)
-    if csv is not None:
-        from lazycheck.jsonio import atomic_write
-        from lazycheck.sweep.report import to_csv
 
-        atomic_write(csv, to_csv(res))
-    if plot is not None:
+def _write(
+    res: Any, format: BoundFormat, output: Path | None, csv: Path | None, plot: Path | None
+) -> None:
+    """The report on stdout (or ``-o``), the CSV, the figure, and the cache summary on stderr."""
+    from lazycheck.console import stderr_console
+    from lazycheck.jsonio import atomic_write, dumps
+
+    if plot is not None:  # first: a sweep it cannot draw is an error before any output
         from lazycheck.sweep.plot import plot_sweep
 
         plot_sweep(res, plot)
+    if csv is not None:
+        from lazycheck.sweep.report import to_csv
+
+        atomic_write(csv, to_csv(res))
+    if format is BoundFormat.table:
+        print_rich(res.render, output)
+    else:
+        emit(dumps(res.to_dict()), output)
+    stored = res.out if res.out else "(no --out: nothing stored)"
     stderr_console().print(
-        f"sweep: {res.computed} computed, {res.cached} read back from "
-        f"{res.out if res.out else '(no --out: nothing stored)'}, engine {res.engine}, "
-        f"{res.wall_time:.1f} s",
+        f"sweep: {res.computed} computed, {res.cached} read back from {stored}, "
+        f"engine {res.engine}, {res.wall_time:.1f} s",
         markup=False,
         highlight=False,
     )
-    raise typer.Exit(res.exit_code)
