@@ -209,16 +209,14 @@ def _flow_metrics(problem: Problem, report: VerifyReport, notes: list[str]) -> d
         "disp_lin": float(sim.disp_lin[-1]),
         "alpha_disp": alpha * float(sim.disp[-1]),
         "alpha_disp_lazy": alpha * lflow.displacement_limit(),
-        "weight_gap": float(np.linalg.norm(sim.w_final - sim.u_final)) / u_move
-        if u_move > 0
-        else math.nan,
+        "weight_gap": _div(float(np.linalg.norm(sim.w_final - sim.u_final)), u_move),
         "gap": _sup(sim.gap),
         "lin_gap": _sup(sim.lin_gap),
         "jdiff_sup": _sup(sim.jdiff),
         "sigma_min_run": _inf(sim.sigma_min_t),
         "sigma_max_run": _sup(sim.sigma_max_t),
-        "sigma_min_dev": _sup(np.abs(sim.sigma_min_t - sim.sigma_min)) / sim.sigma_min,
-        "sigma_max_dev": _sup(np.abs(sim.sigma_max_t - sim.sigma_max)) / sim.sigma_max,
+        "sigma_min_dev": _div(_sup(np.abs(sim.sigma_min_t - sim.sigma_min)), sim.sigma_min),
+        "sigma_max_dev": _div(_sup(np.abs(sim.sigma_max_t - sim.sigma_max)), sim.sigma_max),
         "loss_end": sim.final_loss,
         "loss_lin_end": sim.final_loss_lin,
     }
@@ -240,12 +238,10 @@ def _end_changes(problem: Problem, lin0: Any, w_end: Array) -> dict[str, float]:
     d_fro = math.sqrt(max(float(np.trace(D)), 0.0))
     k_op = float(np.max(np.abs(np.linalg.eigvalsh(dK))))
     return {
-        "jac_change_op": d_op / j0_op if j0_op > 0 else math.nan,
-        "jac_change_fro": d_fro / j0_fro if j0_fro > 0 else math.nan,
-        "ker_change_op": k_op / lam0[-1] if lam0[-1] > 0 else math.nan,
-        "ker_change_fro": float(np.linalg.norm(dK)) / float(np.linalg.norm(K0))
-        if np.any(K0)
-        else math.nan,
+        "jac_change_op": _div(d_op, j0_op),
+        "jac_change_fro": _div(d_fro, j0_fro),
+        "ker_change_op": _div(k_op, float(lam0[-1])),
+        "ker_change_fro": _div(float(np.linalg.norm(dK)), float(np.linalg.norm(K0))),
     }
 
 
@@ -264,9 +260,13 @@ def _kinf_distance(problem: Problem, notes: list[str]) -> float:
         notes.append(f"kinf_dist: {exc}")
         return math.nan
     K0 = problem.kernel(problem.w0)
-    norm = float(np.linalg.norm(kinf))
-    return float(np.linalg.norm(K0 - kinf)) / norm if norm > 0 else math.nan
+    return _div(float(np.linalg.norm(K0 - kinf)), float(np.linalg.norm(kinf)))
 
 
 def _sym(K: Array) -> Array:
     return 0.5 * (K + K.T)
+
+
+def _div(a: float, b: float) -> float:
+    """a / b, nan when b is zero or not finite (a relative change of nothing)."""
+    return a / b if b > 0 and math.isfinite(b) else math.nan
