@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -140,7 +141,12 @@ def test_metrics_against_explicit_jacobians(tiny: Path, serial) -> None:
 
 
 def test_kinf_distance_uses_the_infinite_width_kernel(tiny: Path) -> None:
-    iw = pytest.importorskip("lazycheck.models.infinite_width")
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("lazycheck.models.infinite_width") is None:
+        pytest.skip("lazycheck.models.infinite_width is not installed yet")
+    iw = importlib.import_module("lazycheck.models.infinite_width")  # present: must import
     from lazycheck.problem import make_problem
 
     res = run_sweep(
@@ -257,3 +263,36 @@ def test_threshold_bisection_on_a_real_network(tiny: Path) -> None:
     doc = res.to_dict()
     jsonschema.validate(doc, _schema())
     assert doc["thresholds"][0]["bisection"][0]["alpha"] == pytest.approx(0.1)
+
+
+def test_kinf_distance_with_a_stand_in_kernel(tiny: Path, monkeypatch) -> None:
+    """The metric calls infinite_width_kernel(spec.model, X): with K_inf = 2 K0 it is 1/2
+    exactly; a LazycheckError from it (an unsupported model) is nan with the message noted."""
+    import importlib.machinery
+    import types
+
+    from lazycheck.problem import make_problem
+    from lazycheck.sweep.metrics import run_config
+
+    name = "lazycheck.models.infinite_width"
+    fake = types.ModuleType(name)
+    fake.__spec__ = importlib.machinery.ModuleSpec(name, None)
+
+    def kernel(model_spec, X):
+        spec = load_spec(tiny).with_settings({"model.widths": list(model_spec.widths)})
+        prob = make_problem(spec)
+        assert np.array_equal(X, prob.X)
+        return 2.0 * prob.kernel(prob.w0)
+
+    fake.infinite_width_kernel = kernel
+    monkeypatch.setitem(sys.modules, name, fake)
+    rec = run_config(load_spec(tiny))
+    assert rec["metrics"]["kinf_dist"] == pytest.approx(0.5, rel=1e-12)
+
+    def unsupported(model_spec, X):
+        raise LazycheckError("no closed form for this model")
+
+    fake.infinite_width_kernel = unsupported
+    rec = run_config(load_spec(tiny))
+    assert math.isnan(rec["metrics"]["kinf_dist"]) and rec["status"] == "ok"
+    assert any("no closed form" in note for note in rec["notes"])
