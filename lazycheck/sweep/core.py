@@ -260,9 +260,14 @@ class _Bar:
         self.task = self.progress.add_task("sweep", total=0)
 
     def add(self, total: int, done: int) -> None:
+        """``total`` more configurations, ``done`` of them read back (not counted in the ETA)."""
         if self.progress is not None:
             t = self.progress.tasks[0]
-            self.progress.update(self.task, total=(t.total or 0) + total, advance=done)
+            new_total, completed = (t.total or 0) + total, t.completed + done
+            if done:  # restart the rate estimate: read-back configurations took no time
+                self.progress.reset(self.task, total=new_total, completed=completed)
+            else:
+                self.progress.update(self.task, total=new_total)
 
     def advance(self) -> None:
         if self.progress is not None:
