@@ -100,6 +100,9 @@ def test_sweep_table_in_the_spec(tiny: Path, serial, write_file) -> None:
     bad = write_file("bad.toml", TINY_TANH + "\n[sweep]\nalphas = [1]\n")
     with pytest.raises(LazycheckError, match=r"unknown key 'alphas' in \[sweep\]"):
         run_sweep(bad)
+    bad = write_file("bad2.toml", TINY_TANH + "\n[sweep]\nalpha = 5\n")
+    with pytest.raises(LazycheckError, match=r"\[sweep\]\.alpha: a list of numbers or a log"):
+        run_sweep(bad)
     load_spec(spec)  # the other commands accept (and ignore) the table
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,9 +304,27 @@ def sweep_options(raw: Mapping[str, Any], where: str, base: Path) -> SweepOption
     if out is not None and not isinstance(out, str):
         raise LazycheckError(f"{loc}out: must be a directory path (a string), got {out!r}")
     return SweepOptions(
-        alpha=_table_alpha(raw.get("alpha"), f"{loc}alpha"),
-        seeds=_table_seeds(raw.get("seeds"), f"{loc}seeds"),
-        data_seeds=_table_seeds(raw.get("data_seeds"), f"{loc}data_seeds"),
+        alpha=_table_values(
+            raw.get("alpha"),
+            f"{loc}alpha",
+            parse_alpha,
+            _check_alphas,
+            'a list of numbers or a log range "1:1e4:9"',
+        ),
+        seeds=_table_values(
+            raw.get("seeds"),
+            f"{loc}seeds",
+            parse_seeds,
+            _check_seeds,
+            'a list of integers or a range "0-4"',
+        ),
+        data_seeds=_table_values(
+            raw.get("data_seeds"),
+            f"{loc}data_seeds",
+            parse_seeds,
+            _check_seeds,
+            'a list of integers or a range "0-4"',
+        ),
         sets=set_axes,
         threshold=threshold,
         threshold_rtol=float(rtol),
@@ -370,21 +388,14 @@ def _distinct(values: Sequence[Any], where: str) -> tuple[Any, ...]:
     return tuple(seen)
 
 
-def _table_alpha(value: Any, where: str) -> tuple[float, ...] | None:
+def _table_values(
+    value: Any, where: str, parse: Callable[[str, str], Any], check: Callable[..., Any], what: str
+) -> Any:
+    """A ``[sweep]`` axis: absent (None), a string in the option's syntax, or a TOML list."""
     if value is None:
         return None
     if isinstance(value, str):
-        return parse_alpha(value, where)
+        return parse(value, where)
     if isinstance(value, list) and value:
-        return _check_alphas(value, where)
-    raise LazycheckError(f'{where}: a list of numbers or a log range "1:1e4:9", got {value!r}')
-
-
-def _table_seeds(value: Any, where: str) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return parse_seeds(value, where)
-    if isinstance(value, list) and value:
-        return _check_seeds(value, where)
-    raise LazycheckError(f'{where}: a list of integers or a range "0-4", got {value!r}')
+        return check(value, where)
+    raise LazycheckError(f"{where}: {what}, got {value!r}")
