@@ -122,3 +122,30 @@ def test_threshold_edges_and_failures() -> None:
     runs = [_run(1.0, 0, True, 1.0), _run(1.0, 1, None, 1.0, "failed"), _run(10.0, 0, True, 1.0)]
     (th,) = thresholds(runs, []).values()
     assert (th.low, th.alpha) == (1.0, 10.0)
+
+
+def test_width_rates_are_bounds_except_the_kernel_limit() -> None:
+    widths = ([50], [200], [800])
+    runs = [
+        {
+            "coords": {"model.widths": w},
+            "record": {
+                "status": "ok",
+                "f0_zero": True,
+                "parameterization": "ntk",
+                "metrics": {"jac_change_fro": w[0] ** -0.8, "kinf_dist": w[0] ** -0.8},
+            },
+        }
+        for w in widths
+    ]
+    axes = [Axis("model.widths", widths, "model.widths")]
+    fits = {f.metric: f for f in slopes(runs, axes)}
+    jac, kinf = fits["jac_change_fro"], fits["kinf_dist"]
+    assert jac.slope == pytest.approx(-0.8) and kinf.slope == pytest.approx(-0.8)
+    assert (jac.theory, jac.theory_relation, jac.consistent) == (-0.5, "<=", True)
+    assert (kinf.theory, kinf.theory_relation, kinf.consistent) == (-0.5, "=", False)
+    # the standard parameterization has no width rate
+    for r in runs:
+        r["record"]["parameterization"] = "standard"
+    fits = {f.metric: f for f in slopes(runs, axes)}
+    assert fits["jac_change_fro"].theory is None and "NTK" in fits["jac_change_fro"].theory_note

@@ -26,6 +26,9 @@ from lazycheck.sweep.metrics import METRICS, Metric
 
 __all__ = ["CellStats", "Slope", "cell_stats", "fit_slope", "slopes", "theory_rate"]
 
+#: metrics whose width exponent is the rate itself (a central limit), not a bound
+_WIDTH_EXACT = frozenset({"kinf_dist"})
+
 
 @dataclass(frozen=True)
 class Slope:
@@ -42,13 +45,18 @@ class Slope:
     intercept: float
     theory: float | None
     theory_note: str
+    #: "=": the theory's exponent is the rate; "<=": it bounds the rate (width: O(m^-1/2))
+    theory_relation: str = "="
 
     @property
     def consistent(self) -> bool | None:
-        """The theory's exponent lies in the 95% interval (None: no rate or no interval)."""
+        """The theory's exponent lies in the 95% interval, or for a bound ("<="), the interval
+        reaches below it (None: no rate or no interval)."""
         if self.theory is None or not math.isfinite(self.low):
             return None
         tol = 1e-9 * max(1.0, abs(self.theory))
+        if self.theory_relation == "<=":
+            return self.low - tol <= self.theory
         return self.low - tol <= self.theory <= self.high + tol
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +71,7 @@ class Slope:
             "intercept": self.intercept,
             "theory": self.theory,
             "theory_note": self.theory_note,
+            "theory_relation": self.theory_relation,
             "consistent": self.consistent,
         }
 
@@ -199,7 +208,9 @@ def _group_slopes(
             continue
         s, lo, hi, se, b = fit_slope([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts])
         rate, note = theory_rate(m, axis, records)
-        out.append(Slope(axis.name, m.name, group, len(pts), s, lo, hi, se, b, rate, note))
+        bound = axis.key == "model.widths" and rate is not None and rate < 0
+        rel = "<=" if bound and m.name not in _WIDTH_EXACT else "="
+        out.append(Slope(axis.name, m.name, group, len(pts), s, lo, hi, se, b, rate, note, rel))
     return out
 
 

@@ -129,7 +129,8 @@ def _panel_group(
         if len(fx) >= 2:
             fx = np.array([min(fx), max(fx)])
             ci = f" [{fit.low:.2f}, {fit.high:.2f}]" if math.isfinite(fit.low) else ""
-            th = "" if fit.theory is None else f"; theory {fit.theory:g}"
+            rel = "<= " if fit.theory_relation == "<=" else ""
+            th = "" if fit.theory is None else f"; theory {rel}{fit.theory:g}"
             ax.plot(fx, np.exp(fit.intercept) * fx**fit.slope, "--", color=colour, lw=1.0,
                     label=f"slope {fit.slope:.2f}{ci}{th}")  # fmt: skip
 

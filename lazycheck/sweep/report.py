@@ -194,7 +194,8 @@ def _caption(reps: list[str], res: SweepResult) -> str:
         f"mean over {', '.join(reps)}; spread: largest relative standard deviation over "
         f"{', '.join(reps)}; slope of the log-log fit with its 95% interval"
         + fit
-        + "; theory: the exponent the theory implies (✓ inside the interval, ✗ outside)"
+        + "; theory: the exponent the theory implies (✓ inside the interval, ✗ outside; "
+        "≤: a bound, ✓ when the interval reaches below it)"
     )
 
 
@@ -224,7 +225,8 @@ def _slope_cells(s: Slope | None) -> list[str]:
         return ["-", "-"]
     half = 0.5 * (s.high - s.low)
     ci = f"±{_num3(_tiny0(half), 2)}" if math.isfinite(half) else ""
-    theory = "-" if s.theory is None else f"{s.theory:g}"
+    rel = "≤" if s.theory_relation == "<=" else ""
+    theory = "-" if s.theory is None else f"{rel}{s.theory:g}"
     if s.consistent is False:
         theory += " ✗"
     elif s.consistent:
