@@ -10,7 +10,8 @@ on the engine: each configuration is a pure function of its spec.
   ``--threads``).
 * :class:`LocalPool` (``--jobs N``): a ``concurrent.futures.ProcessPoolExecutor`` started with
   the ``forkserver`` method (``spawn`` where there is none), so no worker inherits the state of
-  a threaded parent.
+  a threaded parent; the fork server imports lazycheck's verify once, and every worker forks
+  from it instead of importing numpy, scipy and lazycheck again.
 * :class:`DaskEngine` (``--dask ADDRESS``): the tasks are submitted to a Dask distributed
   scheduler; needs ``pip install 'lazycheck[dask]'``. Workers must see the same data files.
 
@@ -69,6 +70,8 @@ class LocalPool(Engine):
             return
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if ctx.get_start_method() == "forkserver":  # workers fork with lazycheck imported
+            ctx.set_forkserver_preload(["lazycheck.sweep.metrics", "lazycheck.verify"])
         pool = ProcessPoolExecutor(
             max_workers=min(self.jobs, len(tasks)), mp_context=ctx, initializer=_init_pool_worker
         )
