@@ -13,6 +13,10 @@ through :func:`lazycheck.run_sweep`:
 Targets: ``--jobs 2`` at least 1.7x faster than ``--jobs 1`` on 2 cores; Dask within 20% of
 ``--jobs 2``. The three JSON reports must be identical. The load average is printed before and
 after: on a shared machine the ratios are only meaningful when the load is below the core count.
+Linux's autogroup scheduler (``/proc/sys/kernel/sched_autogroup_enabled``) gives each login
+session one fair share of the CPUs: when other sessions keep the cores busy, two processes of
+this session get no more CPU than one, and the speed-up cannot show (measured: 0.89x at load 8
+on 2 cores, with each run about 2x slower in the workers than alone).
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ def main() -> None:
     set_threads(1)
     n = len(ALPHAS) * len(SEEDS)
     print(f"bench_sweep: {SPEC.name}, {len(ALPHAS)} alphas x {len(SEEDS)} seeds = {n} runs")
-    print(f"cores available: {len(os.sched_getaffinity(0))}; load average {_load()}")
+    print(
+        f"cores available: {len(os.sched_getaffinity(0))}; load average {_load()}; "
+        f"autogroup scheduling: {_autogroup()}"
+    )
     kwargs = {"alpha": ALPHAS, "seeds": SEEDS}
     rows = {}
     for label, opts in (("--jobs 1", {"jobs": 1}), ("--jobs 2", {"jobs": 2})):
@@ -71,6 +78,14 @@ def _dask(run_sweep, kwargs, dumps) -> tuple[float, str, int]:
         start = time.perf_counter()
         res = run_sweep(SPEC, **kwargs, dask=cluster.scheduler_address)
         return time.perf_counter() - start, dumps(res.to_dict()), res.failed
+
+
+def _autogroup() -> str:
+    try:
+        on = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return "unknown"
+    return "on (one CPU share per session)" if on else "off"
 
 
 def _load() -> str:
