@@ -149,3 +149,9 @@ def test_width_rates_are_bounds_except_the_kernel_limit() -> None:
         r["record"]["parameterization"] = "standard"
     fits = {f.metric: f for f in slopes(runs, axes)}
     assert fits["jac_change_fro"].theory is None and "NTK" in fits["jac_change_fro"].theory_note
+
+
+def test_exit_codes_count_the_failed_configurations() -> None:
+    from lazycheck.sweep import exit_code_for
+
+    assert [exit_code_for(k) for k in (0, 1, 7, 100, 500)] == [0, 11, 17, 110, 110]
