@@ -66,6 +66,12 @@ _EXIT = {
         "0  both kernels were computed and compared",
         "2  a bad spec, data file or option, or a model other than the built-in MLP",
     ],
+    "sweep": [
+        "0  every configuration ran (whatever its checks say: read them in the report)",
+        "2  a bad spec, option or value (nothing ran), or an unreachable --dask scheduler",
+        "10+k  k configurations failed (at most 110), each recorded with its message",
+        "130  interrupted; the configurations finished so far are stored under --out",
+    ],
     "verify": [
         "0  every guaranteed check passes (the hypothesis may be unmet: see --strict)",
         "1  a check fails; with --strict, also a hypothesis that is unmet",
@@ -90,6 +96,10 @@ _EXAMPLES = {
     "kernel": [
         "lazycheck kernel samples/two_layer_tanh.toml",
         "lazycheck kernel samples/deep_tanh.toml --set model.widths=[512,512] -f json",
+    ],
+    "sweep": [
+        "lazycheck sweep samples/two_layer_tanh.toml --alpha 1e-2:1e4:7 --seeds 0-2 --plot s.png",
+        "lazycheck sweep samples/two_layer_tanh.toml --set model.widths=[50],[200] --out runs/",
     ],
     "verify": [
         "lazycheck verify samples/two_layer_tanh.toml --strict",

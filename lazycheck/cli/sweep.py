@@ -9,8 +9,11 @@ import typer
 
 from lazycheck.cli._app import (
     BoundFormat,
+    BoundFormatOpt,
     MemoryOpt,
+    NoProgressOpt,
     OutOpt,
+    QuietOpt,
     SpecArg,
     ThreadsOpt,
     app,
@@ -20,9 +23,10 @@ from lazycheck.cli._app import (
     print_rich,
     runtime,
 )
+from lazycheck.cli._conventions import Command, epilog
 
 
-@app.command()
+@app.command(cls=Command, epilog=epilog("sweep"))
 @guard
 def sweep(
     spec: SpecArg,
@@ -73,21 +77,18 @@ def sweep(
         Path | None,
         typer.Option("--out", help="Store every configuration here; a rerun resumes."),
     ] = None,
-    format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
+    format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
+    quiet: QuietOpt = False,
     csv: Annotated[Path | None, typer.Option("--csv", help="One row per run (.csv).")] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Log-log panels (.png, .svg or .pdf).")
     ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    no_progress: NoProgressOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
 ) -> None:
-    """Run verify over a grid (alpha x settings x seeds): metrics, slopes, laziness threshold.
-
-    Exit codes: 0 every configuration ran; 2 bad spec or option (nothing ran); 10 + k when k
-    configurations failed (at most 110), each recorded with its message.
-    """
+    """Run verify over a grid (alpha x settings x seeds): metrics, slopes, laziness threshold."""
     runtime(threads, memory_limit)
     from lazycheck.sweep import run_sweep
     from lazycheck.sweep.grid import parse_alpha, parse_fit_alpha, parse_seeds, parse_set_axis
@@ -108,14 +109,20 @@ def sweep(
         dask=dask,
         progress=not no_progress,
     )
-    _write(res, format, output, csv, plot)
+    _write(res, format, output, csv, plot, quiet)
     raise typer.Exit(res.exit_code)
 
 
 def _write(
-    res: Any, format: BoundFormat, output: Path | None, csv: Path | None, plot: Path | None
+    res: Any,
+    format: BoundFormat,
+    output: Path | None,
+    csv: Path | None,
+    plot: Path | None,
+    quiet: bool,
 ) -> None:
-    """The report on stdout (or ``-o``), the CSV, the figure, and the cache summary on stderr."""
+    """The figure, the CSV, the report on stdout or in ``-o`` (with ``-q`` only the verdict line
+    on stdout), and the cache summary on stderr."""
     from lazycheck.console import stderr_console
     from lazycheck.jsonio import atomic_write, dumps
 
@@ -127,10 +134,13 @@ def _write(
         from lazycheck.sweep.report import to_csv
 
         atomic_write(csv, to_csv(res))
-    if format is BoundFormat.table:
-        print_rich(res.render, output)
-    else:
-        emit(dumps(res.to_dict()), output)
+    if not quiet or output is not None:
+        if format is BoundFormat.table:
+            print_rich(res.render, output)
+        else:
+            emit(dumps(res.to_dict()), output)
+    if quiet:
+        typer.echo(f"sweep: {res.message}")
     stored = res.out if res.out else "(no --out: nothing stored)"
     stderr_console().print(
         f"sweep: {res.computed} computed, {res.cached} read back from {stored}, "
