@@ -299,3 +299,27 @@ def test_kinf_distance_with_a_stand_in_kernel(tiny: Path, monkeypatch) -> None:
     rec = run_config(load_spec(tiny))
     assert math.isnan(rec["metrics"]["kinf_dist"]) and rec["status"] == "ok"
     assert any("no closed form" in note for note in rec["notes"])
+
+
+def test_the_key_follows_the_spec_the_data_and_a_python_model_file(tmp_path: Path) -> None:
+    """No run: the key changes with any setting, the data file's bytes and the model's file."""
+    import shutil
+
+    from lazycheck.sweep.store import config_key
+
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    for name in ("numpy_model.toml", "numpy_model.py", "iris.toml", "iris.csv"):
+        shutil.copy(samples / name, tmp_path / name)
+    model = load_spec(tmp_path / "numpy_model.toml")
+    key = config_key(model, None, False)
+    assert key == config_key(load_spec(tmp_path / "numpy_model.toml"), None, False)
+    assert key != config_key(model.with_settings({"flow.alpha": 3.0}), None, False)
+    assert key != config_key(model, None, True)
+    with (tmp_path / "numpy_model.py").open("a") as fh:
+        fh.write("\n# edited\n")
+    assert key != config_key(model, None, False)
+    iris = load_spec(tmp_path / "iris.toml")
+    before = config_key(iris, None, False)
+    with (tmp_path / "iris.csv").open("a") as fh:
+        fh.write("\n")
+    assert before != config_key(iris, None, False)

@@ -2,7 +2,8 @@
 
 Each configuration is keyed by :func:`config_key`: the SHA-256 of its fully resolved spec (the
 spec's TOML mapping after every setting of the sweep is applied, without its ``[sweep]`` table,
-as canonical JSON), the SHA-256 of each data file it reads, lazycheck's version, the version of
+as canonical JSON), the SHA-256 of each data file it reads (and of the model's Python file for
+``kind = "python"`` with a file entry), lazycheck's version, the version of
 the metrics, whether the infinite-width kernel is available, and the problem builder when one
 other than the spec's own is used. A record is written atomically to ``DIR/runs/KEY.json``
 as soon as it finishes. Any change to a key (another alpha, width, seed, data file, lazycheck
@@ -32,7 +33,8 @@ _RECORD_FORMAT = "lazycheck.sweep.run"
 def config_key(spec: Spec, builder: Callable[..., Any] | None, kinf: bool) -> str:
     """The hash that names a configuration's record (module docstring)."""
     raw = {k: v for k, v in spec.raw.items() if k != "sweep"}
-    files = [_file_digest(Path(p)) for p in (spec.data.path, spec.data.target_path) if p]
+    paths = [spec.data.path, spec.data.target_path, _model_file(spec)]
+    files = [_file_digest(Path(p)) for p in paths if p]
     payload = {
         "spec": raw,
         "data_files": files,
@@ -89,6 +91,19 @@ class Store:
             "record": record,
         }
         atomic_write(p, dumps(doc))
+
+
+def _model_file(spec: Spec) -> Path | None:
+    """The Python file of a ``kind = "python"`` model given as ``path/to/file.py:factory``."""
+    entry = getattr(spec.model, "entry", None)
+    if not entry or ":" not in entry:
+        return None
+    target = entry.rsplit(":", 1)[0]
+    if not target.endswith(".py"):
+        return None  # an importable module: its name is in the spec, its code is not hashed
+    path = Path(target)
+    base = getattr(spec.model, "base_dir", None) or (spec.path.parent if spec.path else Path.cwd())
+    return path if path.is_absolute() else Path(base) / path
 
 
 def _decode(v: Any) -> Any:
