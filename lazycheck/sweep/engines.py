@@ -10,8 +10,8 @@ on the engine: each configuration is a pure function of its spec.
   ``--threads``).
 * :class:`LocalPool` (``--jobs N``): a ``concurrent.futures.ProcessPoolExecutor`` started with
   the ``forkserver`` method (``spawn`` where there is none), so no worker inherits the state of
-  a threaded parent; the fork server imports lazycheck's verify once, and every worker forks
-  from it instead of importing numpy, scipy and lazycheck again.
+  a threaded parent; the fork server imports what a run needs (lazycheck's verify, numpy,
+  scipy) once, and every worker forks from it instead of importing them again.
 * :class:`DaskEngine` (``--dask ADDRESS``): the tasks are submitted to a Dask distributed
   scheduler; needs ``pip install 'lazycheck[dask]'``. Workers must see the same data files.
 
@@ -37,6 +37,15 @@ if TYPE_CHECKING:
 __all__ = ["DaskEngine", "Engine", "LocalPool", "Serial", "default_jobs", "make_engine"]
 
 Task = tuple[int, "Spec"]
+#: what every configuration imports: the fork server imports it once, the workers inherit it
+_PRELOAD = [
+    "lazycheck.sweep.metrics",
+    "lazycheck.verify",
+    "lazycheck.simulate",
+    "scipy.linalg",
+    "scipy.optimize",
+    "threadpoolctl",
+]
 OnDone = Callable[[int, dict[str, Any]], None]
 
 
@@ -71,7 +80,7 @@ class LocalPool(Engine):
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if ctx.get_start_method() == "forkserver":  # workers fork with lazycheck imported
-            ctx.set_forkserver_preload(["lazycheck.sweep.metrics", "lazycheck.verify"])
+            ctx.set_forkserver_preload(_PRELOAD)
         pool = ProcessPoolExecutor(
             max_workers=min(self.jobs, len(tasks)), mp_context=ctx, initializer=_init_pool_worker
         )
