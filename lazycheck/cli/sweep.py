@@ -32,7 +32,11 @@ def sweep(
     spec: SpecArg,
     alpha: Annotated[
         str | None,
-        typer.Option("--alpha", help="alpha values: a list 1,10,100 or a log range LO:HI:COUNT."),
+        typer.Option(
+            "--alpha",
+            metavar="ALPHAS",
+            help="alpha values: a list 1,10,100 or a log range LO:HI:COUNT.",
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -59,7 +63,9 @@ def sweep(
     ] = None,
     threshold_rtol: Annotated[
         float | None,
-        typer.Option("--threshold-rtol", help="Bisect until high/low <= 1 + RTOL (0.05)."),
+        typer.Option(
+            "--threshold-rtol", metavar="RTOL", help="Bisect until high/low <= 1 + RTOL (0.05)."
+        ),
     ] = None,
     fit_alpha: Annotated[
         str | None,
@@ -75,7 +81,9 @@ def sweep(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Store every configuration here; a rerun resumes."),
+        typer.Option(
+            "--out", metavar="DIR", help="Store every configuration here; a rerun resumes."
+        ),
     ] = None,
     format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
