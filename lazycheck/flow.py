@@ -93,6 +93,7 @@ import numpy as np
 from lazycheck.errors import LazycheckError
 from lazycheck.linear_flow import phi_table
 from lazycheck.models.base import Linearization
+from lazycheck.spectrum import sym_eig
 
 __all__ = [
     "EXP_METHOD",
@@ -568,7 +569,7 @@ class _ExpAdams:
         r = self.alpha * lin.f - self.y
         F = -lin.vjp(r) / self.alpha
         K = lin.kernel()
-        lam, Q = np.linalg.eigh(0.5 * (K + K.T))
+        lam, Q = sym_eig(0.5 * (K + K.T))
         lam = np.maximum(lam, 0.0)
         noise_r = residual_floor(lin, w, self.alpha, self.y, self._signs)
         self.n_products += 1

@@ -68,7 +68,7 @@ from lazycheck.linear_flow import linear_flow
 from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spec import FlowSpec
-from lazycheck.spectrum import Spectrum, jacobian_spectrum
+from lazycheck.spectrum import Spectrum, jacobian_spectrum, sym_eigvals
 from lazycheck.status import SimulationStatus
 
 if TYPE_CHECKING:
@@ -628,13 +628,13 @@ class _Recorder:
         self.disp[i] = float(np.linalg.norm(w - self.w0))
         self.gap[i] = float(np.linalg.norm(r - self.r_lin[i]))
         if lam is None:
-            lam = np.linalg.eigvalsh(lin.kernel())
+            lam = sym_eigvals(lin.kernel())
         self.smin[i] = math.sqrt(max(float(lam[0]), 0.0))
         self.smax[i] = math.sqrt(max(float(lam[-1]), 0.0))
         k = self.check_pos.get(i)
         if k is not None:
             dk = lin.difference_kernel(self.lin0)
-            self.jdiff[k] = math.sqrt(max(float(np.linalg.eigvalsh(0.5 * (dk + dk.T))[-1]), 0.0))
+            self.jdiff[k] = math.sqrt(max(float(sym_eigvals(0.5 * (dk + dk.T))[-1]), 0.0))
         self.count = max(self.count, i + 1)
         self.w_last = np.array(w, dtype=np.float64, copy=True)
         self.floor = residual_floor(lin, w, self.alpha, self.y, self.signs)
