@@ -105,9 +105,11 @@ def critical_radius(
     direction: Array,
     target: float,
     s_max: float,
+    progress: Callable[[float], None] | None = None,
 ) -> float:
     """The smallest s in (0, s_max] with ||J_{w0 + s h} - J_0|| = target along the unit
-    direction h (a scan on a geometric grid, then Brent's method); inf if not reached."""
+    direction h (a scan on a geometric grid, then Brent's method); inf if not reached.
+    ``progress(fraction)``: the fraction of the grid scanned."""
     from scipy.optimize import brentq
 
     h = direction / np.linalg.norm(direction)
@@ -118,7 +120,9 @@ def critical_radius(
 
     grid = s_max * np.geomspace(1e-6, 1.0, 61)
     prev = 0.0
-    for s in grid:
+    for i, s in enumerate(grid):
+        if progress is not None:
+            progress(i / grid.size)
         if gap(float(s)) >= 0:
             return (
                 float(brentq(gap, prev, float(s), xtol=1e-12 * s, rtol=1e-12)) if prev else float(s)
@@ -191,7 +195,7 @@ class _JacobianNorm:
         return self._lanczos(lin, lin0)
 
     def _lanczos(self, lin: Linearization, lin0: Linearization) -> tuple[float, Array]:
-        from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+        from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
         n = int(lin0.f.shape[0])
 
@@ -212,6 +216,8 @@ class _JacobianNorm:
                 x = eigsh(op, k=1, which="LA", tol=LANCZOS_TOL, v0=v0, ncv=min(n, 20))[1][:, 0]
             except ArpackNoConvergence as exc:  # keep the best Ritz vector: still attained
                 x = exc.eigenvectors[:, 0] if exc.eigenvectors.size else v0
+            except ArpackError:  # J_w = J_0 (the operator is zero): v0 attains the norm 0
+                x = v0
         x = x / np.linalg.norm(x)
         self.warm = x
         return float(np.linalg.norm(dt(x))), x

@@ -193,30 +193,19 @@ class _MLPLinearization(Linearization):
                 J[:, layer.offset + nW : layer.offset + layer.size] = layer.c_b * D
         return J
 
-    def _gram_flops(self, n: int) -> float:
-        """Flops of one Gram product per weight layer and factor (A A^T and D D^T)."""
-        return float(n * n * sum(A.shape[1] + D.shape[1] for A, D in self._pairs()))
-
-    def _pairs(self) -> list[tuple[Array, Array]]:
-        return list(zip(self.inputs, self.deltas, strict=True))
-
     def kernel(self) -> Array:
         """K = sum_l (D^l D^lT) o (c_w^2 A^(l-1) A^(l-1)T + c_b^2): every Gram product a
         symmetric rank-k update (``dsyrk``, half a GEMM's flops) on one triangle, the
         Hadamard products and the sum on that triangle, mirrored once at the end."""
-        from lazycheck.threads import blas_threads
-
         n = self.f.shape[0]
-        flops = self._gram_flops(n)
         K = np.zeros((n, n), order="F")
-        with blas_threads(flops):
-            for layer, A, D in zip(self.model.layers, self.inputs, self.deltas, strict=True):
-                G = _gram(A, layer.c_w**2)
-                if layer.bias:
-                    G += layer.c_b**2
-                if D.shape[1] > 1 or np.any(D != 1.0):  # the output layer's delta is 1
-                    G *= _gram(D)
-                K += G
+        for layer, A, D in zip(self.model.layers, self.inputs, self.deltas, strict=True):
+            G = _gram(A, layer.c_w**2)
+            if layer.bias:
+                G += layer.c_b**2
+            if D.shape[1] > 1 or np.any(D != 1.0):  # the output layer's delta is 1
+                G *= _gram(D)
+            K += G
         return _mirror_upper(K)
 
     def cross_kernel(self, other: Linearization) -> Array:
@@ -236,35 +225,36 @@ class _MLPLinearization(Linearization):
         """(J_w - J_v)(J_w - J_v)^T per layer from delta (x) a - delta' (x) a'
         = (delta - delta') (x) a + delta' (x) (a - a'), with no cancellation; the symmetric
         Gram products by ``dsyrk`` on one triangle (see :meth:`kernel`)."""
-        from lazycheck.threads import blas_threads
-
         assert isinstance(other, _MLPLinearization)
         n = self.f.shape[0]
-        flops = 3 * self._gram_flops(n)
         K = np.zeros((n, n), order="F")
-        with blas_threads(flops):
-            for layer, A, D, A2, D2 in zip(
-                self.model.layers, self.inputs, self.deltas, other.inputs, other.deltas, strict=True
-            ):
-                dD = D - D2
-                dA = A - A2
-                DD = _gram(dD)
-                term = DD * _gram(A)
-                if np.any(dA):
-                    cross = (dD @ D2.T) * (A @ dA.T)
-                    term += np.triu(cross + cross.T) + _gram(D2) * _gram(dA)
-                K += layer.c_w**2 * term
-                if layer.bias:
-                    K += layer.c_b**2 * DD
+        for layer, A, D, A2, D2 in zip(
+            self.model.layers, self.inputs, self.deltas, other.inputs, other.deltas, strict=True
+        ):
+            dD = D - D2
+            dA = A - A2
+            DD = _gram(dD)
+            term = DD * _gram(A)
+            if np.any(dA):
+                cross = (dD @ D2.T) * (A @ dA.T)
+                term += np.triu(cross + cross.T) + _gram(D2) * _gram(dA)
+            K += layer.c_w**2 * term
+            if layer.bias:
+                K += layer.c_b**2 * DD
         return _mirror_upper(K)
 
 
 def _gram(M: Array, scale: float = 1.0) -> Array:
     """scale M M^T on its upper triangle (the lower one is zero), by ``dsyrk`` on M^T, which
-    is Fortran-ordered when M is C-ordered: no copy of M."""
+    is Fortran-ordered when M is C-ordered: no copy of M. The one product lazycheck runs on
+    several threads when large (:func:`lazycheck.threads.blas_threads`): OpenBLAS's syrk gives
+    the same bits on any number of threads, its gemm and LAPACK's eigensolvers do not."""
     from scipy.linalg.blas import dsyrk
 
-    return dsyrk(scale, np.ascontiguousarray(M).T, trans=1)
+    from lazycheck.threads import blas_threads
+
+    with blas_threads(float(M.shape[0]) ** 2 * M.shape[1]):
+        return dsyrk(scale, np.ascontiguousarray(M).T, trans=1)
 
 
 def _mirror_upper(U: Array) -> Array:
