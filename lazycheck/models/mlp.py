@@ -126,7 +126,8 @@ class MLP(Model):
         a = X
         for i, (layer, (W, b)) in enumerate(zip(self.layers, params, strict=True)):
             inputs.append(a)
-            z = layer.c_w * (a @ W.T)
+            z = a @ W.T  # scaled in place: no second n x width temporary
+            z *= layer.c_w
             if b is not None:
                 z += layer.c_b * b
             if i < self.depth:
@@ -140,7 +141,11 @@ class MLP(Model):
         for i in range(self.depth - 1, -1, -1):
             W_next = params[i + 1][0]
             nxt = self.layers[i + 1]
-            deltas.append(slopes[i] * (nxt.c_w * (deltas[-1] @ W_next)))
+            delta = deltas[-1] @ W_next
+            delta *= nxt.c_w
+            delta *= slopes[i]
+            slopes[i] = delta  # phi'(z^l) is no longer needed: drop it
+            deltas.append(delta)
         deltas.reverse()
         return _MLPLinearization(self, f, inputs, deltas)
 
