@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-
     from lazycheck.simulate import SimulationResult
 
 __all__ = ["EXACT", "fmt_value", "result_dict", "summary_rows"]
