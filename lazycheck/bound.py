@@ -16,6 +16,7 @@ JSON output follows ``lazycheck/schemas/bound.schema.json`` (``schema_version`` 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from lazycheck.beta import (
     critical_radius,
     sampled_beta,
 )
+from lazycheck.console import stage
 from lazycheck.display import Displayable
 from lazycheck.hypothesis import (
     AlphaSolution,
@@ -226,7 +228,7 @@ def compute_bound(
     L0 = initial_loss(alpha, f0, problem.y)
     step("beta")
 
-    betas = _estimate_betas(problem, spec_)
+    betas = _estimate_betas(problem, spec_, stage(progress, "bound: sampled beta"))
     if problem.spec.model.kind == "python":  # say whether smoothness was detected or declared
         betas = {
             k: b if k == "exact" else replace(b, message=f"{b.message}; {problem.smoothness}")
@@ -241,7 +243,7 @@ def compute_bound(
         for name, b in betas.items()
     }
     # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
-    r_star = _r_star(problem, lin0, spec_, betas.get("sampled"))
+    r_star = _r_star(problem, lin0, spec_, betas.get("sampled"), stage(progress, "bound: r_star"))
     if not math.isnan(r_star):
         solutions["r_star"] = solve_alpha(radius_kappa(r_star, smin, smax), f0, problem.y)
     step("report")
@@ -270,7 +272,9 @@ def compute_bound(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _estimate_betas(problem: Problem, spec_: Spectrum) -> dict[str, BetaEstimate]:
+def _estimate_betas(
+    problem: Problem, spec_: Spectrum, advance: Callable[[float], None] | None = None
+) -> dict[str, BetaEstimate]:
     """Every beta the spec asks for: exact (from the structure), given, certified, sampled."""
     chk = problem.spec.check
     smin = spec_.sigma_min
@@ -311,12 +315,17 @@ def _estimate_betas(problem: Problem, spec_: Spectrum) -> dict[str, BetaEstimate
             radius=chk.radius,
             samples=chk.beta_samples,
             iterations=chk.beta_iterations,
+            progress=advance,
         )
     return betas
 
 
 def _r_star(
-    problem: Problem, lin0: Linearization, spec_: Spectrum, samp: BetaEstimate | None
+    problem: Problem,
+    lin0: Linearization,
+    spec_: Spectrum,
+    samp: BetaEstimate | None,
+    advance: Callable[[float], None] | None = None,
 ) -> float:
     """The least s with ||J_{w0+s h} - J_0|| = sigma_min/2 along the sampled search's worst h
     (nan when there is none)."""
@@ -337,6 +346,7 @@ def _r_star(
         samp.direction,
         0.5 * smin,
         s_max=100.0 * smin / (2.0 * samp.value),
+        progress=advance,
     )
 
 
