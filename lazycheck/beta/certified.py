@@ -10,6 +10,7 @@ radius R = B(beta(R)) is found by bisection.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,6 +25,7 @@ __all__ = ["certified_beta", "certified_beta_auto", "jacobian_is_constant"]
 Array = np.ndarray
 _ROUNDING = 1.0 + 1e-12  # inflation covering floating-point rounding in a certified bound
 _EPS = float(np.finfo(np.float64).eps)
+_RadiusBound = Callable[[float], "float | None"]  # R -> certified bound on beta(R)
 
 
 def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | None:
@@ -36,32 +38,7 @@ def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | 
     computable in float64 (an upper bound that cannot be evaluated is inf, never nan);
     None for other models.
     """
-    if not model.smooth:
-        return math.inf
-    if isinstance(model, CenteredModel):
-        return certified_beta(model.base, X, w0, radius)
-    if isinstance(model, SymmetricModel):
-        # J = [J_a, -J_b] / sqrt(2): ||J_w - J_0||^2 <= (beta_a^2 ||da||^2 + beta_b^2 ||db||^2) / 2
-        q = model.base.n_params
-        halves = [certified_beta(model.base, X, w0[:q], radius)]
-        if not np.array_equal(w0[:q], w0[q:]):
-            halves.append(certified_beta(model.base, X, w0[q:], radius))
-        if any(h is None for h in halves):
-            return None
-        return max(halves) / math.sqrt(2.0)  # type: ignore[type-var]
-    own = getattr(model, "beta_bound", None)  # a model's own certified bound (protocol)
-    if callable(own):
-        value = own(X, w0, radius)
-        return None if value is None else float(value)
-    if isinstance(model, MLP):
-        if model.depth == 0:
-            return 0.0
-        with np.errstate(over="ignore", invalid="ignore"):
-            deep = _deep_bound(model, X, w0, radius)
-            if model.depth == 1:  # both are valid; neither dominates the other
-                deep = min(_two_layer_bound(model, X, w0, radius), deep)
-        return math.inf if math.isnan(deep) else deep
-    return None
+    return _bound_on_radii(model, X, w0)(radius)
 
 
 def jacobian_is_constant(model: Model) -> bool:
@@ -97,26 +74,25 @@ def certified_beta_auto(
             "structure of the model",
             "J does not depend on w (no hidden layer)",
         )
+    bound = _bound_on_radii(model, X, w0)  # the radius-independent work, done once
     if not isinstance(radius, str):
-        return _on_radius(model, X, w0, sigma_min, float(radius), "the given radius")
+        return _on_radius(bound, sigma_min, float(radius), "the given radius")
     if not sigma_min > 0:
         return _on_radius(
-            model, X, w0, 0.0, 1.0, "the unit ball (sigma_min = 0: the theorem gives no radius)"
+            bound, 0.0, 1.0, "the unit ball (sigma_min = 0: the theorem gives no radius)"
         )
-    R = _self_consistent_radius(model, X, w0, sigma_min)
+    R = _self_consistent_radius(bound, sigma_min)
     if R is None:
         return None
     if not math.isfinite(R):
         return _on_radius(
-            model, X, w0, sigma_min, float(np.finfo(np.float64).max), "the largest float radius"
+            bound, sigma_min, float(np.finfo(np.float64).max), "the largest float radius"
         )
-    return _on_radius(model, X, w0, sigma_min, R, "the self-consistent radius R = B")
+    return _on_radius(bound, sigma_min, R, "the self-consistent radius R = B")
 
 
-def _on_radius(
-    model: Model, X: Array, w0: Array, sigma_min: float, R: float, what: str
-) -> BetaEstimate | None:
-    beta = certified_beta(model, X, w0, R)
+def _on_radius(bound: _RadiusBound, sigma_min: float, R: float, what: str) -> BetaEstimate | None:
+    beta = bound(R)
     if beta is None:
         return None
     consistent = _consistent(R, beta, sigma_min) if sigma_min > 0 else True
@@ -136,16 +112,16 @@ def _on_radius(
     )
 
 
-def _self_consistent_radius(model: Model, X: Array, w0: Array, sigma_min: float) -> float | None:
+def _self_consistent_radius(bound: _RadiusBound, sigma_min: float) -> float | None:
     """The least R with R beta(R) >= sigma_min / 2 (R beta(R) is increasing), to a relative
     1e-10, by bisection on log R between a bracket found from a positive start."""
     half = 0.5 * sigma_min
 
     def above(R: float) -> bool | None:
-        b = certified_beta(model, X, w0, R)
+        b = bound(R)
         return None if b is None else R * b >= half
 
-    b0 = certified_beta(model, X, w0, 0.0)
+    b0 = bound(0.0)
     if b0 is None:
         return None
     R = half / b0 if 0 < b0 < math.inf else 1.0
@@ -177,7 +153,70 @@ def _self_consistent_radius(model: Model, X: Array, w0: Array, sigma_min: float)
     return hi
 
 
+def _bound_on_radii(model: Model, X: Array, w0: Array) -> _RadiusBound:
+    """R -> certified_beta(model, X, w0, R), with everything that does not depend on R (the
+    forward pass at w0, the pre-activations and their rounding bounds, norms and operator norms
+    of G and of the weights) computed once here, so that a bisection pays only the per-radius
+    sweeps. Each value is the one the direct formula gives, bit for bit."""
+    if not model.smooth:
+        return lambda R: math.inf
+    if isinstance(model, CenteredModel):
+        return _bound_on_radii(model.base, X, w0)
+    if isinstance(model, SymmetricModel):
+        # J = [J_a, -J_b] / sqrt(2): ||J_w - J_0||^2 <= (beta_a^2 ||da||^2 + beta_b^2 ||db||^2) / 2
+        q = model.base.n_params
+        halves = [_bound_on_radii(model.base, X, w0[:q])]
+        if not np.array_equal(w0[:q], w0[q:]):
+            halves.append(_bound_on_radii(model.base, X, w0[q:]))
+
+        def symmetric(R: float) -> float | None:
+            values = [h(R) for h in halves]
+            if any(v is None for v in values):
+                return None
+            return max(values) / math.sqrt(2.0)  # type: ignore[type-var]
+
+        return symmetric
+    own = getattr(model, "beta_bound", None)  # a model's own certified bound (protocol)
+    if callable(own):
+
+        def protocol(R: float) -> float | None:
+            value = own(X, w0, R)
+            return None if value is None else float(value)
+
+        return protocol
+    if isinstance(model, MLP):
+        return _mlp_bound(model, X, w0)
+    return lambda R: None
+
+
+def _mlp_bound(model: MLP, X: Array, w0: Array) -> _RadiusBound:
+    if model.depth == 0:
+        return lambda R: 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        deep_bound = _DeepBound(model, X, w0)
+        two = _TwoLayerBound(model, X, w0) if model.depth == 1 else None
+
+    def mlp(R: float) -> float:
+        with np.errstate(over="ignore", invalid="ignore"):
+            deep = deep_bound(R)
+            if two is not None:  # both are valid; neither dominates the other
+                deep = min(two(R), deep)
+        return math.inf if math.isnan(deep) else deep
+
+    return mlp
+
+
 def _two_layer_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
+    """The neuron-by-neuron bound of :class:`_TwoLayerBound` on one radius."""
+    return _TwoLayerBound(model, X, w0)(radius)
+
+
+def _deep_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
+    """The layer recursion of :class:`_DeepBound` on one radius."""
+    return _DeepBound(model, X, w0)(radius)
+
+
+class _TwoLayerBound:
     """sup over ||w - w0|| <= R of ||sum_i a_i H_i(w)|| for unit a, bounded neuron by neuron.
 
     Per hidden neuron j with output weight v_j and input weights theta_j = (W_j, b_j), the
@@ -185,28 +224,35 @@ def _two_layer_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
     S = c2 v_j sum_i a_i phi''(z_ij) g_i g_i^T, where g_i = (c1 x_i, c1b) = dz_ij/dtheta_j.
     ||u|| <= c2 ||G|| max_i |phi'|, ||S|| <= c2 |v_j| max_i |phi''| ||G||^2, and the norm of
     the block is at most s/2 + sqrt(s^2/4 + t^2) with s, t those two bounds. Over the ball,
-    |v_j| <= |v_j0| + R and |z_ij - z_ij0| <= ||g_i|| R.
+    |v_j| <= |v_j0| + R and |z_ij - z_ij0| <= ||g_i|| R. Built once per (model, X, w0);
+    calling it with R does the per-radius work only.
     """
-    (W1, b1), (W2, _) = model.unpack(w0)
-    l1, l2 = model.layers
-    G = l1.c_w * X
-    if model.bias:
-        G = np.hstack([G, np.full((X.shape[0], 1), l1.c_b)])
-    gnorm = np.linalg.norm(G, axis=1)  # (n,)
-    G_op = float(np.linalg.norm(G, 2))
-    z0, zerr = _preactivations(X, W1, b1, l1.c_w, l1.c_b)
-    spread = gnorm[:, None] * radius + zerr
-    act = model.activation
-    d1 = act.sup_abs_d1(z0 - spread, z0 + spread).max(axis=0)  # (m,)
-    d2 = act.sup_abs_d2(z0 - spread, z0 + spread).max(axis=0)
-    v = np.abs(W2[0]) + radius
-    s = l2.c_w * v * d2 * G_op**2
-    t = l2.c_w * d1 * G_op
-    block = 0.5 * s + np.sqrt(0.25 * s * s + t * t)
-    return float(block.max()) * _ROUNDING
+
+    def __init__(self, model: MLP, X: Array, w0: Array) -> None:
+        (W1, b1), (W2, _) = model.unpack(w0)
+        l1, l2 = model.layers
+        G = l1.c_w * X
+        if model.bias:
+            G = np.hstack([G, np.full((X.shape[0], 1), l1.c_b)])
+        self.gnorm = np.linalg.norm(G, axis=1)[:, None]  # (n, 1)
+        self.G_op = float(np.linalg.norm(G, 2))
+        self.z0, self.zerr = _preactivations(X, W1, b1, l1.c_w, l1.c_b)
+        self.act = model.activation
+        self.c2 = l2.c_w
+        self.v0 = np.abs(W2[0])
+
+    def __call__(self, radius: float) -> float:
+        spread = self.gnorm * radius + self.zerr
+        lo, hi = self.z0 - spread, self.z0 + spread
+        d1, d2 = (s.max(axis=0) for s in self.act.sup_abs_d1_d2(lo, hi))  # (m,)
+        v = self.v0 + radius
+        s = self.c2 * v * d2 * self.G_op**2
+        t = self.c2 * d1 * self.G_op
+        block = 0.5 * s + np.sqrt(0.25 * s * s + t * t)
+        return float(block.max()) * _ROUNDING
 
 
-def _deep_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
+class _DeepBound:
     """An upper bound on sup over ||xi - w0|| <= R, unit h of ||(h^T H_i(xi) h)_i||, depth >= 1.
 
     That sup equals sup over unit a of ||sum_i a_i H_i(xi)|| (a symmetric matrix's norm is the
@@ -224,58 +270,94 @@ def _deep_bound(model: MLP, X: Array, w0: Array, radius: float) -> float:
     row norms, rho_l >= ||W^l diag(u)||, d1 >= max u, K >= max_j ||W^l[:, j]|| sup |phi''| on
     unit j of layer l - 1 (u_j: sup |phi'| on that unit). The result is the sup of
     eta^T S_(L+1) eta over unit eta, lambda_max(S_(L+1)) as S_(L+1) is non-negative.
+    The forward pass at w0 and every norm that does not involve R are computed once, in
+    :class:`_DeepLayer`; calling the bound with R runs the recursion only.
     """
-    X = np.asarray(X, dtype=np.float64)
-    R = float(radius)
-    act = model.activation
-    k = model.depth + 1  # number of weight layers, the length of eta
-    n = X.shape[0]
-    A0 = X  # a^(l-1) at w0, n x fan_in
-    delta = np.zeros(n)  # delta_i >= ||a_i^(l-1)(xi) - a_i^(l-1)(w0)|| over the ball
-    p = q = np.zeros(k)
-    S = np.zeros((k, k))
-    u = d2u = np.zeros(0)  # per-unit sup |phi'|, |phi''| of the previous hidden layer
-    for idx, (layer, (W0, b0)) in enumerate(zip(model.layers, model.unpack(w0), strict=True)):
-        c = layer.c_w
-        cb = layer.c_b if layer.bias else 0.0
+
+    def __init__(self, model: MLP, X: Array, w0: Array) -> None:
+        A0 = np.asarray(X, dtype=np.float64)  # a^(l-1) at w0, n x fan_in
+        self.n, self.depth = A0.shape[0], model.depth
+        self.act = model.activation
+        self.layers: list[_DeepLayer] = []
+        for idx, (layer, (W0, b0)) in enumerate(zip(model.layers, model.unpack(w0), strict=True)):
+            last = idx == model.depth
+            self.layers.append(_DeepLayer(layer, A0, W0, b0, self.act, first=idx == 0, last=last))
+            if last:
+                break
+            A0 = self.layers[-1].A_next
+
+    def __call__(self, radius: float) -> float:
+        R = float(radius)
+        k = self.depth + 1  # number of weight layers, the length of eta
+        delta = np.zeros(self.n)  # delta_i >= ||a_i^(l-1)(xi) - a_i^(l-1)(w0)|| over the ball
+        p = q = np.zeros(k)
+        S = np.zeros((k, k))
+        u = d2u = np.zeros(0)  # per-unit sup |phi'|, |phi''| of the previous hidden layer
+        for idx, L in enumerate(self.layers):
+            c = L.c
+            g = L.G_op + c * float(np.linalg.norm(delta))
+            anorm = L.anorm + delta  # >= ||a_i^(l-1)(xi)||
+            rows = np.sqrt((c * anorm) ** 2 + L.cb**2)  # >= ||(c a_i^(l-1)(xi), c_b)||
+            e = np.zeros(k)
+            e[idx] = 1.0
+            if idx == 0:
+                p, q = g * e, float(rows.max()) * e
+            else:
+                rho = _opnorm(L.W * u) + R * float(u.max())
+                kappa = float(((L.colnorm + R) * d2u).max())
+                cross = float(u.max()) * (np.outer(e, p) + np.outer(p, e))
+                curv = 0.5 * kappa * (np.outer(p, q) + np.outer(q, p))
+                S = c * (cross + curv + rho * S)
+                p = g * e + c * rho * p
+                q = float(rows.max()) * e + c * rho * q
+            if idx == self.depth:
+                break
+            delta, u, d2u = L.move(R, rows, delta, self.act)
+        top = float(np.linalg.eigvalsh(0.5 * (S + S.T))[-1])
+        return max(top, 0.0) * _ROUNDING
+
+
+class _DeepLayer:
+    """One weight layer of :class:`_DeepBound`: what does not depend on R, computed once."""
+
+    def __init__(
+        self, layer, A0: Array, W0: Array, b0: Array | None, act, *, first: bool, last: bool
+    ) -> None:
+        n = A0.shape[0]
+        self.c = c = layer.c_w
+        self.cb = cb = layer.c_b if layer.bias else 0.0
         G0 = c * A0
         if layer.bias:
             G0 = np.hstack([G0, np.full((n, 1), cb)])
-        g = _opnorm(G0) + c * float(np.linalg.norm(delta))
-        anorm = np.linalg.norm(A0, axis=1) + delta  # >= ||a_i^(l-1)(xi)||
-        rows = np.sqrt((c * anorm) ** 2 + cb**2)  # >= ||(c a_i^(l-1)(xi), c_b)||
-        e = np.zeros(k)
-        e[idx] = 1.0
-        if idx == 0:
-            p, q = g * e, float(rows.max()) * e
-        else:
-            rho = _opnorm(W0 * u) + R * float(u.max())
-            kappa = float(((np.linalg.norm(W0, axis=0) + R) * d2u).max())
-            cross = float(u.max()) * (np.outer(e, p) + np.outer(p, e))
-            curv = 0.5 * kappa * (np.outer(p, q) + np.outer(q, p))
-            S = c * (cross + curv + rho * S)
-            p = g * e + c * rho * p
-            q = float(rows.max()) * e + c * rho * q
-        if idx == model.depth:
-            break
-        # pre-activations at w0 (computed, with a bound on their rounding error) and how far
-        # the exact ones can be from them over the ball, per sample and unit
-        z0, zerr = _preactivations(A0, W0, b0, c, cb)
-        direct = R * rows  # from the layer's own weights
-        spread = direct[:, None] + c * np.linalg.norm(W0, axis=1)[None, :] * delta[:, None] + zerr
-        moved = direct + c * _opnorm(W0) * delta + np.linalg.norm(zerr, axis=1)
-        s1 = act.sup_abs_d1(z0 - spread, z0 + spread)
-        s2 = act.sup_abs_d2(z0 - spread, z0 + spread)
-        A0 = act.fn(z0)
+        self.G_op = _opnorm(G0)
+        self.anorm = np.linalg.norm(A0, axis=1)
+        if not first:
+            self.W = W0
+            self.colnorm = np.linalg.norm(W0, axis=0)
+        if last:
+            return
+        # pre-activations at w0 (computed, with a bound on their rounding error)
+        self.z0, self.zerr = _preactivations(A0, W0, b0, c, cb)
+        self.c_rownorm = c * np.linalg.norm(W0, axis=1)[None, :]
+        self.c_op = c * _opnorm(W0)
+        self.zerr_norm = np.linalg.norm(self.zerr, axis=1)
+        self.A_next = act.fn(self.z0)
         # delta_i >= ||a_i(xi) - A0_i|| with A0 as computed: the move plus phi's rounding
-        aerr = 4 * _EPS * np.abs(A0) + 1e-300
+        self.aerr = 4 * _EPS * np.abs(self.A_next) + 1e-300
+        self.aerr_norm = np.linalg.norm(self.aerr, axis=1)
+
+    def move(self, R: float, rows: Array, delta: Array, act) -> tuple[Array, Array, Array]:
+        """How far the exact pre-activations can be from z0 over the ball, per sample and
+        unit, and from it the next layer's delta and per-unit sup |phi'|, |phi''|."""
+        direct = R * rows  # from the layer's own weights
+        spread = direct[:, None] + self.c_rownorm * delta[:, None] + self.zerr
+        moved = direct + self.c_op * delta + self.zerr_norm
+        s1, s2 = act.sup_abs_d1_d2(self.z0 - spread, self.z0 + spread)
         delta = np.minimum(
-            np.linalg.norm(s1 * spread + aerr, axis=1),
-            s1.max(axis=1) * moved + np.linalg.norm(aerr, axis=1),
+            np.linalg.norm(s1 * spread + self.aerr, axis=1),
+            s1.max(axis=1) * moved + self.aerr_norm,
         )
-        u, d2u = s1.max(axis=0), s2.max(axis=0)
-    top = float(np.linalg.eigvalsh(0.5 * (S + S.T))[-1])
-    return max(top, 0.0) * _ROUNDING
+        return delta, s1.max(axis=0), s2.max(axis=0)
 
 
 def _preactivations(
