@@ -61,13 +61,15 @@ class Activation:
         lo, hi, unknown = _widen(lo, hi)
         joint = _JOINT.get(self.name)
         with np.errstate(all="ignore"):
-            lo_c, hi_c = _clip(lo), _clip(hi)
+            owned = self.d1_critical is not None and self.d2_critical is not None
+            lo_c, hi_c = _clip(lo, owned), _clip(hi, owned)
             if joint is not None and joint[0] is self.d1 and joint[1] is self.d2:
                 (a1, a2), (b1, b2) = joint[2](lo_c), joint[2](hi_c)
+                ends1, ends2 = _abs_max(a1, b1), _abs_max(a2, b2)  # fresh arrays: in place
             else:
                 a1, a2, b1, b2 = self.d1(lo_c), self.d2(lo_c), self.d1(hi_c), self.d2(hi_c)
-            ends1 = np.maximum(np.abs(a1), np.abs(b1))
-            ends2 = np.maximum(np.abs(a2), np.abs(b2))
+                ends1 = np.maximum(np.abs(a1), np.abs(b1))
+                ends2 = np.maximum(np.abs(a2), np.abs(b2))
         return (
             _finish(self.d1, ends1, lo, hi, unknown, self.d1_critical, 0.0),
             _finish(self.d2, ends2, lo, hi, unknown, self.d2_critical, 0.5 * math.pi),
@@ -100,7 +102,8 @@ def _sup_abs(
 ) -> Array:
     lo, hi, unknown = _widen(lo, hi)
     with np.errstate(all="ignore"):
-        ends = np.maximum(np.abs(g(_clip(lo))), np.abs(g(_clip(hi))))
+        owned = critical is not None
+        ends = np.maximum(np.abs(g(_clip(lo, owned))), np.abs(g(_clip(hi, owned))))
     return _finish(g, ends, lo, hi, unknown, critical, shift)
 
 
@@ -110,14 +113,32 @@ def _widen(lo: Array, hi: Array) -> tuple[Array, Array, Array]:
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     unknown = np.isnan(lo) | np.isnan(hi)
-    lo = lo - 4 * _EPS * np.abs(lo)
-    hi = hi + 4 * _EPS * np.abs(hi)
+    if lo.ndim and hi.ndim and lo.shape == hi.shape:  # the same values, fewer temporaries
+        t, u = np.abs(lo), np.abs(hi)
+        t *= 4 * _EPS
+        u *= 4 * _EPS
+        lo, hi = np.subtract(lo, t, out=t), np.add(hi, u, out=u)
+    else:
+        lo = lo - 4 * _EPS * np.abs(lo)
+        hi = hi + 4 * _EPS * np.abs(hi)
     if unknown.any():
         lo, hi = np.where(unknown, 0.0, lo), np.where(unknown, 0.0, hi)
     return lo, hi, unknown
 
 
-def _clip(z: Array) -> Array:
+def _abs_max(a: Array, b: Array) -> Array:
+    """max(|a|, |b|), overwriting a and b when they are arrays of one shape."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim and a.shape == b.shape:
+        np.abs(a, out=a)
+        return np.maximum(a, np.abs(b, out=b), out=a)
+    return np.maximum(np.abs(a), np.abs(b))
+
+
+def _clip(z: Array, owned: bool = False) -> Array:
+    """z clipped to +-_CLIP; in place when the caller owns z and no later test can tell
+    (the critical points all lie well inside +-_CLIP; sin's peak count needs z unclipped)."""
+    if owned and isinstance(z, np.ndarray) and z.ndim:
+        return np.clip(z, -_CLIP, _CLIP, out=z)
     return np.clip(z, -_CLIP, _CLIP)
 
 
@@ -141,12 +162,19 @@ def _finish(
         best = np.where(inside, 1.0, ends)
         top = 1.0
     else:
-        best = ends
+        best = ends  # owned by the caller's computation: updated in place
         top = float(np.max(np.abs(g(np.array([*critical, -1e3, 1e3])))))
         for c in critical:
             inside = (lo <= c) & (c <= hi)
-            best = np.where(inside, np.maximum(best, abs(float(g(np.array(c))))), best)
-    best = best * (1.0 + 16 * _EPS)
+            peak = abs(float(g(np.array(c))))
+            if isinstance(best, np.ndarray) and best.ndim:
+                np.maximum(best, peak, out=best, where=inside)
+            else:
+                best = np.where(inside, np.maximum(best, peak), best)
+    if isinstance(best, np.ndarray) and best.ndim:
+        best *= 1.0 + 16 * _EPS
+    else:
+        best = best * (1.0 + 16 * _EPS)
     best += _ABS_FLOOR * top
     bad = unknown | np.isnan(best)
     return np.where(bad, np.inf, best) if bad.any() else np.asarray(best)
