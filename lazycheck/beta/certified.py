@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,10 @@ from lazycheck.beta.estimate import radius_consistent as _consistent
 from lazycheck.models.base import Model
 from lazycheck.models.mlp import MLP
 from lazycheck.models.wrappers import CenteredModel, SymmetricModel
+
+if TYPE_CHECKING:
+    from lazycheck.models.activations import Activation
+    from lazycheck.models.mlp import _Layer
 
 __all__ = ["certified_beta", "certified_beta_auto", "jacobian_is_constant"]
 
@@ -321,7 +326,15 @@ class _DeepLayer:
     """One weight layer of :class:`_DeepBound`: what does not depend on R, computed once."""
 
     def __init__(
-        self, layer, A0: Array, W0: Array, b0: Array | None, act, *, first: bool, last: bool
+        self,
+        layer: _Layer,
+        A0: Array,
+        W0: Array,
+        b0: Array | None,
+        act: Activation,
+        *,
+        first: bool,
+        last: bool,
     ) -> None:
         n = A0.shape[0]
         self.c = c = layer.c_w
@@ -346,7 +359,9 @@ class _DeepLayer:
         self.aerr = 4 * _EPS * np.abs(self.A_next) + 1e-300
         self.aerr_norm = np.linalg.norm(self.aerr, axis=1)
 
-    def move(self, R: float, rows: Array, delta: Array, act) -> tuple[Array, Array, Array]:
+    def move(
+        self, R: float, rows: Array, delta: Array, act: Activation
+    ) -> tuple[Array, Array, Array]:
         """How far the exact pre-activations can be from z0 over the ball, per sample and
         unit, and from it the next layer's delta and per-unit sup |phi'|, |phi''|."""
         direct = R * rows  # from the layer's own weights
