@@ -66,7 +66,7 @@ from lazycheck.jsonio import atomic_write
 from lazycheck.linear_flow import linear_flow
 from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
-from lazycheck.spec import FlowSpec
+from lazycheck.spec import MAX_TIMES, FlowSpec
 from lazycheck.spectrum import Spectrum, jacobian_spectrum
 
 if TYPE_CHECKING:
@@ -397,6 +397,8 @@ def simulate(
     alpha, method = float(fs.alpha), fs.method
     if method not in ("auto", EXP_METHOD, *SCIPY_METHODS, "gd"):
         raise LazycheckError(f"unknown method {method!r}")
+    _refuse_non_smooth(problem, method)
+    _require_memory(problem, fs)
     y = np.asarray(problem.y, dtype=np.float64)
     w0 = np.asarray(problem.w0, dtype=np.float64)
     lin0 = problem.linearize(w0)
@@ -409,6 +411,7 @@ def simulate(
     if method == "auto":
         method, fs, note = _resolve_auto(problem, fs, alpha, lam_max)
     t_end, rule = _horizon(fs, alpha, sigma_min, spec.ok, spec.message)
+    _check_horizon(t_end, alpha, spec)
     t = _time_grid(t_end, alpha, lam_max, fs.n_times)
     gd_limit: float | None = None
     lr: float | None = None
@@ -636,6 +639,55 @@ def _resolve_auto(
     return "gd", dataclasses.replace(fs, method="gd", lr=lr), note
 
 
+def _refuse_non_smooth(problem: Problem, method: str) -> None:
+    """An ODE method on a non-smooth model cannot succeed: its Jacobian jumps where a unit
+    switches, the flow slides along the switch and the step size collapses (the run would
+    spend its whole step budget, minutes, before failing). Refused up front."""
+    if problem.model.smooth or method in ("auto", "gd"):
+        return
+    raise LazycheckError(
+        f"--method / [flow].method = {method}: the model ({problem.model.describe()}) is not "
+        "smooth, so its gradient flow has no ODE solution that an integrator's error control "
+        "can follow (the Jacobian jumps where a unit switches); use --method gd with --lr, "
+        "or auto (gradient descent at half the stability limit)"
+    )
+
+
+def _require_memory(problem: Problem, fs: FlowSpec) -> None:
+    """Refuse a run whose dense kernel or recorded trajectories would not fit."""
+    from lazycheck.resources import FLOAT_BYTES, require, require_kernel
+
+    require_kernel(problem.n, "simulate (the linear flow and the integrator decompose K)")
+    m = fs.n_times + 1
+    require(
+        FLOAT_BYTES * m * (problem.n + 4 * len(GRID_FIELDS)),
+        f"the recorded trajectories ([flow].n_times = {fs.n_times} times, n = {problem.n})",
+        "reduce [flow].n_times",
+    )
+
+
+def _check_horizon(t_end: float, alpha: float, spectrum: Spectrum) -> None:
+    """Refuse a horizon past the time at which every mode of the flow that moves at all has
+    decayed by e^-DECAY_MAX: the bound L0 exp(-alpha^2 sigma_min^2 t / 2) has underflowed to
+    0, the losses sit at their rounding floor, and the integrator would only spend steps (its
+    budget, a minute or more) to show nothing new."""
+    from lazycheck.spec import DECAY_MAX
+
+    s = np.asarray(getattr(spectrum, "singular_values", [spectrum.sigma_min]), dtype=float)
+    moving = s[s > getattr(spectrum, "tol", 0.0)]
+    if moving.size == 0:
+        return  # J0 = 0: nothing moves, any horizon is cheap
+    rate = alpha**2 * float(moving.min()) ** 2 / 2.0
+    if rate > 0 and rate * t_end > DECAY_MAX:
+        t_max = DECAY_MAX / rate
+        raise LazycheckError(
+            f"--horizon / [flow].horizon = {t_end:.6g}: by t = {t_max:.6g} the slowest mode of "
+            f"the flow has decayed by e^-{DECAY_MAX:g} (alpha^2 sigma^2 t / 2 = {DECAY_MAX:g} "
+            f"for its sigma = {float(moving.min()):.3g}; Theorem 2's bound underflows to 0), so "
+            f"a longer run shows nothing more; give a horizon <= {t_max:.6g}"
+        )
+
+
 def _apply_overrides(problem: Problem, overrides: dict[str, Any]) -> Problem:
     o = {k: v for k, v in overrides.items() if v is not None}
     if not o:
@@ -647,8 +699,12 @@ def _apply_overrides(problem: Problem, overrides: dict[str, Any]) -> Problem:
     if extra:
         for key, low in (("n_times", 10), ("checkpoints", 2)):
             v = extra.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
-                raise LazycheckError(f"{key}: must be an integer >= {low}, got {v!r}")
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int) or not low <= v <= MAX_TIMES
+            ):
+                raise LazycheckError(
+                    f"{key}: must be an integer in [{low}, {MAX_TIMES}], got {v!r}"
+                )
         spec = dataclasses.replace(spec, flow=dataclasses.replace(spec.flow, **extra))
     return dataclasses.replace(problem, spec=spec)
 

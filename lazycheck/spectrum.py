@@ -89,6 +89,9 @@ def jacobian_spectrum(
         tol = max(n, p) * _EPS * smax
         err = tol
     elif method == "kernel":
+        from lazycheck.resources import require_kernel
+
+        require_kernel(n, "sigma_min, sigma_max from the tangent kernel")
         lam = np.linalg.eigvalsh(lin.kernel())[::-1]
         smax = math.sqrt(max(float(lam[0]), 0.0))
         s = np.sqrt(np.clip(lam, 0.0, None))
