@@ -17,6 +17,7 @@ and written atomically; the suffix of the path (.png, .svg or .pdf) picks the fo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,13 +29,19 @@ from lazycheck.jsonio import atomic_write
 if TYPE_CHECKING:
     from lazycheck.simulate import SimulationResult
 
-__all__ = ["PLOT_SUFFIXES", "plot_run"]
+__all__ = ["PLOT_SUFFIXES", "figure_writer", "plot_run"]
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def plot_run(result: SimulationResult, path: str | Path) -> None:
     """Draw the three panels of the module docstring to ``path`` (.png, .svg or .pdf)."""
+    atomic_write(path, figure_writer(result, path))
+
+
+def figure_writer(result: SimulationResult, path: str | Path) -> Callable[[Path], None]:
+    """Draw the figure now; return a function writing it, in the format of ``path``'s
+    suffix, to the path it is given (for an output transaction)."""
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in PLOT_SUFFIXES:
@@ -49,7 +56,7 @@ def plot_run(result: SimulationResult, path: str | Path) -> None:
         with tmp.open("wb") as fh:
             fig.savefig(fh, format=fmt, dpi=130, metadata=_metadata(fmt))
 
-    atomic_write(target, write)
+    return write
 
 
 # ----------------------------------------------------------------------------- helpers

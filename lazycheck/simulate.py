@@ -77,7 +77,9 @@ __all__ = [
     "ARRAY_FIELDS",
     "GRID_FIELDS",
     "SimulationResult",
+    "csv_text",
     "load_npz",
+    "npz_writer",
     "save_csv",
     "save_npz",
     "simulate",
@@ -504,6 +506,12 @@ def simulate(
 
 def save_npz(result: SimulationResult, problem: Problem, path: str | Path) -> None:
     """Write the run (data, w0, constants, every array) to a .npz file, atomically."""
+    atomic_write(path, npz_writer(result, problem))
+
+
+def npz_writer(result: SimulationResult, problem: Problem) -> Callable[[Path], None]:
+    """A function writing the .npz file of :func:`save_npz` to the path it is given (for an
+    output transaction, :class:`lazycheck.outputs.Outputs`)."""
     arrays: dict[str, Any] = {
         "format": np.array(_NPZ_FORMAT),
         "X": np.asarray(problem.X, dtype=np.float64),
@@ -523,7 +531,7 @@ def save_npz(result: SimulationResult, problem: Problem, path: str | Path) -> No
         with tmp.open("wb") as fh:
             np.savez(fh, **arrays)
 
-    atomic_write(path, write)
+    return write
 
 
 def load_npz(path: str | Path) -> SimulationResult:
@@ -561,6 +569,11 @@ def save_csv(result: SimulationResult, path: str | Path) -> None:
     """Write one row per grid time (``jdiff`` only on checkpoint rows), atomically.
 
     Numbers are written with 17 significant digits, so they parse back exactly."""
+    atomic_write(path, csv_text(result))
+
+
+def csv_text(result: SimulationResult) -> str:
+    """The text of :func:`save_csv`."""
     cols = ("t", "tau", *GRID_FIELDS[1:], "jdiff")
     jd = {float(tc): float(v) for tc, v in zip(result.t_check, result.jdiff, strict=True)}
     tau = result.tau
@@ -572,7 +585,7 @@ def save_csv(result: SimulationResult, path: str | Path) -> None:
         row = [ti, float(tau[i]), *(float(getattr(result, c)[i]) for c in GRID_FIELDS[1:])]
         row.append(jd.get(ti, math.nan))
         writer.writerow([_num(v) for v in row])
-    atomic_write(path, buf.getvalue())
+    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- helpers

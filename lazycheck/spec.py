@@ -634,11 +634,12 @@ def _show(v: Any) -> str:
 
 
 def _between(low: int, high: int, why: str) -> Callable[[int], str | None]:
-    return lambda v: (
-        None
-        if low <= v <= high
-        else f"must be an integer in [{low}, {high}] ({why}), got {_show(v)}"
-    )
+    def check(v: int) -> str | None:
+        if v < low:
+            return f"must be >= {low}, got {v}"
+        return None if v <= high else f"must be <= {high} ({why}), got {_show(v)}"
+
+    return check
 
 
 def _at_least(k: int) -> Callable[[int], str | None]:

@@ -19,6 +19,7 @@ from lazycheck.cli._app import (
     ThreadsOpt,
     app,
     beta_value,
+    declare_outputs,
     emit,
     guard,
     print_rich,
@@ -56,11 +57,12 @@ def bound(
         beta=beta_value(beta),
         settings=settings_of(set_),
     )
+    outputs = declare_outputs(spec, prob, (output, "-o", None))
     with progress(not no_progress) as bar:
         report = compute_bound(prob, progress=bar)
     if format is BoundFormat.json:
         from lazycheck.jsonio import dumps
 
-        emit(dumps(report.to_dict()), output)
+        emit(dumps(report.to_dict()), output, outputs)
     else:
-        print_rich(report.render, output)
+        print_rich(report.render, output, outputs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,14 +18,20 @@ from lazycheck.cli._app import (
     SpecArg,
     ThreadsOpt,
     app,
-    check_output_suffix,
+    declare_outputs,
     emit,
     fail,
     guard,
+    plain_text,
     print_rich,
     runtime,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from lazycheck.outputs import Outputs
+    from lazycheck.problem import Problem
+    from lazycheck.simulate import SimulationResult
 
 
 @app.command()
@@ -71,9 +77,6 @@ def simulate(
     from lazycheck.problem import load_problem
     from lazycheck.simulate import simulate as run_simulation
 
-    check_output_suffix(save, (".npz",), "--save")
-    check_output_suffix(csv, (".csv",), "--csv")
-    check_output_suffix(plot, (".png", ".svg", ".pdf"), "--plot")
     prob = load_problem(
         spec,
         alpha=alpha,
@@ -87,25 +90,65 @@ def simulate(
         decay=decay,
         lr=lr,
     )
+    from lazycheck.plotting import PLOT_SUFFIXES
+
+    outputs = declare_outputs(
+        spec,
+        prob,
+        (save, "--save", (".npz",)),
+        (csv, "--csv", (".csv",)),
+        (plot, "--plot", PLOT_SUFFIXES),
+        (output, "-o", None),
+    )
     with progress(not no_progress) as bar:
         result = run_simulation(prob, progress=bar)
+    if not result.success:  # nothing is written; the report (if on stdout) says how far it got
+        if output is None:
+            _print(result, format)
+        fail(result.message)
+    with outputs.transaction():  # all or none: a failure below leaves every file as it was
+        _stage_outputs(result, prob, outputs, save=save, csv=csv, plot=plot)
+        if output is not None:
+            outputs.stage("-o", _report_text(result, format))
+        outputs.commit()
+    if output is None:
+        _print(result, format)
+
+
+def _stage_outputs(
+    result: SimulationResult,
+    prob: Problem,
+    outputs: Outputs,
+    *,
+    save: Path | None,
+    csv: Path | None,
+    plot: Path | None,
+) -> None:
+    """Render ``--save``, ``--csv`` and ``--plot`` to their temporary files."""
     if save is not None:
-        from lazycheck.simulate import save_npz
+        from lazycheck.simulate import npz_writer
 
-        save_npz(result, prob, save)
+        outputs.stage("--save", npz_writer(result, prob))
     if csv is not None:
-        from lazycheck.simulate import save_csv
+        from lazycheck.simulate import csv_text
 
-        save_csv(result, csv)
+        outputs.stage("--csv", csv_text(result))
     if plot is not None:
-        from lazycheck.plotting import plot_run
+        from lazycheck.plotting import figure_writer
 
-        plot_run(result, plot)
+        outputs.stage("--plot", figure_writer(result, plot))
+
+
+def _report_text(result: SimulationResult, format: BoundFormat) -> str:
     if format is BoundFormat.json:
         from lazycheck.jsonio import dumps
 
-        emit(dumps(result.to_dict()), output)
+        return dumps(result.to_dict())
+    return plain_text(result.render)
+
+
+def _print(result: SimulationResult, format: BoundFormat) -> None:
+    if format is BoundFormat.json:
+        emit(_report_text(result, format), None)
     else:
-        print_rich(result.render, output)
-    if not result.success:
-        fail(result.message)
+        print_rich(result.render, None)

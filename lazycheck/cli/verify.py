@@ -19,6 +19,7 @@ from lazycheck.cli._app import (
     VerifyFormat,
     app,
     beta_value,
+    declare_outputs,
     emit,
     guard,
     print_rich,
@@ -59,10 +60,11 @@ def verify(
         beta=beta_value(beta),
         settings=settings_of(set_),
     )
+    outputs = declare_outputs(spec, prob, (output, "-o", None))
     with progress(not no_progress) as bar:
         report = run_verify(prob, progress=bar)
     if format is VerifyFormat.table:
-        print_rich(report.render, output)
+        print_rich(report.render, output, outputs)
     else:
         from lazycheck import reports
 
@@ -71,7 +73,7 @@ def verify(
             VerifyFormat.junit: reports.to_junit,
             VerifyFormat.github: reports.to_github,
         }[format](report)
-        emit(text, output)
+        emit(text, output, outputs)
         if format is VerifyFormat.github:
             reports.write_github_summary(report)
     raise typer.Exit(report.exit_code(strict=strict))
