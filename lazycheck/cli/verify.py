@@ -61,6 +61,9 @@ def verify(
         settings=settings_of(set_),
     )
     outputs = declare_outputs(spec, prob, (output, "-o", None))
+    from lazycheck.resources import require_kernel
+
+    require_kernel(prob.n, "verify (the flows and the checks on the ball decompose K)")
     with progress(not no_progress) as bar:
         report = run_verify(prob, progress=bar)
     if format is VerifyFormat.table:
