@@ -719,3 +719,41 @@ def test_memory_hungry_runs_are_refused_under_an_address_space_limit(
 
 def test_memory_limit_from_the_environment(box: Path) -> None:
     check_error_case(box, ["info", box / "s.toml"], ("needs", "64 B"), LAZYCHECK_MEMORY_LIMIT="64")
+
+
+# ----------------------------------------------------------------------------- JUnit reports
+# (reports.py is fixed on another branch; these cases hold the battery's view of the result)
+
+
+def _junit(result: Result):
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(result.stdout)  # raises on invalid XML
+
+
+@pytest.mark.xfail(reason="reports.py: control characters in JUnit (fixed on the ux branch)")
+def test_junit_with_a_control_character_in_the_spec_path_is_valid_xml(box: Path) -> None:
+    odd = box / "a\x01b"
+    odd.mkdir()
+    (odd / "s.toml").write_text(spec_text(), encoding="utf-8")
+    result = invoke(["verify", odd / "s.toml", "-f", "junit", "--no-progress"])
+    assert result.exit_code in (0, 1), result.output
+    suite = _junit(result)
+    assert int(suite.get("tests")) == len(suite.findall("testcase"))
+
+
+@pytest.mark.xfail(reason="reports.py: JUnit counts on solver failure (fixed on the ux branch)")
+def test_junit_counts_the_solver_failure_case(box: Path, monkeypatch) -> None:
+    import lazycheck.simulate as sim
+
+    real = sim.simulate
+
+    def failing(*args, **kwargs):
+        res = real(*args, **kwargs)
+        return dataclasses.replace(res, success=False, status=-1, message="solver gave up")
+
+    monkeypatch.setattr(sim, "simulate", failing)
+    result = invoke(["verify", box / "s.toml", "-f", "junit", "--no-progress"])
+    suite = _junit(result)
+    assert int(suite.get("tests")) == len(suite.findall("testcase")) >= 1
+    assert int(suite.get("errors")) >= 1
