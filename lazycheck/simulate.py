@@ -414,6 +414,7 @@ def simulate(
         method, fs, note = _resolve_auto(problem, fs, alpha, lam_max)
     t_end, rule = _horizon(fs, alpha, sigma_min, spec.ok, spec.message)
     _check_horizon(t_end, alpha, spec)
+    _check_cost(method, alpha**2 * lam_max * t_end, problem)
     t = _time_grid(t_end, alpha, lam_max, fs.n_times)
     gd_limit: float | None = None
     lr: float | None = None
@@ -698,6 +699,41 @@ def _check_horizon(t_end: float, alpha: float, spectrum: Spectrum) -> None:
             f"the flow has decayed by e^-{DECAY_MAX:g} (alpha^2 sigma^2 t / 2 = {DECAY_MAX:g} "
             f"for its sigma = {float(moving.min()):.3g}; Theorem 2's bound underflows to 0), so "
             f"a longer run shows nothing more; give a horizon <= {t_max:.6g}"
+        )
+
+
+#: explicit scipy methods: (stages per step, stability interval on the negative real axis)
+_EXPLICIT = {"RK45": (6, 3.3), "DOP853": (12, 6.0)}
+
+
+def _check_cost(method: str, stiff_time: float, problem: Problem) -> None:
+    """Refuse a scipy run that cannot finish within its evaluation budget or memory.
+
+    An explicit method is stable only for steps h <= c / lambda_max(alpha^2 K) in t (c its
+    stability interval), so it needs at least alpha^2 lambda_max t_end / c steps, each of
+    ``stages`` evaluations, whatever its tolerance: with cond(K) large that is hours. An
+    implicit method forms a dense (p + n) x (p + n) Jacobian and its LU factors."""
+    from lazycheck.flow import SCIPY_MAX_NFEV
+
+    if method in _EXPLICIT:
+        stages, reach = _EXPLICIT[method]
+        need = stages * stiff_time / reach
+        if need > SCIPY_MAX_NFEV:
+            raise LazycheckError(
+                f"--method / [flow].method = {method}: an explicit method needs at least "
+                f"{need:.3g} model evaluations here (stable steps <= {reach:g} / (alpha^2 "
+                f"lambda_max(K0)) over alpha^2 lambda_max t_end = {stiff_time:.3g}), over its "
+                f"budget of {SCIPY_MAX_NFEV}; use --method exp (the default, unaffected by "
+                "stiffness), Radau or BDF, or shorten --horizon"
+            )
+    elif method in ("LSODA", "Radau", "BDF"):
+        from lazycheck.resources import FLOAT_BYTES, require
+
+        size = problem.p + problem.n
+        require(
+            3 * FLOAT_BYTES * size**2,
+            f"--method {method}: its dense Jacobian ({size} x {size}, p + n)",
+            "use --method exp",
         )
 
 

@@ -330,6 +330,11 @@ OPTION_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         ["simulate", "--method", "exp", "--set", "model.activation=relu"],
         ("--method", "not smooth"),
     ),
+    "rk45-hopeless": (
+        ["simulate", "--method", "RK45", "--decay", "700", "--set", "data.n=10"]
+        + ["--set", "data.dim=3", "--set", "model.widths=[20]", "--set", "flow.alpha=100.0"],
+        ("RK45", "explicit method needs at least", "--method exp"),
+    ),
     "method-unknown": (["simulate", "--method", "euler"], ("--method", "'euler'", "exp")),
     "lr-too-large": (["simulate", "--method", "gd", "--lr", "1e9"], ("--lr", "stability limit")),
     "beta-word": (["bound", "--beta", "huge"], ("--beta", "'huge'")),

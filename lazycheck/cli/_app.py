@@ -191,8 +191,8 @@ def guard(fn: F) -> F:
         with _signals_raise(), _quiet_warnings():
             try:
                 return fn(*args, **kwargs)
-            except (typer.Exit, typer.Abort):
-                raise
+            except (typer.Exit, typer.Abort, BrokenPipeError):
+                raise  # a closed stdout (`| head`): Typer exits quietly
             except LazycheckError as exc:
                 fail(str(exc), exc.exit_code)
             except MemoryError:
