@@ -312,6 +312,9 @@ def test_dev_zero_as_spec_is_refused_unread(box: Path) -> None:
 
 # ----------------------------------------------------------------------------- options
 
+# a stiff problem: cond(K0) ~ 1e4, so RK45 needs tens of millions of evaluations
+RK45_SETS = ["--set", "data.n=10", "--set", "data.dim=3", "--set", "model.widths=[20]"]
+RK45_SETS += ["--set", "flow.alpha=100.0"]
 OPTION_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "seed-float": (["bound", "--seed", "1.5"], ("--seed", "'1.5'", "integer", "--help")),
     "alpha-word": (["bound", "--alpha", "foo"], ("--alpha", "'foo'", "number")),
@@ -331,8 +334,7 @@ OPTION_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         ("--method", "not smooth"),
     ),
     "rk45-hopeless": (
-        ["simulate", "--method", "RK45", "--decay", "700", "--set", "data.n=10"]
-        + ["--set", "data.dim=3", "--set", "model.widths=[20]", "--set", "flow.alpha=100.0"],
+        ["simulate", "--method", "RK45", "--decay", "700", *RK45_SETS],
         ("RK45", "explicit method needs at least", "--method exp"),
     ),
     "method-unknown": (["simulate", "--method", "euler"], ("--method", "'euler'", "exp")),
