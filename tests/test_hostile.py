@@ -306,6 +306,18 @@ def test_spec_missing_or_directory(name: str, box: Path) -> None:
     check_error_case(box, ["info", box / name], ("does not exist" if name != "." else "directory",))
 
 
+def test_control_characters_in_a_path_are_escaped_in_the_one_line(box: Path) -> None:
+    odd = box / "bad\x1b[31mname\nx.toml"
+    check_error_case(box, ["info", odd], ("bad\\x1b[31mname", "does not exist"))
+
+
+def test_memory_limit_environment_garbage_is_named(box: Path) -> None:
+    check_error_case(
+        box, ["info", box / "s.toml"], ("LAZYCHECK_MEMORY_LIMIT", "'plenty'"),
+        LAZYCHECK_MEMORY_LIMIT="plenty",
+    )  # fmt: skip
+
+
 def test_dev_zero_as_spec_is_refused_unread(box: Path) -> None:
     check_error_case(box, ["info", "/dev/zero"], ("/dev/zero", "character device"))
 
@@ -497,6 +509,15 @@ def test_two_outputs_on_one_file_are_refused(box: Path) -> None:
         box,
         ["simulate", box / "s.toml", "--save", box / "x.npz", "-o", box / "sub/../x.npz"],
         ("-o", "--save"),
+    )
+
+
+def test_output_below_a_regular_file_is_refused(box: Path) -> None:
+    (box / "f.txt").write_text("keep\n")
+    check_error_case(
+        box,
+        ["bound", box / "s.toml", "-o", box / "f.txt/b.json"],
+        ("-o", "f.txt/b.json", "Not a directory"),
     )
 
 

@@ -93,7 +93,7 @@ class _Group(TyperGroup):
             exc.show()
             code = exc.exit_code
         except UsageError as exc:
-            typer.echo(f"lazycheck: error: {usage_message(exc, argv)}", err=True)
+            typer.echo(f"lazycheck: error: {one_line(usage_message(exc, argv))}", err=True)
             code = EXIT_USAGE
         if not standalone_mode:
             return code
@@ -171,9 +171,15 @@ OutOpt = Annotated[
 
 def fail(message: str, code: int = 2) -> None:
     """One unwrapped line on stderr, then exit."""
-    one_line = " ".join(str(message).split())
-    typer.echo(f"lazycheck: error: {one_line}", err=True)
+    typer.echo(f"lazycheck: error: {one_line(message)}", err=True)
     raise typer.Exit(code)
+
+
+def one_line(message: object) -> str:
+    """``message`` on one line, with control characters (from a file name, say) escaped so
+    that nothing can break the line or drive the terminal."""
+    text = " ".join(str(message).split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def guard(fn: F) -> F:
