@@ -498,6 +498,15 @@ def test_output_over_the_spec_by_another_name_is_refused(box: Path) -> None:
     check_error_case(box, ["bound", box / "s.toml", "-o", box / "hard.toml"], ("input",))
 
 
+@pytest.mark.parametrize("command", ["info", "bound", "simulate", "verify", "kernel"])
+def test_every_command_refuses_to_write_over_its_spec(command: str, box: Path) -> None:
+    if command == "info":  # info has no -o: the option is a usage error
+        check_error_case(box, [command, box / "s.toml", "-o", box / "s.toml"], ("-o",))
+        return
+    args = [command, box / "s.toml", "-o", box / "s.toml", "--no-progress"]
+    check_error_case(box, args, ("-o", "input of this run"))
+
+
 def test_output_over_a_data_file_is_refused(box: Path) -> None:
     (box / "d.csv").write_text("a,b,y\n1,2,3\n4,5,6\n1,0,1\n", encoding="utf-8")
     spec = _csv_spec(box)
