@@ -154,6 +154,10 @@ def load_problem(
 # ----------------------------------------------------------------------------- helpers
 
 
+#: inputs on which :func:`_require_finite` evaluates the network
+_PROBE_ROWS = 64
+
+
 def _require_model_memory(spec: ModelSpec, n: int, dim: int, origin: str | None) -> None:
     """Refuse a network whose weights or one forward/backward pass would not fit."""
     if spec.kind != "mlp":
@@ -180,7 +184,15 @@ def _require_finite(
     model: Model, w0: np.ndarray, X: np.ndarray, spec: ModelSpec, origin: str | None
 ) -> None:
     """Refuse a model whose outputs or Jacobian at w0 overflow float64: every later number
-    (sigma, beta, L0, the flows) would be inf or NaN and the linear algebra would fail."""
+    (sigma, beta, L0, the flows) would be inf or NaN and the linear algebra would fail.
+
+    Probed on the :data:`_PROBE_ROWS` inputs of largest norm, where pre-activations are
+    largest (a cheap pass however large n is); the centering offset is left out (it is
+    f(w0) itself, and the base model's f(w0) is what would overflow)."""
+    if X.shape[0] > _PROBE_ROWS:
+        X = X[np.argsort(np.einsum("ij,ij->i", X, X))[-_PROBE_ROWS:]]
+    if isinstance(model, CenteredModel):
+        model = model.base
     with np.errstate(all="ignore"):
         lin = model.linearize(w0, X)
         g = lin.vjp(np.ones(X.shape[0]))
