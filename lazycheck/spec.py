@@ -61,6 +61,7 @@ ALPHA_MIN, ALPHA_MAX = 1e-100, 1e100
 MAX_TIMES = 100_000
 MAX_SAMPLES = 100_000
 _PER_EVAL = "each costs a model evaluation"
+_INT64_MAX = 2**63 - 1
 #: decay (the bound's fall, exp(-decay)) beyond which e^-decay underflows float64 to 0
 DECAY_MAX = 700.0
 
@@ -378,6 +379,8 @@ def _get(
     if kind == "int":
         if isinstance(v, bool) or not isinstance(v, int):
             raise LazycheckError(f"{loc}: must be an integer, got {_show(v)}")
+        if abs(v) > _INT64_MAX:
+            raise LazycheckError(f"{loc}: {_show(v)} is too large; at most 2^63 - 1")
     elif kind == "float":
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise LazycheckError(f"{loc}: must be a number, got {_show(v)}")
@@ -605,6 +608,8 @@ def _mode_or_number(
                 f"{', '.join(modes)}"
             ) from None
     least = "> 0" if positive else ">= 0"
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > _INT64_MAX:
+        v = math.inf  # too large for a float: refused below as not finite
     if (
         isinstance(v, bool)
         or not isinstance(v, int | float)
@@ -614,7 +619,7 @@ def _mode_or_number(
     ):
         raise LazycheckError(
             f"{where.key(key)}: must be a finite number {least} or one of {', '.join(modes)}, "
-            f"got {v!r}"
+            f"got {_show(raw[key])}"
         )
     return float(v)
 

@@ -353,6 +353,14 @@ OPTION_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "lr-too-large": (["simulate", "--method", "gd", "--lr", "1e9"], ("--lr", "stability limit")),
     "beta-word": (["bound", "--beta", "huge"], ("--beta", "'huge'")),
     "set-garbage": (["info", "--set", "no-equals"], ("--set", "KEY=VALUE")),
+    "beta-400-digits": (
+        ["bound", "--set", "check.beta=" + "1" * 400],
+        ("check.beta", "400 digits"),
+    ),
+    "subsample-400-digits": (
+        ["info", "--set", "data.subsample=" + "1" * 400],
+        ("data.subsample", "400 digits", "2^63"),
+    ),
     "set-deep": (["info", "--set", "model.widths=" + "[" * 3000 + "]" * 3000], ("--set",)),
     "set-unknown-key": (["info", "--set", "model.depth=3"], ("--set model.depth", "unknown key")),
     "rtol-one": (["simulate", "--rtol", "1"], ("--rtol", "0.1")),
@@ -541,6 +549,11 @@ def test_output_to_a_character_device_is_streamed_not_replaced(box: Path) -> Non
     assert result.exit_code == 0, result.output
     after = os.stat("/dev/null")
     assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_output_to_a_full_device_is_one_line(box: Path) -> None:
+    check_error_case(box, ["bound", box / "s.toml", "-o", "/dev/full"], ("-o /dev/full", "space"))
 
 
 def test_output_to_a_fifo_without_reader_fails_without_hanging(box: Path) -> None:
