@@ -223,7 +223,9 @@ def build_context(
     R = beta_est.radius if beta_est else math.nan
     ball = min(B, R) if math.isfinite(R) else B  # Lemma 6 holds where beta does
     tol = problem.spec.check.tolerance
-    rtol, rtol_lin, atol = default_tolerances(problem.spec.flow.rtol, L0, safe_norm(problem.y))
+    rtol, rtol_lin, atol = default_tolerances(
+        problem.spec.flow.rtol, L0, safe_norm(problem.y)
+    )
     if tol is not None:
         rtol = rtol_lin = tol
     empty = np.empty(0)
