@@ -95,6 +95,9 @@ class _Group(TyperGroup):
         except UsageError as exc:
             typer.echo(f"lazycheck: error: {one_line(usage_message(exc, argv))}", err=True)
             code = EXIT_USAGE
+        except typer.Abort:  # end of input at a prompt
+            typer.echo("lazycheck: error: aborted", err=True)
+            code = EXIT_INTERRUPTED
         if not standalone_mode:
             return code
         sys.exit(code)
