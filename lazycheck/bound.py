@@ -28,6 +28,7 @@ from lazycheck.beta import (
     critical_radius,
     sampled_beta,
 )
+from lazycheck.display import Displayable
 from lazycheck.hypothesis import (
     AlphaSolution,
     b_lin,
@@ -42,9 +43,9 @@ from lazycheck.jsonio import encode_float
 from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spectrum import Spectrum, jacobian_spectrum
+from lazycheck.status import BoundStatus
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.progress import Progress
 
 __all__ = ["BOUND_SCHEMA_VERSION", "BoundReport", "Quantity", "compute_bound"]
@@ -72,7 +73,7 @@ class Quantity:
 
 
 @dataclass(frozen=True)
-class BoundReport:
+class BoundReport(Displayable):
     """The result of ``lazycheck bound``.
 
     Attributes:
@@ -91,7 +92,7 @@ class BoundReport:
     n: int
     p: int
     alpha: float
-    status: str
+    status: BoundStatus
     message: str
     quantities: tuple[Quantity, ...]
     spectrum: Spectrum = field(repr=False)
@@ -163,8 +164,26 @@ class BoundReport:
             "quantities": {q.name: q.to_dict() for q in self.quantities},
         }
 
-    def render(self, console: Console) -> None:
-        """Print the table and the verdict."""
+    def __repr__(self) -> str:
+        return self._short_repr()
+
+    def _repr_fields(self) -> dict[str, Any]:
+        sol = self.solutions.get(self.beta_basis)
+        return {
+            "spec": self.spec,
+            "alpha": self.alpha,
+            "alpha_min": sol.alpha_min if sol else math.nan,
+            "beta_basis": self.beta_basis,
+            "status": self.status,
+            "message": self.message,
+        }
+
+    def verdict_line(self) -> str:
+        """The one verdict line (what ``--quiet`` prints)."""
+        return f"verdict: {self.message}"
+
+    def _renderables(self) -> list[Any]:
+        """The table, the notes and the verdict."""
         from rich.table import Table
         from rich.text import Text
 
@@ -180,14 +199,13 @@ class BoundReport:
             if q.formula.startswith("= "):
                 continue  # alias rows (beta, alpha_min, B) exist for the JSON schema
             table.add_row(Text(q.name), _fmt(q.value), Text(q.kind), Text(q.formula))
-        console.print(table)
-        for q in self.quantities:
-            if q.note:
-                console.print(f"  {q.name}: {q.note}", highlight=False, markup=False)
+        out: list[Any] = [table]
+        out += [Text(f"  {q.name}: {q.note}") for q in self.quantities if q.note]
         style = "bold green" if self.status == "applies" else "bold yellow"
         if self.status in ("infeasible", "assumption_fails"):
             style = "bold red"
-        console.print(f"verdict: {self.message}", style=style, highlight=False, markup=False)
+        out.append(Text(self.verdict_line(), style=style))
+        return out
 
 
 def compute_bound(

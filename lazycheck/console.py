@@ -1,6 +1,7 @@
 """Rich consoles: results to stdout, progress and diagnostics to stderr.
 
-Both honour ``NO_COLOR`` (rich reads it) and plain output when not a terminal.
+Both honour ``NO_COLOR`` (rich reads it) and plain output when not a terminal, and ``COLUMNS``
+for their width (120 when it is unset and the output is piped).
 """
 
 from __future__ import annotations
@@ -14,21 +15,33 @@ if TYPE_CHECKING:  # rich is imported lazily by callers that print
     from rich.console import Console
     from rich.progress import Progress
 
-__all__ = ["progress", "stderr_console", "stdout_console"]
+__all__ = ["PIPE_WIDTH", "console_width", "progress", "stderr_console", "stdout_console"]
+
+PIPE_WIDTH = 120
+"""Width of piped output when ``COLUMNS`` is not set."""
 
 
 def stdout_console() -> Console:
     """A console for results on stdout (wide enough for tables when piped)."""
     from rich.console import Console
 
-    return Console(width=None if os.isatty(1) else 120, soft_wrap=False)
+    return Console(width=console_width(1), soft_wrap=False)
 
 
 def stderr_console() -> Console:
     """A console for progress and diagnostics on stderr."""
     from rich.console import Console
 
-    return Console(stderr=True, width=None if os.isatty(2) else 120)
+    return Console(stderr=True, width=console_width(2))
+
+
+def console_width(fd: int) -> int | None:
+    """The width for output on ``fd``: ``COLUMNS`` when set (a positive integer), else the
+    terminal's (``None``: rich asks it), else 120 when piped."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if os.isatty(fd) else PIPE_WIDTH
 
 
 @contextmanager

@@ -1,99 +1,197 @@
 """Machine-readable reports of ``lazycheck verify``: JSON, JUnit XML and GitHub annotations.
 
-* JSON: schema ``lazycheck/schemas/verify.schema.json`` (``schema_version`` 1). Non-finite
-  numbers are the strings ``"inf"``, ``"-inf"``, ``"nan"``.
-* JUnit: one ``<testcase>`` per check in one ``<testsuite name="lazycheck verify">``; ``fail``
-  is a ``<failure>``; ``skipped``, ``unguaranteed`` and ``unmet`` are ``<skipped>`` with the
-  reason (so CI gates on real failures only; ``--strict`` still exits 1 on unmet).
+Every function takes one :class:`~lazycheck.verify.VerifyReport` or a sequence of them (one per
+spec of ``lazycheck verify a.toml b.toml dir/``). Every format prints, for each check, the
+relation actually tested: ``observed <sense> bound`` with the check's own ``sense`` (``<=``,
+``>=``, ...), so a reader never sees "12 <= 10 pass".
+
+* JSON: one report gives the report of ``lazycheck/schemas/verify.schema.json``
+  (``schema_version`` 1); several give ``{"schema": "lazycheck.verify_many",
+  "schema_version": 1, "exit_code", "exit_code_strict", "counts", "reports": [...]}`` with one
+  such report per spec. Non-finite numbers are the strings ``"inf"``, ``"-inf"``, ``"nan"``.
+* JUnit: one ``<testsuite>`` per spec, named by the spec path (several inside one
+  ``<testsuites>``); one ``<testcase>`` per check. ``fail`` is a ``<failure>``; ``skipped``,
+  ``unguaranteed`` and ``unmet`` are ``<skipped>`` with the reason (so CI gates on real
+  failures only; ``--strict`` still exits 1 on unmet); a solver failure is one
+  ``<testcase>`` with an
+  ``<error>``. Characters XML 1.0 cannot hold (control characters of a path) are written as
+  ``\\xNN`` escapes.
 * GitHub: workflow commands (``::error``, ``::warning``, ``::notice``) on stdout, and a
-  Markdown table appended to ``$GITHUB_STEP_SUMMARY`` when that variable is set.
+  Markdown table per spec appended to ``$GITHUB_STEP_SUMMARY`` when that variable is set.
+
+The JSON dict itself is built by :meth:`VerifyReport.to_dict` (this module imports
+:mod:`lazycheck.verify` only for type checking: no import cycle).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
 from lazycheck._version import __version__
-from lazycheck.jsonio import dumps, encode_float
+from lazycheck.jsonio import dumps
 
 if TYPE_CHECKING:
+    from lazycheck.checks import Check
     from lazycheck.verify import VerifyReport
 
 __all__ = [
-    "VERIFY_SCHEMA_VERSION",
+    "MANY_SCHEMA_VERSION",
+    "exit_code",
+    "relation",
     "report_dict",
+    "summary_line",
     "to_github",
     "to_json",
     "to_junit",
     "write_github_summary",
 ]
 
-VERIFY_SCHEMA_VERSION = 1
+MANY_SCHEMA_VERSION = 1
 
 
 def report_dict(report: VerifyReport) -> dict[str, Any]:
-    """The JSON-ready dict of a verify report."""
-    return {
-        "schema": "lazycheck.verify",
-        "schema_version": VERIFY_SCHEMA_VERSION,
-        "lazycheck_version": __version__,
-        "spec": report.spec,
-        "seed": report.seed,
-        "alpha": encode_float(report.alpha),
-        "n": report.n,
-        "p": report.p,
-        "status": report.status,
-        "message": report.message,
-        "exit_code": report.exit_code(),
-        "exit_code_strict": report.exit_code(strict=True),
-        "counts": report.counts(),
-        "lazy_gap": encode_float(report.lazy_gap),
-        "flow": {
-            "method": report.simulation.method if report.simulation is not None else "",
-            "note": report.flow_note,
-        },
-        "tolerances": {k: encode_float(v) for k, v in report.tolerances.items()},
-        "beta_basis": report.bound.beta_basis,
-        "checks": [
-            {
-                "id": c.id,
-                "title": c.title,
-                "role": c.role,
-                "formula": c.formula,
-                "status": c.status,
-                "held": c.held,
-                "observed": encode_float(c.observed),
-                "bound": encode_float(c.bound),
-                "sense": c.sense,
-                "margin": encode_float(c.margin),
-                "tolerance": encode_float(c.tolerance),
-                "at": encode_float(c.at),
-                "requires": list(c.requires),
-                "basis": c.basis,
-                "message": c.message,
-            }
-            for c in report.checks
-        ],
-        "bound": report.bound.to_dict(),
-    }
+    """The JSON-ready dict of one verify report (:meth:`VerifyReport.to_dict`)."""
+    return report.to_dict()
 
 
-def to_json(report: VerifyReport) -> str:
-    """Strict JSON text."""
-    return dumps(report_dict(report))
+def relation(c: Check, digits: int = 6) -> str:
+    """The inequality the check tested, e.g. ``observed 0.2 >= bound 0.01457``."""
+    return f"observed {_num(c.observed, digits)} {c.sense} bound {_num(c.bound, digits)}"
 
 
-def to_junit(report: VerifyReport) -> str:
-    """JUnit XML: one test case per check."""
+def exit_code(reports: VerifyReport | Sequence[VerifyReport], strict: bool = False) -> int:
+    """The worst exit code of the reports (2 > 1 > 0)."""
+    return max((r.exit_code(strict=strict) for r in _many(reports)), default=0)
+
+
+def summary_line(reports: VerifyReport | Sequence[VerifyReport], strict: bool = False) -> str:
+    """One line over several specs: how many ended in each status, and the exit code."""
+    many = _many(reports)
+    counts: dict[str, int] = {}
+    for r in many:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    told = ", ".join(f"{v} {k}" for k, v in counts.items())
+    return f"lazycheck verify: {len(many)} specs: {told}; exit code {exit_code(many, strict)}"
+
+
+def to_json(reports: VerifyReport | Sequence[VerifyReport], strict: bool = False) -> str:
+    """Strict JSON text: the report of one spec, or the ``verify_many`` object of several."""
+    many = _many(reports)
+    if len(many) == 1:
+        return dumps(many[0].to_dict())
+    counts: dict[str, int] = {}
+    for r in many:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return dumps(
+        {
+            "schema": "lazycheck.verify_many",
+            "schema_version": MANY_SCHEMA_VERSION,
+            "lazycheck_version": __version__,
+            "exit_code": exit_code(many),
+            "exit_code_strict": exit_code(many, strict=True),
+            "counts": counts,
+            "reports": [r.to_dict() for r in many],
+        }
+    )
+
+
+def to_junit(reports: VerifyReport | Sequence[VerifyReport]) -> str:
+    """JUnit XML: one ``<testsuite>`` per spec inside one ``<testsuites>`` (one spec: the
+    ``<testsuite>`` alone)."""
+    many = _many(reports)
+    if len(many) == 1:
+        return _xml_text(_junit_suite(many[0]))
+    root = ET.Element("testsuites", name="lazycheck verify")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    for report in many:
+        suite = _junit_suite(report)
+        root.append(suite)
+        for k in totals:
+            totals[k] += int(suite.get(k, "0"))
+    for k, v in totals.items():
+        root.set(k, str(v))
+    return _xml_text(root)
+
+
+def to_github(reports: VerifyReport | Sequence[VerifyReport]) -> str:
+    """GitHub Actions workflow commands, one per notable check, and a closing notice per spec."""
+    lines = []
+    for report in _many(reports):
+        where = f"file={_escape_prop(report.spec)},"
+        for c in report.checks:
+            msg = _escape(f"{c.formula}: tested {relation(c)}; {c.message}")
+            title = _escape_prop(f"lazycheck {c.id}: {c.status}")
+            if c.status == "fail":
+                lines.append(f"::error {where}title={title}::{msg}")
+            elif c.status == "unmet" or (c.status == "unguaranteed" and c.held is False):
+                lines.append(f"::warning {where}title={title}::{msg}")
+        if report.status == "error":
+            lines.append(f"::error {where}title=lazycheck solver::{_escape(report.message)}")
+        title = _escape_prop(f"lazycheck verify {report.spec}: {report.status}")
+        lines.append(f"::notice {where}title={title}::{_escape(report.message)}")
+    return "\n".join(lines) + "\n"
+
+
+def github_summary(reports: VerifyReport | Sequence[VerifyReport]) -> str:
+    """The Markdown the step summary gets: per spec, the verdict and a table of the checks."""
+    parts = []
+    for report in _many(reports):
+        rows = [
+            "| check | status | held | observed | relation | bound | margin |",
+            "|---|---|---|---|:---:|---|---|",
+        ]
+        for c in report.checks:
+            held = "-" if c.held is None else ("yes" if c.held else "no")
+            rows.append(
+                f"| `{c.id}` | {c.status} | {held} | {_num(c.observed, 4)} | `{c.sense}` | "
+                f"{_num(c.bound, 4)} | {_num(c.margin, 4)} |"
+            )
+        spec = _md(report.spec)
+        parts.append(
+            f"### lazycheck verify: `{spec}` (alpha = {report.alpha:g}): {report.status}\n\n"
+            f"**{_md(report.message)}**\n\n" + "\n".join(rows) + "\n\n"
+        )
+    return "".join(parts)
+
+
+def write_github_summary(
+    reports: VerifyReport | Sequence[VerifyReport], path: str | None = None
+) -> None:
+    """Append :func:`github_summary` to ``path`` (default ``$GITHUB_STEP_SUMMARY``; nothing
+    happens when neither is set)."""
+    path = path or os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(github_summary(reports))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _many(reports: VerifyReport | Sequence[VerifyReport]) -> list[VerifyReport]:
+    return list(reports) if isinstance(reports, Sequence) else [reports]
+
+
+def _xml_text(root: ET.Element) -> str:
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def _junit_suite(report: VerifyReport) -> ET.Element:
     counts = report.counts()
+    error = report.status == "error"
     suite = ET.Element(
         "testsuite",
-        name="lazycheck verify",
-        tests=str(len(report.checks)),
+        name=_xml(report.spec),
+        tests=str(len(report.checks) + int(error)),
         failures=str(counts["fail"]),
-        errors="1" if report.status == "error" else "0",
+        errors=str(int(error)),
         skipped=str(counts["skipped"] + counts["unguaranteed"] + counts["unmet"]),
     )
     props = ET.SubElement(suite, "properties")
@@ -101,62 +199,48 @@ def to_junit(report: VerifyReport) -> str:
         ("spec", report.spec),
         ("seed", report.seed),
         ("alpha", report.alpha),
+        ("status", report.status),
         ("lazycheck_version", __version__),
         ("verdict", report.message),
     ):
-        ET.SubElement(props, "property", name=k, value=str(v))
-    if report.status == "error":
+        ET.SubElement(props, "property", name=k, value=_xml(str(v)))
+    if error:
         case = ET.SubElement(suite, "testcase", classname="lazycheck.solver", name="simulate")
-        ET.SubElement(case, "error", message=report.message)
+        ET.SubElement(case, "error", message=_xml(report.message), type="solver")
     for c in report.checks:
         case = ET.SubElement(suite, "testcase", classname=f"lazycheck.{c.role}", name=c.id)
-        text = (
-            f"{c.formula}: observed {c.observed:.6g} {c.sense} bound {c.bound:.6g}, "
-            f"margin {c.margin:.4g}; {c.message}"
+        text = _xml(
+            f"{c.formula}: tested {relation(c)}, held "
+            f"{'-' if c.held is None else ('yes' if c.held else 'no')}, "
+            f"margin {_num(c.margin, 4)}; {c.message}"
         )
         if c.status == "fail":
-            ET.SubElement(case, "failure", message=c.message, type="fail").text = text
+            ET.SubElement(case, "failure", message=_xml(c.message), type="fail").text = text
         elif c.status in ("skipped", "unguaranteed", "unmet"):
-            ET.SubElement(case, "skipped", message=f"{c.status}: {c.message}")
+            ET.SubElement(case, "skipped", message=_xml(f"{c.status}: {c.message}"))
         ET.SubElement(case, "system-out").text = text
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, "unicode") + "\n"
+    return suite
 
 
-def to_github(report: VerifyReport) -> str:
-    """GitHub Actions workflow commands, one per notable check, and a closing notice."""
-    spec = report.spec
-    lines = []
-    for c in report.checks:
-        msg = _escape(f"{c.formula}: observed {c.observed:.6g}, bound {c.bound:.6g}; {c.message}")
-        title = _escape_prop(f"lazycheck {c.id}: {c.status}")
-        if c.status == "fail":
-            lines.append(f"::error file={_escape_prop(spec)},title={title}::{msg}")
-        elif c.status == "unmet" or (c.status == "unguaranteed" and c.held is False):
-            lines.append(f"::warning file={_escape_prop(spec)},title={title}::{msg}")
-    if report.status == "error":
-        lines.append(f"::error title=lazycheck solver::{_escape(report.message)}")
-    lines.append(f"::notice title=lazycheck verify::{_escape(report.message)}")
-    return "\n".join(lines) + "\n"
+# XML 1.0 allows tab, newline, carriage return, and the planes below minus surrogates/FFFE/FFFF
+_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def write_github_summary(report: VerifyReport) -> None:
-    """Append a Markdown summary to ``$GITHUB_STEP_SUMMARY`` when running in GitHub Actions."""
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return
-    rows = ["| check | status | observed | bound | margin |", "|---|---|---|---|---|"]
-    for c in report.checks:
-        rows.append(
-            f"| `{c.id}` | {c.status} | {c.observed:.4g} | {c.sense} {c.bound:.4g} | "
-            f"{c.margin:.4g} |"
-        )
-    text = (
-        f"### lazycheck verify: `{report.spec}` (alpha = {report.alpha:g})\n\n"
-        f"**{report.message}**\n\n" + "\n".join(rows) + "\n\n"
-    )
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(text)
+def _xml(s: str) -> str:
+    """``s`` with every character XML 1.0 cannot hold written as a visible escape."""
+    return _XML_BAD.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+
+
+def _num(x: float | None, digits: int) -> str:
+    if x is None or math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.{digits}g}"
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|").replace("`", "'").replace("\n", " ")
 
 
 def _escape(s: str) -> str:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lazycheck.display import Displayable
 from lazycheck.errors import LazycheckError
 from lazycheck.flow import (
     EXP_METHOD,
@@ -68,9 +69,9 @@ from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spec import MAX_TIMES, FlowSpec
 from lazycheck.spectrum import Spectrum, jacobian_spectrum
+from lazycheck.status import SimulationStatus
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.progress import Progress
 
 __all__ = [
@@ -107,7 +108,7 @@ _EXACT = "exact (closed form)"
 
 
 @dataclass(frozen=True)
-class SimulationResult:
+class SimulationResult(Displayable):
     """A run of both flows, like scipy's ``OdeResult``.
 
     Attributes:
@@ -359,9 +360,29 @@ class SimulationResult:
             },
         }
 
-    def render(self, console: Console) -> None:
-        """Print the summary as a rich table."""
+    @property
+    def outcome(self) -> SimulationStatus:
+        """``"success"`` or ``"error"`` (:mod:`lazycheck.status`; ``status`` is scipy's int)."""
+        return "success" if self.success else "error"
+
+    def __repr__(self) -> str:
+        return self._short_repr()
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "alpha": self.alpha,
+            "horizon": self.horizon,
+            "points": len(self.t),
+            "final_loss": float(self.loss[-1]) if len(self.loss) else math.nan,
+            "outcome": self.outcome,
+            "message": self.message,
+        }
+
+    def _renderables(self) -> list[Any]:
+        """The summary as a rich table, the note and the message."""
         from rich.table import Table
+        from rich.text import Text
 
         title = "lazycheck simulate" + ("" if self.success else " (FAILED)")
         table = Table(title=title, show_lines=False)
@@ -370,11 +391,11 @@ class SimulationResult:
         table.add_column("what it is")
         for _key, name, value, kind in self.summary():
             table.add_row(name, _fmt(value), kind)
-        console.print(table)
+        out: list[Any] = [table]
         if self.note:
-            console.print(f"note: {self.note}", markup=False, highlight=False)
-        style = "green" if self.success else "bold red"
-        console.print(self.message, style=style, markup=False, highlight=False)
+            out.append(Text(f"note: {self.note}"))
+        out.append(Text(self.message, style="green" if self.success else "bold red"))
+        return out
 
 
 def simulate(

@@ -30,6 +30,7 @@ from typing import Any
 from lazycheck.errors import LazycheckError
 from lazycheck.files import read_small_text
 from lazycheck.models.activations import ACTIVATIONS
+from lazycheck.suggest import did_you_mean, match_choice
 
 __all__ = [
     "SHORTHANDS",
@@ -355,8 +356,8 @@ def _reject_unknown(raw: Mapping[str, Any], allowed: set[str], where: _Where) ->
         loc = f"[{where.table}]" if where.table else "top level"
         label = where.labels.get(where.dotted(unknown[0]))
         raise LazycheckError(
-            f"{label or where.file}: unknown key {unknown[0]!r} in {loc}; "
-            f"allowed keys: {', '.join(sorted(allowed))}"
+            f"{label or where.file}: unknown key {unknown[0]!r} in {loc}"
+            f"{did_you_mean(unknown[0], allowed)}; allowed keys: {', '.join(sorted(allowed))}"
         )
 
 
@@ -398,8 +399,12 @@ def _get(
     elif kind == "str":
         if not isinstance(v, str):
             raise LazycheckError(f"{loc}: must be a string, got {v!r}")
-        if choices is not None and v not in choices:
-            raise LazycheckError(f"{loc}: {v!r} is not allowed; choose one of {', '.join(choices)}")
+        if choices is not None and match_choice(v, choices) is None:
+            raise LazycheckError(
+                f"{loc}: {v!r} is not allowed{did_you_mean(v, choices)}; "
+                f"choose one of {', '.join(choices)}"
+            )
+        v = v if choices is None else match_choice(v, choices)
     if positive and v <= 0:
         raise LazycheckError(f"{loc}: must be > 0, got {_show(v)}")
     if nonneg and v < 0:
@@ -598,14 +603,14 @@ def _mode_or_number(
         return default
     v = raw[key]
     if isinstance(v, str):
-        if v in modes:
-            return v
+        if match_choice(v, modes) is not None:
+            return match_choice(v, modes)
         try:
             v = float(v)
         except ValueError:
             raise LazycheckError(
-                f"{where.key(key)}: {v!r} is not allowed; give a number >= 0 or one of "
-                f"{', '.join(modes)}"
+                f"{where.key(key)}: {v!r} is not allowed{did_you_mean(v, modes)}; give a "
+                f"number >= 0 or one of {', '.join(modes)}"
             ) from None
     least = "> 0" if positive else ">= 0"
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) > _INT64_MAX:

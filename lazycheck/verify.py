@@ -21,24 +21,30 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lazycheck._version import __version__
 from lazycheck.bound import BoundReport, compute_bound
 from lazycheck.checks import Check, CheckContext, default_tolerances, evaluate_checks
+from lazycheck.display import Displayable
 from lazycheck.hypothesis import safe_norm
+from lazycheck.jsonio import encode_float
 from lazycheck.problem import Problem
+from lazycheck.status import CHECK_STATUSES, Status, VerifyStatus
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import RenderableType
     from rich.progress import Progress
+    from rich.text import Text
 
     from lazycheck.simulate import SimulationResult
 
-__all__ = ["STATUSES", "VerifyReport", "run_verify"]
+__all__ = ["STATUSES", "VERIFY_SCHEMA_VERSION", "VerifyReport", "run_verify"]
 
-STATUSES = ("pass", "fail", "unguaranteed", "skipped", "unmet")
+STATUSES = CHECK_STATUSES
+VERIFY_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
-class VerifyReport:
+class VerifyReport(Displayable):
     """Checks and verdict of ``lazycheck verify``.
 
     Attributes:
@@ -54,7 +60,7 @@ class VerifyReport:
     alpha: float
     n: int
     p: int
-    status: str
+    status: VerifyStatus
     message: str
     checks: tuple[Check, ...]
     lazy_gap: float
@@ -90,8 +96,26 @@ class VerifyReport:
             return 1
         return 0
 
-    def render(self, console: Console) -> None:
-        """A rich table of the checks, fails shown loudly, and the verdict."""
+    @property
+    def outcome(self) -> Status:
+        """The status (the same vocabulary as every result: :mod:`lazycheck.status`)."""
+        return self.status
+
+    def __repr__(self) -> str:
+        return self._short_repr()
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "alpha": self.alpha,
+            "status": self.status,
+            "counts": {k: v for k, v in self.counts().items() if v},
+            "message": self.message,
+        }
+
+    def _renderables(self) -> list[RenderableType]:
+        """A rich table of the checks (the relation each tested), fails shown loudly, and
+        the verdict."""
         from rich.table import Table
         from rich.text import Text
 
@@ -125,36 +149,80 @@ class VerifyReport:
                 Text(c.status.upper() if c.status == "fail" else c.status, style=styles[c.status]),
                 held,
                 _fmt(c.observed),
-                f"{c.sense} {_fmt(c.bound)}" if c.role != "hypothesis" else _fmt(c.bound),
+                f"{c.sense} {_fmt(c.bound)}",
                 _fmt(c.margin),
                 Text(c.message),
             )
-        console.print(table)
-        console.print(
+        out: list[RenderableType] = [table]
+        out.append(
             Text(
                 f"lazy-limit distance sup_t ||alpha f(w(t)) - alpha f0(u(t))|| = "
                 f"{self.lazy_gap:.4g}  (computed, solver rtol {self.tolerances['solver_rtol']:g})"
             )
         )
         if self.flow_note:
-            console.print(Text(f"note: {self.flow_note}"))
+            out.append(Text(f"note: {self.flow_note}"))
+        out.append(self.verdict_text())
+        return out
+
+    def verdict_line(self) -> str:
+        """The one verdict line (what ``--quiet`` prints)."""
         counts = ", ".join(f"{v} {k}" for k, v in self.counts().items() if v)
+        return f"verdict: {self.message}  [{counts}]"
+
+    def verdict_text(self) -> Text:
+        from rich.text import Text
+
         style = {"pass": "bold green", "fail": "bold red", "error": "bold red"}.get(
             self.status, "bold yellow"
         )
-        console.print(Text(f"verdict: {self.message}  [{counts}]", style=style))
+        return Text(self.verdict_line(), style=style)
 
     def to_dict(self) -> dict[str, Any]:
-        from lazycheck.reports import report_dict
+        """The JSON report (schema ``lazycheck/schemas/verify.schema.json``)."""
+        return {
+            "schema": "lazycheck.verify",
+            "schema_version": VERIFY_SCHEMA_VERSION,
+            "lazycheck_version": __version__,
+            "spec": self.spec,
+            "seed": self.seed,
+            "alpha": encode_float(self.alpha),
+            "n": self.n,
+            "p": self.p,
+            "status": self.status,
+            "message": self.message,
+            "exit_code": self.exit_code(),
+            "exit_code_strict": self.exit_code(strict=True),
+            "counts": self.counts(),
+            "lazy_gap": encode_float(self.lazy_gap),
+            "flow": {
+                "method": self.simulation.method if self.simulation is not None else "",
+                "note": self.flow_note,
+            },
+            "tolerances": {k: encode_float(v) for k, v in self.tolerances.items()},
+            "beta_basis": self.bound.beta_basis,
+            "checks": [_check_dict(c) for c in self.checks],
+            "bound": self.bound.to_dict(),
+        }
 
-        return report_dict(self)
 
+def run_verify(
+    problem: Problem,
+    bound: BoundReport | None = None,
+    simulation: SimulationResult | None = None,
+    *,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Compute the constants, run both flows, sample the ball, and evaluate every check.
 
-def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyReport:
-    """Compute the constants, run both flows, sample the ball, and evaluate every check."""
+    ``bound`` (from :func:`~lazycheck.bound.compute_bound`) and ``simulation`` (from
+    :func:`~lazycheck.simulate.simulate`) of the same problem are used as given instead of
+    being computed again.
+    """
     from lazycheck.simulate import simulate
 
-    bound = compute_bound(problem, progress=progress)
+    if bound is None:
+        bound = compute_bound(problem, progress=progress)
     fs = problem.spec.flow
     solver_tol = {"solver_rtol": fs.rtol}
     reason = _no_flow_reason(bound, fs.horizon)
@@ -168,7 +236,9 @@ def run_verify(problem: Problem, *, progress: Progress | None = None) -> VerifyR
             bound.spec, problem.seed, bound.alpha, problem.n, problem.p, status, message,
             checks, math.nan, solver_tol, bound, None, reason,
         )  # fmt: skip
-    sim = simulate(problem, progress=progress, spectrum=bound.spectrum)
+    sim = simulation
+    if sim is None:
+        sim = simulate(problem, progress=progress, spectrum=bound.spectrum)
     flow_note = sim.note
     if not sim.success:
         return VerifyReport(
@@ -223,9 +293,7 @@ def build_context(
     R = beta_est.radius if beta_est else math.nan
     ball = min(B, R) if math.isfinite(R) else B  # Lemma 6 holds where beta does
     tol = problem.spec.check.tolerance
-    rtol, rtol_lin, atol = default_tolerances(
-        problem.spec.flow.rtol, L0, safe_norm(problem.y)
-    )
+    rtol, rtol_lin, atol = default_tolerances(problem.spec.flow.rtol, L0, safe_norm(problem.y))
     if tol is not None:
         rtol = rtol_lin = tol
     empty = np.empty(0)
@@ -346,6 +414,26 @@ def _satisfied(checks: tuple[Check, ...]) -> set[str]:
     """The ids of the hypothesis checks that passed."""
     return {c.id for c in checks if c.role == "hypothesis" and c.status == "pass"} | {
         c.id for c in checks if c.status == "skipped" and c.role == "diagnostic"
+    }
+
+
+def _check_dict(c: Check) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "title": c.title,
+        "role": c.role,
+        "formula": c.formula,
+        "status": c.status,
+        "held": c.held,
+        "observed": encode_float(c.observed),
+        "bound": encode_float(c.bound),
+        "sense": c.sense,
+        "margin": encode_float(c.margin),
+        "tolerance": encode_float(c.tolerance),
+        "at": encode_float(c.at),
+        "requires": list(c.requires),
+        "basis": c.basis,
+        "message": c.message,
     }
 
 

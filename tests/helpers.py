@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from lazycheck.models.base import Model
+
+if TYPE_CHECKING:
+    from lazycheck.verify import VerifyReport
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 def fd_jacobian(model: Model, w: np.ndarray, X: np.ndarray, step: float) -> np.ndarray:
@@ -15,3 +24,13 @@ def fd_jacobian(model: Model, w: np.ndarray, X: np.ndarray, step: float) -> np.n
         e[k] = step
         J[:, k] = (model.forward(w + e, X) - model.forward(w - e, X)) / (2.0 * step)
     return J
+
+
+@functools.cache
+def verified_sample(name: str) -> VerifyReport:
+    """``run_verify`` of ``samples/NAME.toml``, computed once per test session (several
+    modules read the same reports)."""
+    from lazycheck.problem import load_problem
+    from lazycheck.verify import run_verify
+
+    return run_verify(load_problem(SAMPLES / f"{name}.toml"))

@@ -620,7 +620,7 @@ def test_failed_simulate_writes_no_output_and_keeps_old_ones(
 def test_plotting_crash_writes_no_output(box: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import lazycheck.plotting as plotting
 
-    def crash(_result):
+    def crash(*_args):
         raise RuntimeError("the figure could not be drawn")
 
     monkeypatch.setattr(plotting, "_figure", crash)
@@ -772,7 +772,6 @@ def test_memory_limit_from_the_environment(box: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- JUnit reports
-# (reports.py is fixed on another branch; these cases hold the battery's view of the result)
 
 
 def _junit(result: Result):
@@ -781,7 +780,6 @@ def _junit(result: Result):
     return ET.fromstring(result.stdout)  # raises on invalid XML
 
 
-@pytest.mark.xfail(reason="reports.py: control characters in JUnit (fixed on the ux branch)")
 def test_junit_with_a_control_character_in_the_spec_path_is_valid_xml(box: Path) -> None:
     odd = box / "a\x01b"
     odd.mkdir()
@@ -792,7 +790,6 @@ def test_junit_with_a_control_character_in_the_spec_path_is_valid_xml(box: Path)
     assert int(suite.get("tests")) == len(suite.findall("testcase"))
 
 
-@pytest.mark.xfail(reason="reports.py: JUnit counts on solver failure (fixed on the ux branch)")
 def test_junit_counts_the_solver_failure_case(box: Path, monkeypatch) -> None:
     import lazycheck.simulate as sim
 

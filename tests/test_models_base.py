@@ -248,6 +248,11 @@ def test_wrappers_work_on_any_model_not_only_mlps() -> None:
 
 def test_wrappers_describe_themselves_in_terms_of_the_base() -> None:
     base = MLP(D, (4,), "tanh")
-    assert SymmetricModel(base).describe() == f"symmetric pair of {base.describe()}"
+    pair = SymmetricModel(base)
+    half = base.describe().removesuffix(f"p = {base.n_params}")
+    # the pair's p is the p every report counts; each half's is named as such
+    assert pair.describe() == (
+        f"symmetric pair of {half}p = {pair.n_params} (p = {base.n_params} per half)"
+    )
     assert CenteredModel(base, np.zeros(base.n_params)).describe() == f"centered {base.describe()}"
     assert SymmetricModel(base).n_params == 2 * base.n_params

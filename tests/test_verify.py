@@ -10,6 +10,7 @@ from xml.etree import ElementTree as ET
 
 import jsonschema
 import pytest
+from helpers import verified_sample
 
 from lazycheck.problem import load_problem
 from lazycheck.reports import to_github, to_json, to_junit
@@ -24,7 +25,7 @@ def reports() -> dict[str, VerifyReport]:
         "two_layer_tanh", "small_alpha", "narrow_plateau", "wrong_beta", "relu", "p_le_n",
         "uncentered",
     ]  # fmt: skip
-    return {name: run_verify(load_problem(SAMPLES / f"{name}.toml")) for name in names}
+    return {name: verified_sample(name) for name in names}
 
 
 def _schema() -> dict:

@@ -23,6 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from lazycheck._version import __version__
+from lazycheck.cli._conventions import choice_parser
 from lazycheck.errors import LazycheckError
 
 if TYPE_CHECKING:
@@ -32,14 +33,19 @@ __all__ = [
     "AlphaOpt",
     "BetaOpt",
     "BoundFormat",
+    "BoundFormatOpt",
     "DataSeedOpt",
     "MemoryOpt",
+    "NoProgressOpt",
     "OutOpt",
+    "QuietOpt",
     "SeedOpt",
     "SetOpt",
     "SpecArg",
+    "SpecsArg",
     "ThreadsOpt",
     "VerifyFormat",
+    "VerifyFormatOpt",
     "app",
     "beta_value",
     "check_output_suffix",
@@ -107,7 +113,8 @@ app = typer.Typer(
     name="lazycheck",
     help="Check the lazy-training theorem (Theorem 2) on a concrete network and dataset.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     cls=_Group,
@@ -128,6 +135,52 @@ class VerifyFormat(StrEnum):
 
 SpecArg = Annotated[
     Path, typer.Argument(help="The experiment spec (TOML).", show_default=False, metavar="SPEC")
+]
+SpecsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="The experiment spec (TOML). Several specs, and directories (for their *.toml "
+        "files), run in one call.",
+        show_default=False,
+        metavar="SPEC...",
+    ),
+]
+BoundFormatOpt = Annotated[
+    BoundFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        parser=choice_parser(BoundFormat),
+        metavar="table|json",
+        help="Report format on stdout (or in -o FILE): table or json (any case).",
+    ),
+]
+VerifyFormatOpt = Annotated[
+    VerifyFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        parser=choice_parser(VerifyFormat),
+        metavar="table|json|junit|github",
+        help="Report format on stdout (or in -o FILE): table, json, junit or github (GitHub "
+        "workflow annotations, plus the step summary); any case. --junit, --json and --github "
+        "write further reports in the same run.",
+    ),
+]
+NoProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-progress",
+        help="No progress bar (it is drawn on stderr, and only when stderr is a terminal).",
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "-q",
+        "--quiet",
+        help="Print only the verdict line on stdout (files named by options are still written).",
+    ),
 ]
 AlphaOpt = Annotated[
     float | None, typer.Option("--alpha", help="Override [flow].alpha (the output scale).")
@@ -378,17 +431,23 @@ def beta_value(beta: str | None) -> str | float | None:
 
 
 def declare_outputs(
-    spec: Path, problem: Any, *items: tuple[Path | None, str, tuple[str, ...] | None]
+    spec: Path | Sequence[Path],
+    problem: Any,
+    *items: tuple[Path | None, str, tuple[str, ...] | None],
 ) -> Outputs:
     """The run's output files, each ``(path, option, suffixes)``, checked now (before the
-    run): refused if it is an input of the run (the spec, a data file), another output, a
-    directory, or of the wrong type. Written later, all or none (:mod:`lazycheck.outputs`)."""
+    run): refused if it is an input of the run (a spec, a data file; ``spec`` and ``problem``
+    may be lists, one problem per spec), another output, a directory, or of the wrong type.
+    Written later, all or none (:mod:`lazycheck.outputs`)."""
     from lazycheck.outputs import Outputs, input_paths
 
     outputs = Outputs()
     for path, option, suffixes in items:
         outputs.declare(path, option, suffixes)
-    outputs.check_inputs(input_paths(spec, getattr(problem, "spec", None)))
+    specs = list(spec) if isinstance(spec, list | tuple) else [spec]
+    problems = list(problem) if isinstance(problem, list | tuple) else [problem]
+    for one_spec, one_problem in zip(specs, problems, strict=True):
+        outputs.check_inputs(input_paths(one_spec, getattr(one_problem, "spec", None)))
     return outputs
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from lazycheck.cli._app import (
     AlphaOpt,
     BetaOpt,
     BoundFormat,
+    BoundFormatOpt,
     DataSeedOpt,
     MemoryOpt,
+    NoProgressOpt,
     OutOpt,
+    QuietOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
@@ -26,9 +27,10 @@ from lazycheck.cli._app import (
     runtime,
     settings_of,
 )
+from lazycheck.cli._conventions import Command, epilog
 
 
-@app.command()
+@app.command(cls=Command, epilog=epilog("bound"))
 @guard
 def bound(
     spec: SpecArg,
@@ -37,9 +39,10 @@ def bound(
     data_seed: DataSeedOpt = None,
     beta: BetaOpt = None,
     set_: SetOpt = None,
-    format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
+    format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    quiet: QuietOpt = False,
+    no_progress: NoProgressOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
 ) -> None:
@@ -60,9 +63,12 @@ def bound(
     outputs = declare_outputs(spec, prob, (output, "-o", None))
     with progress(not no_progress) as bar:
         report = compute_bound(prob, progress=bar)
-    if format is BoundFormat.json:
-        from lazycheck.jsonio import dumps
+    if output is not None or not quiet:
+        if format is BoundFormat.json:
+            from lazycheck.jsonio import dumps
 
-        emit(dumps(report.to_dict()), output, outputs)
-    else:
-        print_rich(report.render, output, outputs)
+            emit(dumps(report.to_dict()), output, outputs)
+        else:
+            print_rich(report.render, output, outputs)
+    if quiet:
+        typer.echo(report.verdict_line())

@@ -16,9 +16,10 @@ from lazycheck.cli._app import (
     runtime,
     settings_of,
 )
+from lazycheck.cli._conventions import Command, epilog
 
 
-@app.command()
+@app.command(cls=Command, epilog=epilog("info"))
 @guard
 def info(
     spec: SpecArg,

@@ -10,6 +10,7 @@ import typer
 from lazycheck.cli._app import (
     DataSeedOpt,
     MemoryOpt,
+    NoProgressOpt,
     OutOpt,
     SeedOpt,
     SetOpt,
@@ -23,6 +24,7 @@ from lazycheck.cli._app import (
     runtime,
     settings_of,
 )
+from lazycheck.cli._conventions import Command, choice_parser, epilog
 
 
 class KernelFormat(StrEnum):
@@ -30,16 +32,25 @@ class KernelFormat(StrEnum):
     json = "json"
 
 
-@app.command()
+@app.command(cls=Command, epilog=epilog("kernel"))
 @guard
 def kernel(
     spec: SpecArg,
     seed: SeedOpt = None,
     data_seed: DataSeedOpt = None,
     set_: SetOpt = None,
-    format: Annotated[KernelFormat, typer.Option("--format", "-f")] = KernelFormat.table,
+    format: Annotated[
+        KernelFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            parser=choice_parser(KernelFormat),
+            metavar="table|json",
+            help="Report format on stdout (or in -o FILE): table or json (any case).",
+        ),
+    ] = KernelFormat.table,
     output: OutOpt = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    no_progress: NoProgressOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
 ) -> None:

@@ -10,9 +10,12 @@ import typer
 from lazycheck.cli._app import (
     AlphaOpt,
     BoundFormat,
+    BoundFormatOpt,
     DataSeedOpt,
     MemoryOpt,
+    NoProgressOpt,
     OutOpt,
+    QuietOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
@@ -27,14 +30,16 @@ from lazycheck.cli._app import (
     runtime,
     settings_of,
 )
+from lazycheck.cli._conventions import Command, epilog
 
 if TYPE_CHECKING:
     from lazycheck.outputs import Outputs
     from lazycheck.problem import Problem
     from lazycheck.simulate import SimulationResult
+    from lazycheck.verify import VerifyReport
 
 
-@app.command()
+@app.command(cls=Command, epilog=epilog("simulate"))
 @guard
 def simulate(
     spec: SpecArg,
@@ -50,8 +55,18 @@ def simulate(
             "LSODA, Radau, BDF or gd.",
         ),
     ] = None,
-    rtol: Annotated[float | None, typer.Option("--rtol")] = None,
-    atol: Annotated[float | None, typer.Option("--atol")] = None,
+    rtol: Annotated[
+        float | None,
+        typer.Option(
+            "--rtol", help="Relative tolerance of the integrator (default [flow].rtol, 1e-6)."
+        ),
+    ] = None,
+    atol: Annotated[
+        float | None,
+        typer.Option(
+            "--atol", help="Absolute tolerance of the integrator (default [flow].atol, 1e-12)."
+        ),
+    ] = None,
     horizon: Annotated[
         float | None, typer.Option("--horizon", help="Stop time t (unscaled).")
     ] = None,
@@ -63,11 +78,17 @@ def simulate(
     save: Annotated[Path | None, typer.Option("--save", help="Write run data (.npz).")] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Write trajectories (.csv).")] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a figure (.png, .svg or .pdf).")
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a figure (.png, .svg or .pdf) that states the verdict: it also "
+            "computes the constants and the checks of verify for this run.",
+        ),
     ] = None,
-    format: Annotated[BoundFormat, typer.Option("--format", "-f")] = BoundFormat.table,
+    format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    quiet: QuietOpt = False,
+    no_progress: NoProgressOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
 ) -> None:
@@ -102,17 +123,27 @@ def simulate(
     )
     with progress(not no_progress) as bar:
         result = run_simulation(prob, progress=bar)
+        report = None
+        if plot is not None and result.success:
+            from lazycheck.verify import run_verify
+
+            # the figure states the verdict: alpha_min, B and the checks of this very run
+            report = run_verify(prob, simulation=result, progress=bar)
     if not result.success:  # nothing is written; the report (if on stdout) says how far it got
-        if output is None:
+        if output is None and not quiet:
             _print(result, format)
+        if quiet:
+            typer.echo(result.message)
         fail(result.message)
     with outputs.transaction():  # all or none: a failure below leaves every file as it was
-        _stage_outputs(result, prob, outputs, save=save, csv=csv, plot=plot)
+        _stage_outputs(result, prob, outputs, save=save, csv=csv, plot=plot, report=report)
         if output is not None:
             outputs.stage("-o", _report_text(result, format))
         outputs.commit()
-    if output is None:
+    if output is None and not quiet:
         _print(result, format)
+    if quiet:
+        typer.echo(result.message)
 
 
 def _stage_outputs(
@@ -123,6 +154,7 @@ def _stage_outputs(
     save: Path | None,
     csv: Path | None,
     plot: Path | None,
+    report: VerifyReport | None,
 ) -> None:
     """Render ``--save``, ``--csv`` and ``--plot`` to their temporary files."""
     if save is not None:
@@ -136,7 +168,7 @@ def _stage_outputs(
     if plot is not None:
         from lazycheck.plotting import figure_writer
 
-        outputs.stage("--plot", figure_writer(result, plot))
+        outputs.stage("--plot", figure_writer(result, plot, report))
 
 
 def _report_text(result: SimulationResult, format: BoundFormat) -> str:

@@ -72,7 +72,12 @@ class SymmetricModel(Model):
         return _SymmetricLinearization(self.base.linearize(w[:q], X), self.base.linearize(w[q:], X))
 
     def describe(self) -> str:
-        return f"symmetric pair of {self.base.describe()}"
+        # the p of the pair, as `info` and every report count it (each half has half of it)
+        half, pair = f"p = {self.base.n_params}", f"p = {self.n_params}"
+        base = self.base.describe()
+        if base.endswith(half):
+            return f"symmetric pair of {base[: -len(half)]}{pair} ({half} per half)"
+        return f"symmetric pair of {base}; {pair} in all"
 
 
 class _ShiftedLinearization(Linearization):
