@@ -515,6 +515,14 @@ def test_every_command_refuses_to_write_over_its_spec(command: str, box: Path) -
     check_error_case(box, args, ("-o", "input of this run"))
 
 
+def test_verify_report_files_are_checked_together(box: Path) -> None:
+    args = ["verify", box, "--junit", box / "r.xml", "-o", box / "r.xml", "--no-progress"]
+    check_error_case(box, args, ("-o", "--junit", "own path"))
+    # a directory of specs: every spec in it is an input
+    check_error_case(box, ["verify", box, "-o", box / "s.toml"], ("-o", "input of this run"))
+    check_error_case(box, ["verify", box, "--json", box / "r.txt"], ("--json", ".json"))
+
+
 def test_output_over_a_data_file_is_refused(box: Path) -> None:
     (box / "d.csv").write_text("a,b,y\n1,2,3\n4,5,6\n1,0,1\n", encoding="utf-8")
     spec = _csv_spec(box)
