@@ -5,6 +5,7 @@ The Python API mirrors the command line::
     import lazycheck
 
     prob = lazycheck.load_problem("samples/two_layer_tanh.toml", alpha=1000.0)
+    prob = lazycheck.Problem.from_arrays(X, y, model, alpha=1000.0)   # no spec file
     report = lazycheck.compute_bound(prob)        # lazycheck bound
     run = lazycheck.simulate(prob)                # lazycheck simulate
     checks = lazycheck.run_verify(prob)           # lazycheck verify
@@ -25,16 +26,20 @@ __all__ = [
     "BoundReport",
     "CenteredModel",
     "Dataset",
+    "JaxModel",
     "LazycheckError",
     "Linearization",
     "Model",
+    "NumpyModel",
     "Problem",
     "SimulationResult",
     "Spec",
     "Spectrum",
     "SymmetricModel",
+    "TorchModel",
     "VerifyReport",
     "__version__",
+    "as_model",
     "compare_kernels",
     "compute_bound",
     "jacobian_spectrum",
@@ -56,6 +61,10 @@ _WHERE = {
     "SymmetricModel": "lazycheck.models.wrappers",
     "Model": "lazycheck.models.base",
     "Linearization": "lazycheck.models.base",
+    "NumpyModel": "lazycheck.models.protocol",
+    "JaxModel": "lazycheck.models.jax_adapter",
+    "TorchModel": "lazycheck.models.torch_adapter",
+    "as_model": "lazycheck.models.entry",
     "Dataset": "lazycheck.data",
     "load_data": "lazycheck.data",
     "LazycheckError": "lazycheck.errors",

@@ -16,7 +16,7 @@ JSON output follows ``lazycheck/schemas/bound.schema.json`` (``schema_version`` 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -227,6 +227,11 @@ def compute_bound(
     step("beta")
 
     betas = _estimate_betas(problem, spec_)
+    if problem.spec.model.kind == "python":  # say whether smoothness was detected or declared
+        betas = {
+            k: b if k == "exact" else replace(b, message=f"{b.message}; {problem.smoothness}")
+            for k, b in betas.items()
+        }
     step("alpha")
     basis = next((k for k in ("exact", "given", "certified", "sampled") if k in betas), "")
 
@@ -278,8 +283,8 @@ def _estimate_betas(problem: Problem, spec_: Spectrum) -> dict[str, BetaEstimate
             math.inf,
             True,
             "activation not smooth",
-            f"{problem.spec.model.activation} has a jumping derivative, so w -> J_w is not "
-            "Lipschitz: beta = inf whatever sampling says",
+            f"{problem.smoothness}, so w -> J_w is not Lipschitz: beta = inf whatever sampling "
+            "says",
         )
     if isinstance(chk.beta, float):
         betas["given"] = BetaEstimate(

@@ -29,9 +29,12 @@ from lazycheck.errors import LazycheckError
 from lazycheck.models.base import Linearization, Model
 from lazycheck.models.mlp import MLP
 from lazycheck.models.wrappers import CenteredModel, SymmetricModel
-from lazycheck.spec import ModelSpec, Spec, load_spec
+from lazycheck.spec import ModelSpec, Spec, load_spec, parse_spec
 
 __all__ = ["Problem", "build_model", "load_problem", "make_problem", "rng_for"]
+
+#: in-memory problems: the spec's [data] table stands for arrays given directly
+_ARRAYS = "arrays given in memory"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,67 @@ class Problem:
         """The named random stream of this problem's seed."""
         return rng_for(self.spec.seed, stream)
 
+    @property
+    def smoothness(self) -> str:
+        """Why the model is (not) smooth, for reports: detected or declared for a Python model,
+        from the activation for the built-in MLP."""
+        reason = _smooth_reason(self.model)
+        if reason:
+            return reason
+        act = self.spec.model.activation
+        return (
+            f"{act} is smooth"
+            if self.model.smooth
+            else f"{act} is not smooth (its derivative jumps)"
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        X: Any,
+        y: Any,
+        model: Any,
+        w0: Any = None,
+        *,
+        alpha: float = 1.0,
+        seed: int = 0,
+        smooth: bool | None = None,
+        center: bool = False,
+        settings: Mapping[str, Any] | None = None,
+        name: str = "",
+    ) -> Problem:
+        """A problem from arrays and a model object, without a spec file (for notebooks).
+
+        ``model``: a :class:`~lazycheck.models.base.Model`, a JAX ``(apply, params)`` pair (or
+        :class:`~lazycheck.models.jax_adapter.JaxModel`) or a ``torch.nn.Module``. ``w0``: the
+        initial weights (p,); by default the model's own (``model.init`` on the ``init``
+        stream of ``seed``; the params a JAX or PyTorch model holds). ``smooth`` declares
+        smoothness where it cannot be detected; ``center`` subtracts f(w0) so f(w0) = 0.
+        ``settings`` sets any other spec key by dotted path (``{"check.beta": "sampled"}``).
+        """
+        from lazycheck.data import _validate
+        from lazycheck.models.entry import as_model
+
+        Xa, ya = _validate(np.asarray(X), np.asarray(y), "from_arrays")
+        raw: dict[str, Any] = {
+            "seed": seed,
+            "data": {"source": "synthetic", "n": int(Xa.shape[0]), "dim": int(Xa.shape[1])},
+            "model": {"kind": "python", "center": center},
+            "flow": {"alpha": alpha},
+        }
+        if name:
+            raw["name"] = name
+        if smooth is not None:
+            raw["model"]["smooth"] = smooth
+        spec = parse_spec(raw).with_settings(settings or {})
+        m = as_model(model, smooth=smooth, X=Xa, who=name or "from_arrays model")
+        w = m.init(rng_for(seed, "init")) if w0 is None else np.asarray(w0, dtype=np.float64)
+        if w.shape != (m.n_params,):
+            raise LazycheckError(f"from_arrays: w0 has shape {w.shape}; expected ({m.n_params},)")
+        if spec.model.center:
+            m = CenteredModel(m, w)
+        return cls(spec, Xa, ya, m, w, _ARRAYS)
+
 
 def rng_for(seed: int, stream: str) -> np.random.Generator:
     """A generator for (seed, stream name), stable across runs and platforms."""
@@ -102,6 +166,8 @@ def build_model(
     spec: ModelSpec, input_dim: int, X: np.ndarray, rng: np.random.Generator
 ) -> tuple[Model, np.ndarray]:
     """The model a spec describes and its initial weights."""
+    if spec.kind == "python":
+        return _build_python(spec, X, rng)
     widths = spec.widths
     if spec.init == "symmetric":
         widths = tuple(m // 2 for m in widths)
@@ -119,6 +185,31 @@ def build_model(
     if spec.center:
         model = CenteredModel(model, w0)
     return model, w0
+
+
+def _build_python(
+    spec: ModelSpec, X: np.ndarray, rng: np.random.Generator
+) -> tuple[Model, np.ndarray]:
+    from lazycheck.models.entry import build_python_model
+
+    if spec.entry is None:
+        raise LazycheckError("[model].entry: missing; name the factory ('model.py:make_model')")
+    base = build_python_model(spec.entry, spec.options, spec.smooth, X, rng, spec.base_dir)
+    model: Model = SymmetricModel(base) if spec.init == "symmetric" else base
+    w0 = model.init(rng)
+    if spec.center:
+        model = CenteredModel(model, w0)
+    return model, w0
+
+
+def _smooth_reason(model: Model) -> str:
+    m: Any = model
+    while m is not None:
+        reason = getattr(m, "smooth_reason", "")
+        if reason:
+            return str(reason)
+        m = getattr(m, "base", None) or getattr(m, "inner", None)
+    return ""
 
 
 def make_problem(spec: Spec) -> Problem:

@@ -667,7 +667,7 @@ def _resolve_auto(
         return EXP_METHOD, fs, ""
     lr = fs.lr if fs.lr is not None else 1.0 / (alpha**2 * lam_max)
     note = (
-        f"{problem.spec.model.activation} is not smooth, so the flow is approximated by "
+        f"{problem.smoothness}, so the flow is approximated by "
         f"gradient descent with lr = {lr:.4g}"
         + ("" if fs.lr is not None else " (half the stability limit)")
     )

@@ -106,6 +106,14 @@ class ModelSpec:
     sigma_b: float = 1.0
     init: str = "gaussian"
     center: bool = False
+    #: kind = "python": "path/to/file.py:factory" (relative to the spec) or "package.module:factory"
+    entry: str | None = None
+    #: kind = "python": keyword arguments of the factory
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: kind = "python": declared smoothness of w -> J_w (None: detected where possible)
+    smooth: bool | None = None
+    #: kind = "python": the directory a relative entry path resolves against
+    base_dir: Path | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -237,7 +245,7 @@ def parse_spec(
         seed=seed,
         name=name,
         data=_parse_data(tables["data"], where.sub("data"), base),
-        model=_parse_model(tables["model"], where.sub("model")),
+        model=_parse_model(tables["model"], where.sub("model"), path),
         flow=_parse_flow(tables["flow"], where.sub("flow")),
         check=_parse_check(tables["check"], where.sub("check")),
         raw=copy.deepcopy(dict(raw)),
@@ -313,7 +321,9 @@ def _raw_from(spec: Spec) -> dict[str, Any]:
         vals = {}
         for f in dataclasses.fields(obj):
             v = getattr(obj, f.name)
-            if v is None or v == f.default:
+            if v is None or v == f.default or not f.compare:
+                continue
+            if f.default_factory is not dataclasses.MISSING and v == f.default_factory():
                 continue
             vals[f.name] = str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
         if table == "data":
@@ -497,10 +507,19 @@ def _parse_data(raw: Mapping[str, Any], where: _Where, base: Path) -> DataSpec:
     )
 
 
-def _parse_model(raw: Mapping[str, Any], where: _Where) -> ModelSpec:
-    allowed = {f.name for f in dataclasses.fields(ModelSpec)}
-    _reject_unknown(raw, allowed, where)
-    kind = _get(raw, "kind", where, "str", "mlp", choices=("mlp",))
+MODEL_KINDS = ("mlp", "python")
+_MLP_KEYS = {
+    "kind", "widths", "activation", "parameterization", "bias", "sigma_w", "sigma_b", "init",
+    "center",
+}  # fmt: skip
+_PYTHON_KEYS = {"kind", "entry", "options", "smooth", "init", "center"}
+
+
+def _parse_model(raw: Mapping[str, Any], where: _Where, path: Path | None = None) -> ModelSpec:
+    kind = _get(raw, "kind", where, "str", "mlp", choices=MODEL_KINDS)
+    if kind == "python":
+        return _parse_python_model(raw, where, path)
+    _reject_unknown(raw, _MLP_KEYS, where)
     widths = raw.get("widths", [100])
     if (
         not isinstance(widths, list)
@@ -529,6 +548,46 @@ def _parse_model(raw: Mapping[str, Any], where: _Where) -> ModelSpec:
         sigma_b=_get(raw, "sigma_b", where, "float", 1.0, nonneg=True),
         init=init,
         center=_get(raw, "center", where, "bool", False),
+    )
+
+
+def _parse_python_model(raw: Mapping[str, Any], where: _Where, path: Path | None) -> ModelSpec:
+    """``kind = "python"``: a factory named by ``entry`` (see :mod:`lazycheck.models.entry`)."""
+    _reject_unknown(raw, _PYTHON_KEYS, where)
+    entry = _get(raw, "entry", where, "str")
+    if entry is None and path is not None:
+        raise LazycheckError(
+            f"{where.key('entry')}: missing; kind = 'python' names its factory, "
+            "e.g. entry = 'model.py:make_model' or entry = 'package.module:make_model'"
+        )
+    if entry is not None:
+        target, sep, func = entry.rpartition(":")
+        if not sep or not target or not func.isidentifier():
+            raise LazycheckError(
+                f"{where.key('entry')}: {entry!r} is not 'path/to/file.py:function' or "
+                "'package.module:function'"
+            )
+        base = path.parent if path else Path.cwd()
+        if target.endswith(".py"):
+            file = Path(target) if Path(target).is_absolute() else (base / target).resolve()
+            if not file.is_file():
+                raise LazycheckError(
+                    f"{where.key('entry')}: file {target!r} does not exist (looked for {file})"
+                )
+    options = raw.get("options", {})
+    if not isinstance(options, dict) or not all(k.isidentifier() for k in options):
+        raise LazycheckError(
+            f"{where.key('options')}: must be a table of keyword arguments for the factory, "
+            f"got {options!r}"
+        )
+    return ModelSpec(
+        kind="python",
+        init=_get(raw, "init", where, "str", "gaussian", choices=INITS),
+        center=_get(raw, "center", where, "bool", False),
+        entry=entry,
+        options=copy.deepcopy(options),
+        smooth=_get(raw, "smooth", where, "bool", None),
+        base_dir=path.parent if path else None,
     )
 
 

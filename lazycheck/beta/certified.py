@@ -49,6 +49,10 @@ def certified_beta(model: Model, X: Array, w0: Array, radius: float) -> float | 
         if any(h is None for h in halves):
             return None
         return max(halves) / math.sqrt(2.0)  # type: ignore[type-var]
+    own = getattr(model, "beta_bound", None)  # a model's own certified bound (protocol)
+    if callable(own):
+        value = own(X, w0, radius)
+        return None if value is None else float(value)
     if isinstance(model, MLP):
         if model.depth == 0:
             return 0.0
