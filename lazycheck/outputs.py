@@ -131,7 +131,8 @@ def atomic_write(path: str | Path, write: Writer, option: str = "") -> None:
 
 
 def input_paths(spec_path: Path | str | None, spec: Any) -> list[Path]:
-    """The files a run reads: the spec file and every path in its tables."""
+    """The files a run reads: the spec file, every path in its tables, and the Python file
+    of a ``[model] kind = "python"`` entry (``"file.py:factory"``)."""
     paths: list[Path] = [Path(spec_path)] if spec_path is not None else []
     for table in (getattr(spec, name, None) for name in ("data", "model", "flow", "check")):
         if table is None or not dataclasses.is_dataclass(table):
@@ -140,6 +141,12 @@ def input_paths(spec_path: Path | str | None, spec: Any) -> list[Path]:
             value = getattr(table, f.name)
             if isinstance(value, Path):
                 paths.append(value)
+    model = getattr(spec, "model", None)
+    entry = getattr(model, "entry", None)
+    if isinstance(entry, str) and entry.rpartition(":")[0].endswith(".py"):
+        file = Path(entry.rpartition(":")[0])
+        base = getattr(model, "base_dir", None)
+        paths.append(file if file.is_absolute() or base is None else Path(base) / file)
     return paths
 
 

@@ -523,6 +523,17 @@ def test_verify_report_files_are_checked_together(box: Path) -> None:
     check_error_case(box, ["verify", box, "--json", box / "r.txt"], ("--json", ".json"))
 
 
+def test_output_over_a_python_model_file_is_refused(box: Path) -> None:
+    import shutil
+
+    shutil.copy(REPO / "samples" / "numpy_model.py", box / "numpy_model.py")
+    text = (REPO / "samples" / "numpy_model.toml").read_text(encoding="utf-8")
+    (box / "py.toml").write_text(text, encoding="utf-8")
+    check_error_case(
+        box, ["bound", box / "py.toml", "-o", box / "numpy_model.py"], ("-o", "input of this run")
+    )
+
+
 def test_output_over_a_data_file_is_refused(box: Path) -> None:
     (box / "d.csv").write_text("a,b,y\n1,2,3\n4,5,6\n1,0,1\n", encoding="utf-8")
     spec = _csv_spec(box)
