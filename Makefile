@@ -11,7 +11,7 @@ DEMO_OUT := demo-run
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask]'
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0' 'jax[cpu]'
 	touch $(STAMP)
 

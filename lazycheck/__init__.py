@@ -9,6 +9,7 @@ The Python API mirrors the command line::
     report = lazycheck.compute_bound(prob)        # lazycheck bound
     run = lazycheck.simulate(prob)                # lazycheck simulate
     checks = lazycheck.run_verify(prob)           # lazycheck verify
+    sweep = lazycheck.run_sweep("samples/two_layer_tanh.toml", alpha=[1, 10, 100])  # sweep
 
 Attributes are imported on first use, so ``import lazycheck`` stays light.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "SimulationResult",
     "Spec",
     "Spectrum",
+    "SweepResult",
     "SymmetricModel",
     "TorchModel",
     "VerifyReport",
@@ -47,6 +49,7 @@ __all__ = [
     "load_problem",
     "load_spec",
     "make_problem",
+    "run_sweep",
     "run_verify",
     "simulate",
     "solve_alpha",
@@ -81,6 +84,8 @@ _WHERE = {
     "run_verify": "lazycheck.verify",
     "solve_alpha": "lazycheck.hypothesis",
     "compare_kernels": "lazycheck.kernel_report",
+    "SweepResult": "lazycheck.sweep",
+    "run_sweep": "lazycheck.sweep",
 }
 
 

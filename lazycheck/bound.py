@@ -16,6 +16,7 @@ JSON output follows ``lazycheck/schemas/bound.schema.json`` (``schema_version`` 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from lazycheck.beta import (
     critical_radius,
     sampled_beta,
 )
+from lazycheck.console import stage
 from lazycheck.display import Displayable
 from lazycheck.hypothesis import (
     AlphaSolution,
@@ -226,7 +228,7 @@ def compute_bound(
     L0 = initial_loss(alpha, f0, problem.y)
     step("beta")
 
-    betas = _estimate_betas(problem, spec_)
+    betas = _estimate_betas(problem, spec_, stage(progress, "bound: sampled beta"))
     if problem.spec.model.kind == "python":  # say whether smoothness was detected or declared
         betas = {
             k: b if k == "exact" else replace(b, message=f"{b.message}; {problem.smoothness}")
@@ -241,7 +243,7 @@ def compute_bound(
         for name, b in betas.items()
     }
     # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
-    r_star = _r_star(problem, lin0, spec_, betas.get("sampled"))
+    r_star = _r_star(problem, lin0, spec_, betas.get("sampled"), stage(progress, "bound: r_star"))
     if not math.isnan(r_star):
         solutions["r_star"] = solve_alpha(radius_kappa(r_star, smin, smax), f0, problem.y)
     step("report")
@@ -270,7 +272,9 @@ def compute_bound(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _estimate_betas(problem: Problem, spec_: Spectrum) -> dict[str, BetaEstimate]:
+def _estimate_betas(
+    problem: Problem, spec_: Spectrum, advance: Callable[[float], None] | None = None
+) -> dict[str, BetaEstimate]:
     """Every beta the spec asks for: exact (from the structure), given, certified, sampled."""
     chk = problem.spec.check
     smin = spec_.sigma_min
@@ -311,12 +315,17 @@ def _estimate_betas(problem: Problem, spec_: Spectrum) -> dict[str, BetaEstimate
             radius=chk.radius,
             samples=chk.beta_samples,
             iterations=chk.beta_iterations,
+            progress=advance,
         )
     return betas
 
 
 def _r_star(
-    problem: Problem, lin0: Linearization, spec_: Spectrum, samp: BetaEstimate | None
+    problem: Problem,
+    lin0: Linearization,
+    spec_: Spectrum,
+    samp: BetaEstimate | None,
+    advance: Callable[[float], None] | None = None,
 ) -> float:
     """The least s with ||J_{w0+s h} - J_0|| = sigma_min/2 along the sampled search's worst h
     (nan when there is none)."""
@@ -337,6 +346,7 @@ def _r_star(
         samp.direction,
         0.5 * smin,
         s_max=100.0 * smin / (2.0 * samp.value),
+        progress=advance,
     )
 
 
@@ -426,9 +436,8 @@ def _alpha_rows(
     for name, b in betas.items():
         sol = sols[name]
         kind = _alpha_kind(name, sol, b)
-        q.append(
-            Quantity(f"alpha_min[{name}]", sol.alpha_min, kind, _alpha_formula(b), sol.message)
-        )
+        note = f"{sol.message}; {_ball_note(b)}{_radius_gap_note(name, betas, sols)}"
+        q.append(Quantity(f"alpha_min[{name}]", sol.alpha_min, kind, _alpha_formula(b), note))
         if sol.status == "interval":
             q.append(
                 Quantity(
@@ -516,6 +525,34 @@ def _alpha_kind(name: str, sol: AlphaSolution, b: BetaEstimate) -> str:
     if name in ("certified", "sampled") and math.isfinite(b.radius):
         kind += f" on R = {b.radius:.4g}"
     return kind
+
+
+def _ball_note(b: BetaEstimate) -> str:
+    """On which ball the alpha_min (through its beta) holds."""
+    if math.isfinite(b.radius):
+        return f"holds on the ball ||w - w0|| <= R = {b.radius:.4g} (where its beta holds)"
+    return "holds on every ball (its beta holds for all w)"
+
+
+def _radius_gap_note(
+    name: str, betas: dict[str, BetaEstimate], sols: dict[str, AlphaSolution]
+) -> str:
+    """Why a sampled ("lower") alpha_min above the certified ("sufficient") one is no
+    contradiction: the two betas, hence the two alpha_min, hold on balls of different radii."""
+    if name != "sampled" or "certified" not in betas:
+        return ""
+    s, c = sols["sampled"], sols["certified"]
+    if not (s.feasible and c.feasible and s.alpha_min > c.alpha_min):
+        return ""
+    rs, rc = betas["sampled"].radius, betas["certified"].radius
+    if rs == rc:
+        return ""
+    return (
+        f"; above alpha_min[certified] = {c.alpha_min:.6g}, which is no contradiction: "
+        f"beta[sampled] is sampled on the ball of radius {rs:.4g}, beta[certified] holds on "
+        f"radius {rc:.4g} only (a wider ball has a larger beta), so this one is a lower "
+        f"estimate for radius {rs:.4g}, not for radius {rc:.4g}"
+    )
 
 
 def _alpha_formula(b: BetaEstimate) -> str:

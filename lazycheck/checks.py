@@ -410,7 +410,7 @@ def _nonlinear_conclusions(c: CheckContext, met: dict[str, bool]) -> list[Check]
             "Lemma 6 along the trajectory: sigma_min",
             "sigma_min(J_w(t)) >= sigma_min / 2",
             c.sigma_min_t, np.full_like(tr, 0.5 * c.sigma_min), tr, c.rtol, 0.0, _FULL_REQ,
-            met, basis, sense=">=",
+            met, basis, skip=_vacuous_lower(c.sigma_min), sense=">=",
         ),
         _compare(
             "lemma6.sigma_max_trajectory",
@@ -440,7 +440,8 @@ def _ball_conclusions(c: CheckContext, met: dict[str, bool]) -> list[Check]:
             "Lemma 6 in the ball where beta holds: sigma_min",
             "sigma_min(J_w) >= sigma_min / 2 for ||w - w0|| <= min(B, R)",
             c.ball_sigma_min, np.full_like(idx, 0.5 * c.sigma_min), idx, 1e-9, 0.0, ball_req,
-            met, basis, skip=no_ball, sense=">=", at_label="point",
+            met, basis, skip=no_ball or _vacuous_lower(c.sigma_min), sense=">=",
+            at_label="point",
         ),
         _compare(
             "lemma6.sigma_max_ball",
@@ -566,6 +567,14 @@ def _compare(
         cid, title, "conclusion", formula, status, held, float(observed[k]), float(bound[k]),
         float(margin[k]), rtol, requires, basis, msg, float(at[k]), sense, atol,
     )  # fmt: skip
+
+
+def _vacuous_lower(sigma_min: float) -> str | None:
+    """Why ``sigma_min(J_w) >= sigma_min / 2`` compares nothing when sigma_min = 0 (a singular
+    value is never negative, so "0 >= 0" would be a fake pass); None when it is a real test."""
+    if sigma_min != 0:  # positive: a real test; NaN: skipped as a non-finite bound
+        return None
+    return f"not applicable: sigma_min = {sigma_min:g}, so the bound sigma_min / 2 is vacuous"
 
 
 def _worst_index(ok: Array, margin: Array, at: Array, at_label: str) -> int:

@@ -7,7 +7,7 @@ for their width (120 when it is unset and the output is piped).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # rich is imported lazily by callers that print
     from rich.console import Console
     from rich.progress import Progress
 
-__all__ = ["PIPE_WIDTH", "console_width", "progress", "stderr_console", "stdout_console"]
+__all__ = ["PIPE_WIDTH", "console_width", "progress", "stage", "stderr_console", "stdout_console"]
 
 PIPE_WIDTH = 120
 """Width of piped output when ``COLUMNS`` is not set."""
@@ -50,7 +50,13 @@ def progress(enabled: bool = True) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = stderr_console()
     with Progress(
@@ -58,8 +64,25 @@ def progress(enabled: bool = True) -> Iterator[Progress | None]:
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
         disable=not console.is_terminal,
     ) as bar:
         yield bar
+
+
+def stage(
+    bar: Progress | None, description: str, total: float = 1.0
+) -> Callable[[float], None] | None:
+    """A task on ``bar`` (None when there is no bar) and its callback: ``advance(fraction)``
+    sets the task to that fraction of ``total`` done, so the ETA column has real numbers."""
+    if bar is None:
+        return None
+    task = bar.add_task(description, total=total)
+
+    def advance(fraction: float) -> None:
+        bar.update(task, completed=min(max(fraction, 0.0), 1.0) * total)
+
+    return advance

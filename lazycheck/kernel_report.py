@@ -172,9 +172,10 @@ class KernelReport:
                 f"K_inf: {self.infinite.limit}"
             ),
         )
-        table.add_column("quantity", no_wrap=True)
-        table.add_column("K0 = J0 J0^T", justify="right", no_wrap=True)
-        table.add_column("K_inf", justify="right", no_wrap=True)
+        # cells wrap (a long word folds) rather than being cut: nothing is lost on a narrow terminal
+        table.add_column("quantity", overflow="fold")
+        table.add_column("K0 = J0 J0^T", justify="right", overflow="fold")
+        table.add_column("K_inf", justify="right", overflow="fold")
         for name in ("lambda_min", "lambda_max", "sigma_min", "sigma_max", "condition_number"):
             label = _LABELS.get(name, name)
             table.add_row(

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lazycheck.models.base import Linearization
+from lazycheck.spectrum import sym_eig
 
 __all__ = ["LinearFlow", "linear_flow", "phi", "phi_table", "phi_weights"]
 
@@ -117,7 +118,7 @@ class LinearFlow:
 def linear_flow(lin0: Linearization, y: Array, alpha: float) -> LinearFlow:
     """The linear flow started at the linearization ``lin0`` (at w0) with targets ``y``."""
     K0 = lin0.kernel()
-    lam, Q = np.linalg.eigh(0.5 * (K0 + K0.T))
+    lam, Q = sym_eig(0.5 * (K0 + K0.T))
     lam = np.maximum(lam, 0.0)
     r0 = alpha * np.asarray(lin0.f, dtype=np.float64) - np.asarray(y, dtype=np.float64)
     return LinearFlow(float(alpha), lam, Q, r0, lin0)

@@ -228,17 +228,18 @@ def load_problem(
     alpha: float | None = None,
     seed: int | None = None,
     settings: Mapping[str, Any] | None = None,
-    **overrides: Any,
+    overrides: Mapping[str, Any] | None = None,
+    **shorthands: Any,
 ) -> Problem:
     """Load a spec file (or take a :class:`Spec`), apply overrides, build the problem.
 
-    ``settings`` sets any spec key by its dotted path (``{"model.widths": [64, 64]}``), as
-    ``--set`` does; ``alpha``, ``seed`` and the other keyword shorthands
-    (:data:`lazycheck.spec.SHORTHANDS`) as their options do.
+    ``settings`` (or its synonym ``overrides``) sets any spec key by its dotted path
+    (``{"model.widths": [64, 64]}``), as ``--set`` does; ``alpha``, ``seed`` and the other
+    keyword shorthands (:data:`lazycheck.spec.SHORTHANDS`) as their options do.
     """
     s = spec if isinstance(spec, Spec) else load_spec(spec)
-    s = s.with_settings(settings or {})
-    s = s.with_overrides(alpha=alpha, seed=seed, **overrides)
+    s = s.with_settings({**(settings or {}), **(overrides or {})})
+    s = s.with_overrides(alpha=alpha, seed=seed, **shorthands)
     return make_problem(s)
 
 

@@ -12,12 +12,15 @@ relation actually tested: ``observed <sense> bound`` with the check's own ``sens
 * JUnit: one ``<testsuite>`` per spec, named by the spec path (several inside one
   ``<testsuites>``); one ``<testcase>`` per check. ``fail`` is a ``<failure>``; ``skipped``,
   ``unguaranteed`` and ``unmet`` are ``<skipped>`` with the reason (so CI gates on real
-  failures only; ``--strict`` still exits 1 on unmet); a solver failure is one
-  ``<testcase>`` with an
-  ``<error>``. Characters XML 1.0 cannot hold (control characters of a path) are written as
-  ``\\xNN`` escapes.
+  failures only). With ``strict`` (``--strict``, which exits 1 on an unmet hypothesis) every
+  hypothesis that did not pass is a ``<failure>`` ("hypothesis unmet (--strict)") and is
+  counted in ``failures``, so the report and the exit code agree; a solver failure is one
+  ``<testcase>`` with an ``<error>``. Characters XML 1.0 cannot hold (control characters
+  of a path) are written as ``\\xNN`` escapes.
 * GitHub: workflow commands (``::error``, ``::warning``, ``::notice``) on stdout, and a
   Markdown table per spec appended to ``$GITHUB_STEP_SUMMARY`` when that variable is set.
+  With ``strict`` an unmet hypothesis is an ``::error`` (not a ``::warning``) and the summary
+  marks it as failing.
 
 The JSON dict itself is built by :meth:`VerifyReport.to_dict` (this module imports
 :mod:`lazycheck.verify` only for type checking: no import cycle).
@@ -52,6 +55,8 @@ __all__ = [
 ]
 
 MANY_SCHEMA_VERSION = 1
+STRICT_UNMET = "hypothesis unmet (--strict)"
+_SKIPS = ("skipped", "unguaranteed", "unmet")
 
 
 def report_dict(report: VerifyReport) -> dict[str, Any]:
@@ -100,16 +105,16 @@ def to_json(reports: VerifyReport | Sequence[VerifyReport], strict: bool = False
     )
 
 
-def to_junit(reports: VerifyReport | Sequence[VerifyReport]) -> str:
+def to_junit(reports: VerifyReport | Sequence[VerifyReport], strict: bool = False) -> str:
     """JUnit XML: one ``<testsuite>`` per spec inside one ``<testsuites>`` (one spec: the
-    ``<testsuite>`` alone)."""
+    ``<testsuite>`` alone). ``strict``: an unmet hypothesis is a ``<failure>``."""
     many = _many(reports)
     if len(many) == 1:
-        return _xml_text(_junit_suite(many[0]))
+        return _xml_text(_junit_suite(many[0], strict))
     root = ET.Element("testsuites", name="lazycheck verify")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     for report in many:
-        suite = _junit_suite(report)
+        suite = _junit_suite(report, strict)
         root.append(suite)
         for k in totals:
             totals[k] += int(suite.get(k, "0"))
@@ -118,15 +123,19 @@ def to_junit(reports: VerifyReport | Sequence[VerifyReport]) -> str:
     return _xml_text(root)
 
 
-def to_github(reports: VerifyReport | Sequence[VerifyReport]) -> str:
-    """GitHub Actions workflow commands, one per notable check, and a closing notice per spec."""
+def to_github(reports: VerifyReport | Sequence[VerifyReport], strict: bool = False) -> str:
+    """GitHub Actions workflow commands, one per notable check, and a closing notice per spec.
+    ``strict``: an unmet hypothesis is an ``::error``."""
     lines = []
     for report in _many(reports):
         where = f"file={_escape_prop(report.spec)},"
         for c in report.checks:
             msg = _escape(f"{c.formula}: tested {relation(c)}; {c.message}")
             title = _escape_prop(f"lazycheck {c.id}: {c.status}")
-            if c.status == "fail":
+            if _strict_failure(c, strict):
+                msg += _escape(f" ({STRICT_UNMET})")
+                lines.append(f"::error {where}title={title}::{msg}")
+            elif c.status == "fail":
                 lines.append(f"::error {where}title={title}::{msg}")
             elif c.status == "unmet" or (c.status == "unguaranteed" and c.held is False):
                 lines.append(f"::warning {where}title={title}::{msg}")
@@ -137,8 +146,9 @@ def to_github(reports: VerifyReport | Sequence[VerifyReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def github_summary(reports: VerifyReport | Sequence[VerifyReport]) -> str:
-    """The Markdown the step summary gets: per spec, the verdict and a table of the checks."""
+def github_summary(reports: VerifyReport | Sequence[VerifyReport], strict: bool = False) -> str:
+    """The Markdown the step summary gets: per spec, the verdict and a table of the checks
+    (``strict``: an unmet hypothesis is marked failing, and the exit code is given)."""
     parts = []
     for report in _many(reports):
         rows = [
@@ -147,20 +157,24 @@ def github_summary(reports: VerifyReport | Sequence[VerifyReport]) -> str:
         ]
         for c in report.checks:
             held = "-" if c.held is None else ("yes" if c.held else "no")
+            status = c.status
+            if _strict_failure(c, strict):
+                status = f"**fail**: {c.status}, {STRICT_UNMET}"
             rows.append(
-                f"| `{c.id}` | {c.status} | {held} | {_num(c.observed, 4)} | `{c.sense}` | "
+                f"| `{c.id}` | {status} | {held} | {_num(c.observed, 4)} | `{c.sense}` | "
                 f"{_num(c.bound, 4)} | {_num(c.margin, 4)} |"
             )
         spec = _md(report.spec)
+        strictly = f" (--strict: exit code {report.exit_code(strict=True)})" if strict else ""
         parts.append(
-            f"### lazycheck verify: `{spec}` (alpha = {report.alpha:g}): {report.status}\n\n"
-            f"**{_md(report.message)}**\n\n" + "\n".join(rows) + "\n\n"
+            f"### lazycheck verify: `{spec}` (alpha = {report.alpha:g}): {report.status}"
+            f"{strictly}\n\n**{_md(report.message)}**\n\n" + "\n".join(rows) + "\n\n"
         )
     return "".join(parts)
 
 
 def write_github_summary(
-    reports: VerifyReport | Sequence[VerifyReport], path: str | None = None
+    reports: VerifyReport | Sequence[VerifyReport], path: str | None = None, strict: bool = False
 ) -> None:
     """Append :func:`github_summary` to ``path`` (default ``$GITHUB_STEP_SUMMARY``; nothing
     happens when neither is set)."""
@@ -168,7 +182,7 @@ def write_github_summary(
     if not path:
         return
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(github_summary(reports))
+        fh.write(github_summary(reports, strict))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -183,16 +197,24 @@ def _xml_text(root: ET.Element) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
-def _junit_suite(report: VerifyReport) -> ET.Element:
+def _strict_failure(c: Check, strict: bool) -> bool:
+    """Whether ``c`` is a failure only because of ``--strict``: a hypothesis that did not pass
+    (exactly what makes :meth:`VerifyReport.exit_code` return 1 under strict)."""
+    return strict and c.role == "hypothesis" and c.status not in ("pass", "fail")
+
+
+def _junit_suite(report: VerifyReport, strict: bool = False) -> ET.Element:
     counts = report.counts()
     error = report.status == "error"
+    by_strict = [c for c in report.checks if _strict_failure(c, strict)]
+    skipped = counts["skipped"] + counts["unguaranteed"] + counts["unmet"]
     suite = ET.Element(
         "testsuite",
         name=_xml(report.spec),
         tests=str(len(report.checks) + int(error)),
-        failures=str(counts["fail"]),
+        failures=str(counts["fail"] + len(by_strict)),
         errors=str(int(error)),
-        skipped=str(counts["skipped"] + counts["unguaranteed"] + counts["unmet"]),
+        skipped=str(skipped - sum(c.status in _SKIPS for c in by_strict)),
     )
     props = ET.SubElement(suite, "properties")
     for k, v in (
@@ -214,9 +236,12 @@ def _junit_suite(report: VerifyReport) -> ET.Element:
             f"{'-' if c.held is None else ('yes' if c.held else 'no')}, "
             f"margin {_num(c.margin, 4)}; {c.message}"
         )
-        if c.status == "fail":
+        if _strict_failure(c, strict):
+            message = _xml(f"{STRICT_UNMET}: {c.status}: {c.message}")
+            ET.SubElement(case, "failure", message=message, type="strict").text = text
+        elif c.status == "fail":
             ET.SubElement(case, "failure", message=_xml(c.message), type="fail").text = text
-        elif c.status in ("skipped", "unguaranteed", "unmet"):
+        elif c.status in _SKIPS:
             ET.SubElement(case, "skipped", message=_xml(f"{c.status}: {c.message}"))
         ET.SubElement(case, "system-out").text = text
     return suite

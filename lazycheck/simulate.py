@@ -68,7 +68,7 @@ from lazycheck.linear_flow import linear_flow
 from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spec import MAX_TIMES, FlowSpec
-from lazycheck.spectrum import Spectrum, jacobian_spectrum
+from lazycheck.spectrum import Spectrum, jacobian_spectrum, sym_eigvals
 from lazycheck.status import SimulationStatus
 
 if TYPE_CHECKING:
@@ -101,10 +101,9 @@ GRID_FIELDS = (
     "sigma_max_t",
 )
 #: every array a result holds
-ARRAY_FIELDS = (*GRID_FIELDS, "t_check", "jdiff", "w_final", "u_final")
+ARRAY_FIELDS = (*GRID_FIELDS, "t_check", "jdiff", "w_final", "u_final", "lin_gap")
 
 _NPZ_FORMAT = 1
-_EXACT = "exact (closed form)"
 
 
 @dataclass(frozen=True)
@@ -174,6 +173,9 @@ class SimulationResult(Displayable):
     wall_time: float
     #: how the method was chosen when the spec asked for ``auto`` (empty otherwise)
     note: str = ""
+    #: ||alpha f(w(t)) - alpha f_lin(w(t))|| on the grid, f_lin(w) = f(w0) + J0 (w - w0): the
+    #: linearization evaluated along the nonlinear path (lazycheck sweep's ``lin_gap``)
+    lin_gap: Array = dataclasses.field(default_factory=lambda: np.empty(0))
 
     # ------------------------------------------------------------------ derived numbers
     @property
@@ -205,160 +207,15 @@ class SimulationResult(Displayable):
 
     def summary(self) -> list[tuple[str, str, Any, str]]:
         """Rows (key, quantity, value, what it is) of the summary table."""
-        comp = self.computed_label
-        pos = (self.t > 0) & (self.bound > 0)
-        ratio = _safe_max(self.loss[pos] / self.bound[pos])
-        ratio_lin = _safe_max(self.loss_lin[pos] / self.bound[pos])
-        rows: list[tuple[str, str, Any, str]] = [
-            ("method", "method", self.method, "integrator of the nonlinear flow"),
-            ("alpha", "alpha", self.alpha, "output scale (input)"),
-            ("horizon", "t_end", self.horizon, self.horizon_rule),
-            ("sigma_min", "sigma_min(J0)", self.sigma_min, f"computed ({self.sigma_method})"),
-            ("sigma_max", "sigma_max(J0)", self.sigma_max, f"computed ({self.sigma_method})"),
-            ("L0", "L0", self.L0, "computed (model at w0)"),
-            (
-                "loss_floor",
-                "loss rounding floor",
-                self.loss_floor,
-                "computed: losses below it are float64 rounding noise",
-            ),
-            (
-                "t_last",
-                "last time recorded",
-                float(self.t[-1]),
-                comp if not self.success else "= t_end (for gd: rounded up to a whole iterate)",
-            ),
-            (
-                "bound_end",
-                "bound at last time",
-                float(self.bound[-1]),
-                "Theorem 2: L0 exp(-alpha^2 sigma_min^2 t / 2)",
-            ),
-            (
-                "final_loss",
-                "loss at last time, nonlinear",
-                self.final_loss,
-                comp
-                + ("; at the rounding floor: not resolved" if self.final_loss_unresolved else ""),
-            ),
-            ("final_loss_lin", "loss at last time, linear", self.final_loss_lin, _EXACT),
-            (
-                "max_loss_over_bound",
-                "max_t loss / bound",
-                ratio,
-                f"{comp}; over t > 0; <= 1 when Theorem 2's bound holds",
-            ),
-            (
-                "max_loss_lin_over_bound",
-                "max_t loss_lin / bound",
-                ratio_lin,
-                f"{_EXACT}; over t > 0; <= 1 when Theorem 2's bound holds",
-            ),
-            (
-                "B_prime",
-                "B'",
-                self.B_prime,
-                "Theorem 2: 3 sqrt(8 sigma_max^2 L0)/(alpha sigma_min^2)",
-            ),
-            ("max_disp", "max_t ||w(t) - w0||", _safe_max(self.disp), f"{comp}; <= B'"),
-            (
-                "B_prime_lin",
-                "B'_lin",
-                self.B_prime_lin,
-                "linear model: sqrt(2 sigma_max^2 L0)/(alpha sigma_min^2)",
-            ),
-            (
-                "max_disp_lin",
-                "max_t ||u(t) - u0||",
-                _safe_max(self.disp_lin),
-                f"{_EXACT}; <= B'_lin",
-            ),
-            (
-                "max_gap",
-                "max_t ||alpha f(w) - alpha f0(u)||",
-                _safe_max(self.gap),
-                f"{comp} against the exact linear flow",
-            ),
-            (
-                "min_sigma_min_t",
-                "min_t sigma_min(J_w(t))",
-                _safe_min(self.sigma_min_t),
-                f"{comp}; Lemma 6: >= sigma_min/2 = {self.sigma_min / 2:.6g}",
-            ),
-            (
-                "max_sigma_max_t",
-                "max_t sigma_max(J_w(t))",
-                _safe_max(self.sigma_max_t),
-                f"{comp}; Lemma 6: <= 3 sigma_max/2 = {1.5 * self.sigma_max:.6g}",
-            ),
-            (
-                "max_jdiff",
-                "max ||J_w(t) - J0||",
-                _safe_max(self.jdiff),
-                f"{comp}, at {self.t_check.shape[0]} checkpoints",
-            ),
-        ]
-        if self.gd_stability_limit is not None:
-            rows.append(("lr", "lr", self.lr, "gradient-descent learning rate (input)"))
-            rows.append(
-                (
-                    "gd_stability_limit",
-                    "lr stability limit",
-                    self.gd_stability_limit,
-                    "exact: 2/(alpha^2 lambda_max(K0))",
-                )
-            )
-        rej = "not reported by scipy" if self.n_rejected < 0 else self.n_rejected
-        rows += [
-            (
-                "nfev",
-                "model evaluations",
-                self.nfev,
-                f"forward+backward passes ({self.nfev_output} only to record output)",
-            ),
-            ("n_steps", "steps", self.n_steps, "accepted steps (gd: iterations)"),
-            ("n_rejected", "rejected steps", rej, "step-size control"),
-            ("wall_time", "wall time [s]", self.wall_time, "integration and recording"),
-        ]
-        return rows
+        from lazycheck.simulation_report import summary_rows
+
+        return summary_rows(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Summary (each number with what it is) and every array, JSON-ready."""
-        return {
-            "success": self.success,
-            "status": self.status,
-            "message": self.message,
-            "note": self.note,
-            "settings": {
-                "alpha": self.alpha,
-                "method": self.method,
-                "rtol": self.rtol,
-                "atol": self.atol,
-                "lr": self.lr,
-                "horizon": self.horizon,
-                "horizon_rule": self.horizon_rule,
-            },
-            "summary": {
-                key: {"quantity": name, "value": _plain(value), "kind": kind}
-                for key, name, value, kind in self.summary()
-            },
-            "arrays": {name: getattr(self, name) for name in ARRAY_FIELDS},
-            "array_kinds": {
-                name: (
-                    _EXACT
-                    if name in ("loss_lin", "disp_lin", "bound", "u_final", "t")
-                    else self.computed_label
-                )
-                for name in ARRAY_FIELDS
-            },
-            "counts": {
-                "nfev": self.nfev,
-                "nfev_output": self.nfev_output,
-                "n_products": self.n_products,
-                "n_steps": self.n_steps,
-                "n_rejected": self.n_rejected,
-            },
-        }
+        from lazycheck.simulation_report import result_dict
+
+        return result_dict(self)
 
     @property
     def outcome(self) -> SimulationStatus:
@@ -389,8 +246,10 @@ class SimulationResult(Displayable):
         table.add_column("quantity")
         table.add_column("value", justify="right")
         table.add_column("what it is")
+        from lazycheck.simulation_report import fmt_value
+
         for _key, name, value, kind in self.summary():
-            table.add_row(name, _fmt(value), kind)
+            table.add_row(name, fmt_value(value), kind)
         out: list[Any] = [table]
         if self.note:
             out.append(Text(f"note: {self.note}"))
@@ -523,6 +382,7 @@ def simulate(
         n_rejected=stats.n_rejected,
         wall_time=stats.wall_time,
         note=note,
+        lin_gap=rec.lin_gap[:k].copy(),
     )
 
 
@@ -631,6 +491,7 @@ class _Recorder:
         self.loss = np.full(m, np.nan)
         self.disp = np.full(m, np.nan)
         self.gap = np.full(m, np.nan)
+        self.lin_gap = np.full(m, np.nan)
         self.smin = np.full(m, np.nan)
         self.smax = np.full(m, np.nan)
         self.jdiff = np.full(len(self.check_pos), np.nan)
@@ -644,14 +505,16 @@ class _Recorder:
         self.loss[i] = 0.5 * float(r @ r)
         self.disp[i] = float(np.linalg.norm(w - self.w0))
         self.gap[i] = float(np.linalg.norm(r - self.r_lin[i]))
+        taylor = lin.f - self.lin0.f - self.lin0.jvp(w - self.w0)
+        self.lin_gap[i] = self.alpha * float(np.linalg.norm(taylor))
         if lam is None:
-            lam = np.linalg.eigvalsh(lin.kernel())
+            lam = sym_eigvals(lin.kernel())
         self.smin[i] = math.sqrt(max(float(lam[0]), 0.0))
         self.smax[i] = math.sqrt(max(float(lam[-1]), 0.0))
         k = self.check_pos.get(i)
         if k is not None:
             dk = lin.difference_kernel(self.lin0)
-            self.jdiff[k] = math.sqrt(max(float(np.linalg.eigvalsh(0.5 * (dk + dk.T))[-1]), 0.0))
+            self.jdiff[k] = math.sqrt(max(float(sym_eigvals(0.5 * (dk + dk.T))[-1]), 0.0))
         self.count = max(self.count, i + 1)
         self.w_last = np.array(w, dtype=np.float64, copy=True)
         self.floor = residual_floor(lin, w, self.alpha, self.y, self.signs)
@@ -819,34 +682,6 @@ def _progress_callback(
         progress.update(task, completed=i, description=f"simulate ({method}) t = {t[i]:.3g}")
 
     return advance
-
-
-def _safe_max(a: Array) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    return float(a.max()) if a.size else math.nan
-
-
-def _safe_min(a: Array) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    return float(a.min()) if a.size else math.nan
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return str(v)
-    if isinstance(v, int | np.integer):
-        return str(int(v))
-    if isinstance(v, float | np.floating):
-        return f"{float(v):.6g}"
-    return str(v)
 
 
 def _num(v: float) -> str:

@@ -276,7 +276,7 @@ def parse_setting(text: str) -> tuple[str, Any]:
         raise LazycheckError(f"--set {key}: the value is nested too deeply") from None
 
 
-TOP_KEYS = ("seed", "name", "data", "model", "flow", "check")
+TOP_KEYS = ("seed", "name", "data", "model", "flow", "check", "sweep")  # sweep: lazycheck.sweep
 TABLES = ("data", "model", "flow", "check")
 
 #: command-line shorthands and the spec key each sets

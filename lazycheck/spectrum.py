@@ -1,6 +1,6 @@
 """sigma_min and sigma_max of a Jacobian, the rank check of Assumption 1, and their accuracy.
 
-Two methods, chosen by size:
+Three methods, chosen by size:
 
 * ``svd``: singular values of the full J (n x p) when it fits in ``max_jacobian_bytes``.
   Backward stable: each singular value is accurate to about ``eps * sigma_max`` in absolute
@@ -10,24 +10,49 @@ Two methods, chosen by size:
   ``min(sqrt(delta), delta / (2 sigma_min))`` with ``delta = n eps sigma_max^2``: relative
   accuracy ``eps * cond(J)^2``. The report states the figure.
 
+* ``matrix-free``: when the kernel (n^2 x 8 bytes, a few times over while it is built and
+  decomposed) does not fit the memory limit (:func:`lazycheck.resources.fits`), the extreme
+  eigenvalues of K by Lanczos (``scipy.sparse.linalg.eigsh``) on the operator
+  v -> J (J^T v), one JVP and one VJP per product, never forming K. Each Ritz value comes with
+  its residual norm rho = ||K x - theta x||, which bounds the distance to an eigenvalue of K;
+  the stated accuracy of sigma_min is ``min(sqrt(delta), delta / (2 sigma_min))`` with
+  ``delta = rho + n eps lambda_max``, as for ``kernel``. Only the extremes are known: the
+  singular values reported are (sigma_max, sigma_min), and the rank is n when sigma_min > tol
+  (else "below n", the exact count unknown).
+
 Rank tolerance: J has rank n when sigma_min > tol, with ``tol = max(n, p) * eps * sigma_max``
 for ``svd`` (numpy's ``matrix_rank`` default) and ``tol = sqrt(n * eps) * sigma_max`` for
-``kernel`` (below it, sigma_min cannot be told from zero after squaring).
+``kernel`` and ``matrix-free`` (below it, sigma_min cannot be told from zero after squaring).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from lazycheck.models.base import Linearization
+from lazycheck.resources import kernel_bytes
 
-__all__ = ["Spectrum", "jacobian_spectrum", "kernel_sigma_range"]
+__all__ = [
+    "Spectrum",
+    "jacobian_spectrum",
+    "kernel_bytes",
+    "kernel_sigma_range",
+    "matrix_free_sigma_range",
+    "operator_norm",
+    "sym_eig",
+    "sym_eigvals",
+]
 
 _EPS = float(np.finfo(np.float64).eps)
 DEFAULT_MAX_JACOBIAN_BYTES = 256 * 2**20
+#: relative residual tolerance of the matrix-free Lanczos runs
+LANCZOS_TOL = 1e-10
+_NORM_CACHE: dict[tuple[tuple[int, ...], bytes], float] = {}
+_NORM_CACHE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -75,11 +100,18 @@ def jacobian_spectrum(
 ) -> Spectrum:
     """Extreme singular values of J at a linearization, with the rank check.
 
-    ``method``: ``"svd"``, ``"kernel"`` or ``"auto"`` (svd when n*p*8 bytes fit the budget).
+    ``method``: ``"svd"``, ``"kernel"``, ``"matrix-free"`` or ``"auto"`` (svd when n*p*8 bytes
+    fit the budget, else kernel when the kernel fits the memory limit, else matrix-free).
     """
+    from lazycheck.resources import fits
+
     n = int(lin.f.shape[0])
     if method == "auto":
-        method = "svd" if n * p * 8 <= max_jacobian_bytes else "kernel"
+        if n * p * 8 <= max_jacobian_bytes and fits(n * p * 8):
+            method = "svd"
+        else:
+            method = "kernel" if fits(kernel_bytes(n)) else "matrix-free"
+    rank_note = ""
     if method == "svd":
         s = np.linalg.svd(lin.jacobian(), compute_uv=False)
         s = np.sort(s)[::-1][:n]
@@ -92,16 +124,21 @@ def jacobian_spectrum(
         from lazycheck.resources import require_kernel
 
         require_kernel(n, "sigma_min, sigma_max from the tangent kernel")
-        lam = np.linalg.eigvalsh(lin.kernel())[::-1]
+        lam = sym_eigvals(lin.kernel())[::-1]
         smax = math.sqrt(max(float(lam[0]), 0.0))
         s = np.sqrt(np.clip(lam, 0.0, None))
         delta = n * _EPS * smax**2
         tol = math.sqrt(n * _EPS) * smax
         smin_raw = float(s[-1])
         err = min(math.sqrt(delta), delta / (2 * smin_raw)) if smin_raw > 0 else math.sqrt(delta)
+    elif method == "matrix-free":
+        smin, smax, err = matrix_free_sigma_range(lin)
+        s = np.array([smax, smin])
+        tol = math.sqrt(n * _EPS) * smax
+        rank_note = " (matrix-free: only the extreme singular values are computed)"
     else:
-        raise ValueError(f"unknown method {method!r}; use auto, svd or kernel")
-    rank = int(np.sum(s > tol))
+        raise ValueError(f"unknown method {method!r}; use auto, svd, kernel or matrix-free")
+    rank = int(np.sum(s > tol)) if method != "matrix-free" else (n if s[-1] > tol else n - 1)
     smin = float(s[-1])
     if p <= n:
         status = "p_le_n"
@@ -114,14 +151,107 @@ def jacobian_spectrum(
         message = (
             f"rank J0 = {rank} < n = {n} (sigma_min = {smin:.3g} <= tol = {tol:.3g}): "
             "duplicate inputs, a dead network or too few parameters; the theorem says nothing"
+            + rank_note
         )
     else:
         status = "ok"
-        message = f"rank J0 = n = {n} < p = {p}; sigma_min = {smin:.6g} > tol = {tol:.3g}"
+        message = (
+            f"rank J0 = n = {n} < p = {p}; sigma_min = {smin:.6g} > tol = {tol:.3g}{rank_note}"
+        )
     return Spectrum(smin, smax, s, n, p, rank, tol, method, err, status, message)
 
 
 def kernel_sigma_range(K: np.ndarray) -> tuple[float, float]:
     """(sigma_min, sigma_max) of J from its kernel K = J J^T (eigenvalues clipped at 0)."""
-    lam = np.linalg.eigvalsh(K)
+    lam = sym_eigvals(K)
     return math.sqrt(max(float(lam[0]), 0.0)), math.sqrt(max(float(lam[-1]), 0.0))
+
+
+def sym_eigvals(K: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a symmetric matrix, ascending. Under the command line on one BLAS thread
+    (:mod:`lazycheck.threads`): LAPACK's eigensolvers change their last bits with the number
+    of threads (measured: 7e-12 on a 600 x 600 kernel), and results must not."""
+    return np.linalg.eigvalsh(K)
+
+
+def sym_eig(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix (see :func:`sym_eigvals`
+    on threads)."""
+    return np.linalg.eigh(K)
+
+
+def matrix_free_sigma_range(
+    lin: Linearization, tol: float = LANCZOS_TOL
+) -> tuple[float, float, float]:
+    """(sigma_min, sigma_max, abs. accuracy of sigma_min) of J by Lanczos on v -> J (J^T v).
+
+    Two ``eigsh`` runs (largest and smallest algebraic eigenvalue of K), each to relative
+    residual ``tol``. The accuracy is computed from the final residual norms (module
+    docstring), not assumed.
+    """
+    from scipy.sparse.linalg import LinearOperator
+
+    n = int(lin.f.shape[0])
+
+    def kv(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        return lin.jvp(lin.vjp(v))
+
+    op = LinearOperator((n, n), matvec=kv, dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(n)
+    if n <= 2:
+        K = np.column_stack([kv(e) for e in np.eye(n)])
+        lo, hi = kernel_sigma_range(0.5 * (K + K.T))
+        return lo, hi, n * _EPS * hi**2
+    ncv = min(n, 160)
+    lam_hi, x_hi = _eigsh_top(op, tol, v0, ncv)
+    lmax = lam_hi
+    # lambda_min as the top of lambda_max I - K: ARPACK's tolerance is relative to the Ritz
+    # value, so this asks for an absolute accuracy tol * lambda_max on lambda_min
+    shifted = LinearOperator((n, n), matvec=lambda v: lmax * np.ravel(v) - kv(v), dtype=np.float64)
+    _top, x_lo = _eigsh_top(shifted, tol, v0, ncv)
+    x_lo = x_lo / np.linalg.norm(x_lo)
+    lmin = float(x_lo @ kv(x_lo))  # the Rayleigh quotient: >= lambda_min
+    rho = max(
+        float(np.linalg.norm(kv(x_lo) - lmin * x_lo)),
+        float(np.linalg.norm(kv(x_hi) - lmax * x_hi)),
+    )
+    smax = math.sqrt(max(lmax, 0.0))
+    smin = math.sqrt(max(lmin, 0.0))
+    delta = rho + n * _EPS * lmax
+    err = min(math.sqrt(delta), delta / (2 * smin)) if smin > 0 else math.sqrt(delta)
+    return smin, smax, err
+
+
+def _eigsh_top(op: Any, tol: float, v0: np.ndarray, ncv: int) -> tuple[float, np.ndarray]:
+    """The largest eigenpair of a symmetric operator by ARPACK; when it runs out of iterations
+    the best Ritz pair so far (its residual is measured and reported by the caller)."""
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+    n = op.shape[0]
+    try:
+        lam, x = eigsh(op, k=1, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=max(300, 5 * n))
+    except ArpackNoConvergence as exc:  # pragma: no cover - depends on the spectrum
+        if exc.eigenvalues.size == 0:
+            raise
+        lam, x = exc.eigenvalues, exc.eigenvectors
+    return float(lam[0]), np.asarray(x[:, 0])
+
+
+def operator_norm(M: np.ndarray) -> float:
+    """||M||_2 by numpy's SVD (0 for an empty matrix), remembered by content: a bisection that
+    asks for the norm of the same large matrix again and again pays for one SVD."""
+    if not M.size:
+        return 0.0
+    if M.size < 20_000:
+        return float(np.linalg.norm(M, 2))
+    import hashlib
+
+    key = (M.shape, hashlib.blake2b(np.ascontiguousarray(M).data, digest_size=20).digest())
+    hit = _NORM_CACHE.get(key)
+    if hit is None:
+        hit = float(np.linalg.norm(M, 2))
+        if len(_NORM_CACHE) >= _NORM_CACHE_SIZE:
+            _NORM_CACHE.pop(next(iter(_NORM_CACHE)))
+        _NORM_CACHE[key] = hit
+    return hit

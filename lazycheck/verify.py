@@ -348,8 +348,11 @@ def build_context(
 
 def _ball_spectra(problem: Problem, bound: BoundReport, B: float) -> tuple[np.ndarray, np.ndarray]:
     """sigma_min, sigma_max of J_w at points of the ball of radius B: random directions on
-    its surface and inside, and both ends of the worst direction the beta search found."""
-    from lazycheck.spectrum import kernel_sigma_range
+    its surface and inside, and both ends of the worst direction the beta search found. From
+    the kernel's eigenvalues, or matrix-free (Lanczos) when the kernel does not fit the memory
+    limit."""
+    from lazycheck.resources import fits
+    from lazycheck.spectrum import kernel_bytes, kernel_sigma_range, matrix_free_sigma_range
 
     if not (math.isfinite(B) and B > 0) or not bound.spectrum.ok:
         return np.empty(0), np.empty(0)
@@ -363,8 +366,13 @@ def _ball_spectra(problem: Problem, bound: BoundReport, B: float) -> tuple[np.nd
         d = rng.standard_normal(problem.p)
         dirs.append(d / np.linalg.norm(d) * (1.0 if rng.random() < 0.5 else rng.random()))
     smin, smax = [], []
+    dense = fits(kernel_bytes(problem.n))
     for d in dirs:
-        lo, hi = kernel_sigma_range(problem.kernel(problem.w0 + B * d))
+        w = problem.w0 + B * d
+        if dense:
+            lo, hi = kernel_sigma_range(problem.kernel(w))
+        else:
+            lo, hi, _err = matrix_free_sigma_range(problem.linearize(w))
         smin.append(lo)
         smax.append(hi)
     return np.asarray(smin), np.asarray(smax)

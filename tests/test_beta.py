@@ -166,3 +166,28 @@ def test_rank_deficient_bound_is_stated_on_the_unit_ball() -> None:
     assert est is not None and est.radius == 1.0 and math.isfinite(est.radius)
     assert est.value == certified_beta(model, X, w0, 1.0)
     assert "unit ball" in est.message
+
+
+def test_lanczos_norm_is_an_attained_lower_bound_of_the_dense_one() -> None:
+    model, X, w0, rng = _setup("tanh", widths=(60,), n=30, d=4, seed=2)
+    lin0 = model.linearize(w0, X)
+    for r in (1e-3, 0.1, 1.0):
+        d = rng.standard_normal(w0.size)
+        w = w0 + r * d / np.linalg.norm(d)
+        dense = jacobian_change(model, X, lin0, w, method="dense")
+        ref = float(np.linalg.norm(model.jacobian(w, X) - model.jacobian(w0, X), 2))
+        lanczos = jacobian_change(model, X, lin0, w, method="lanczos")
+        assert dense == pytest.approx(ref, rel=1e-9)
+        assert lanczos <= ref * (1 + 1e-12)
+        assert lanczos == pytest.approx(ref, rel=1e-8)
+
+
+def test_sampled_beta_by_lanczos_matches_the_dense_search(monkeypatch) -> None:
+    from lazycheck.beta import sampled
+
+    model, X, w0, _ = _setup("tanh", widths=(40,), n=12, d=3, seed=4)
+    dense = sampled_beta(model, X, w0, 0.05, np.random.default_rng(1), samples=4, iterations=10)
+    monkeypatch.setattr(sampled, "DENSE_MAX_N", 0)
+    free = sampled_beta(model, X, w0, 0.05, np.random.default_rng(1), samples=4, iterations=10)
+    assert "Lanczos" in free.message and "difference kernel" in dense.message
+    assert free.value == pytest.approx(dense.value, rel=1e-6)

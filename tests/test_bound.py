@@ -263,3 +263,27 @@ def test_infeasible_verdict_says_it_once_and_labels_no_alpha_min() -> None:
     assert rep.message.count("no alpha satisfies") == 1
     q = rep.quantity("alpha_min")
     assert math.isnan(q.value) and "certified" not in q.kind and "none" in q.kind
+
+
+def test_alpha_min_notes_name_their_ball_and_explain_a_sampled_one_above_the_certified() -> None:
+    """With sigma_w = 1e6 the sampled ("lower") alpha_min exceeds the certified ("sufficient")
+    one: they rest on betas over different balls, and the notes say so."""
+    prob = load_problem(SAMPLES / "two_layer_tanh.toml", settings={"model.sigma_w": 1e6})
+    rep = compute_bound(prob)
+    cert, samp = rep.quantity("alpha_min[certified]"), rep.quantity("alpha_min[sampled]")
+    rc, rs = rep.betas["certified"].radius, rep.betas["sampled"].radius
+    assert samp.value > cert.value and rs != rc
+    assert f"R = {rc:.4g}" in cert.note and f"R = {rs:.4g}" in samp.note
+    assert "no contradiction" in samp.note and f"{cert.value:.6g}" in samp.note
+    assert "no contradiction" not in cert.note
+
+
+def test_no_radius_explanation_when_the_sampled_alpha_min_is_below(tanh_report) -> None:
+    _, rep = tanh_report
+    names = {q.name for q in rep.quantities}
+    if {"alpha_min[sampled]", "alpha_min[certified]"} <= names:
+        samp, cert = rep.quantity("alpha_min[sampled]"), rep.quantity("alpha_min[certified]")
+        assert (samp.value > cert.value) == ("no contradiction" in samp.note)
+    for q in rep.quantities:
+        if q.name.startswith("alpha_min["):
+            assert "holds on" in q.note, q

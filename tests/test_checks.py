@@ -294,3 +294,26 @@ def test_gradient_descent_is_the_only_unguaranteed_reason_when_hypotheses_hold()
     assert all(c.status == "pass" for c in checks.values() if c.role == "hypothesis")
     assert checks["theorem2.loss"].status == "unguaranteed"
     assert "continuous unmet" in checks["theorem2.loss"].message
+
+
+def test_lemma6_lower_bound_is_not_applicable_when_sigma_min_is_zero() -> None:
+    """sigma_min = 0 makes "sigma_min(J_w) >= sigma_min / 2" read "x >= 0": no comparison, so
+    observed, bound and margin are n/a (NaN) instead of a fake "0 >= 0, margin inf" pass."""
+    ctx = _good_context(sigma_min=0.0, sigma_min_t=np.zeros(61), ball_sigma_min=np.zeros(8))
+    checks = _by_id(ctx)
+    for cid in ("lemma6.sigma_min_trajectory", "lemma6.sigma_min_ball"):
+        c = checks[cid]
+        assert c.status == "skipped" and c.held is None, c
+        assert all(math.isnan(x) for x in (c.observed, c.bound, c.margin)), c
+        assert "not applicable" in c.message and "sigma_min = 0" in c.message
+    # the upper bound still compares real numbers, and a positive sigma_min is still tested
+    assert checks["lemma6.sigma_max_trajectory"].held is True
+    good = _by_id(_good_context())["lemma6.sigma_min_trajectory"]
+    assert good.status == "pass" and math.isfinite(good.margin)
+
+
+def test_p_le_n_sample_shows_no_fake_lemma6_comparison() -> None:
+    from helpers import verified_sample
+
+    c = verified_sample("p_le_n").check("lemma6.sigma_min_trajectory")
+    assert c.status == "skipped" and math.isnan(c.observed) and math.isnan(c.margin)

@@ -71,6 +71,19 @@ def test_info_describes_a_sample(run_cli) -> None:
     assert "centered tanh MLP" in out and "p = 800" in out
     assert "smooth: True" in out and "||f(w0)|| = 0" in out
     assert result.stderr == ""
+    assert "data seed" not in out  # the data follows the seed unless told otherwise
+
+
+def test_info_shows_the_data_seed_when_set(run_cli, tmp_path) -> None:
+    spec = REPO / "samples" / "two_layer_tanh.toml"
+    result = run_cli(["info", spec, "--seed", "3", "--data-seed", "7"])
+    assert result.exit_code == 0, result.output
+    assert "seed = 3; data seed = 7" in result.stdout
+    own = tmp_path / "own.toml"
+    own.write_text(spec.read_text(encoding="utf-8").replace("[data]", "[data]\nseed = 5", 1))
+    result = run_cli(["info", own])
+    assert result.exit_code == 0, result.output
+    assert "seed = 0; data seed = 5" in result.stdout
 
 
 def test_python_dash_m_lazycheck_prints_the_version() -> None:

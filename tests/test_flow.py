@@ -178,3 +178,23 @@ def test_the_stability_limit_is_where_gd_on_a_linear_model_diverges(
         assert not stats.success or losses[-1] > 1e6 * losses[0]
     else:
         assert stats.success and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("alpha", [1.0, 100.0])
+def test_exp_integrator_with_kernel_reuse_agrees_with_dop853(
+    prob: Problem, reference: dict[float, SimulationResult], alpha: float, monkeypatch
+) -> None:
+    # the eigenbasis kept across steps (issue 9) keeps the same error control: the same
+    # C * rtol agreement with the tight reference, with far fewer kernels than steps
+    from lazycheck import flow as flow_module
+
+    kernels = []
+    real = flow_module.sym_eig
+    monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
+    monkeypatch.setattr(flow_module, "sym_eig", lambda K: kernels.append(1) or real(K))
+    rtol = 1e-7
+    run = simulate(prob, alpha=alpha, method="exp", rtol=rtol, atol=REF_ATOL)
+    assert run.success, run.message
+    err = _errors(run, reference[alpha], prob.w0)
+    assert max(err.values()) <= C_EXP * rtol, err
+    assert 1 <= len(kernels) < run.n_steps / 5, (len(kernels), run.n_steps)

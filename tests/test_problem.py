@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lazycheck.errors import LazycheckError
 from lazycheck.models.wrappers import CenteredModel, SymmetricModel
 from lazycheck.problem import Problem, build_model, load_problem, make_problem, rng_for
 from lazycheck.spec import load_spec, parse_spec
@@ -77,6 +78,20 @@ def test_alpha_and_seed_overrides_reach_the_problem() -> None:
     prob = load_problem(path, alpha=250.0, seed=3)
     assert prob.alpha == 250.0 and prob.seed == 3 and prob.spec.seed == 3
     assert load_problem(path).alpha == load_spec(path).flow.alpha
+
+
+def test_load_problem_takes_overrides_as_dotted_keys() -> None:
+    """``overrides=`` (issue 8's name) sets any spec key, exactly as ``settings=`` does."""
+    path = SAMPLES[0].parent / "two_layer_tanh.toml"
+    by_overrides = load_problem(path, overrides={"model.widths": [8], "data.n": 6})
+    by_settings = load_problem(path, settings={"model.widths": [8], "data.n": 6})
+    assert tuple(by_overrides.spec.model.widths) == (8,)
+    assert by_overrides.p == by_settings.p == 3 * 8 + 8 and by_overrides.n == 6
+    assert np.array_equal(by_overrides.w0, by_settings.w0)
+    both = load_problem(path, settings={"data.n": 6}, overrides={"model.widths": [8]}, seed=2)
+    assert (both.n, both.p, both.seed) == (6, 32, 2)
+    with pytest.raises(LazycheckError, match=r"model\.nonsense"):
+        load_problem(path, overrides={"model.nonsense": 1})
 
 
 # ----------------------------------------------------------------------------- random streams

@@ -59,3 +59,55 @@ def test_kernel_sigma_range() -> None:
     lo, hi = kernel_sigma_range(lin.kernel())
     assert hi == pytest.approx(s[0], rel=1e-12)
     assert lo == pytest.approx(s[-1], rel=1e-6)
+
+
+def test_matrix_free_beyond_the_memory_limit_agrees_with_dense() -> None:
+    # a kernel of 40 x 40 doubles does not fit 1 KiB: sigma_min and sigma_max come from
+    # Lanczos on v -> J (J^T v), within the stated accuracy of the dense SVD's values
+    from lazycheck import resources
+
+    model, lin = _lin(40, 4, [120], seed=3)
+    s_ref = np.linalg.svd(lin.jacobian(), compute_uv=False)
+    resources.set_memory_limit(1024)
+    try:
+        sp = jacobian_spectrum(lin, model.n_params, max_jacobian_bytes=10)
+    finally:
+        resources.set_memory_limit(None)
+    assert sp.method == "matrix-free" and sp.ok and sp.rank == 40
+    assert "matrix-free" in sp.message
+    assert sp.sigma_max == pytest.approx(s_ref[0], rel=1e-10)
+    assert abs(sp.sigma_min - s_ref[-1]) <= sp.sigma_min_abs_error
+    assert sp.sigma_min_abs_error <= 1e-6 * s_ref[-1]  # the stated accuracy is useful
+    assert sp.sigma_min >= s_ref[-1] * (1 - 1e-12)  # a Rayleigh quotient: never below
+
+
+def test_matrix_free_through_bound_with_a_small_memory_limit(run_cli) -> None:
+    import json
+
+    from lazycheck import resources
+
+    dense = run_cli(["bound", "samples/two_layer_tanh.toml", "--format", "json"])
+    try:
+        small = run_cli(
+            ["bound", "samples/two_layer_tanh.toml", "--format", "json", "--memory-limit", "300"]
+        )
+    finally:
+        resources.set_memory_limit(None)
+    assert dense.exit_code == 0 and small.exit_code == 0, small.output
+    a, b = json.loads(dense.stdout), json.loads(small.stdout)
+    assert b["assumption1"]["method"] == "matrix-free"
+    err = b["assumption1"]["sigma_min_abs_error"]
+    qa, qb = a["quantities"], b["quantities"]
+    assert abs(qa["sigma_min"]["value"] - qb["sigma_min"]["value"]) <= err
+    assert qb["sigma_max"]["value"] == pytest.approx(qa["sigma_max"]["value"], rel=1e-10)
+
+
+def test_operator_norm_matches_svd_and_remembers() -> None:
+    from lazycheck.spectrum import _NORM_CACHE, operator_norm
+
+    M = np.random.default_rng(2).standard_normal((300, 90))
+    ref = float(np.linalg.svd(M, compute_uv=False)[0])
+    assert operator_norm(M) == ref
+    assert operator_norm(M.copy()) == ref and len(_NORM_CACHE) >= 1
+    M[0, 0] += 1.0  # a changed matrix is not served from the cache
+    assert operator_norm(M) == float(np.linalg.svd(M, compute_uv=False)[0])

@@ -293,5 +293,7 @@ def _preactivations(
 
 
 def _opnorm(M: Array) -> float:
-    """Spectral norm (0 for an empty matrix)."""
-    return float(np.linalg.norm(M, 2)) if M.size else 0.0
+    """Spectral norm (0 for an empty matrix); the same SVD, remembered across the bisection."""
+    from lazycheck.spectrum import operator_norm
+
+    return operator_norm(M)

@@ -1,9 +1,28 @@
 """Sampled lower bounds on beta(R): the largest ratio ||J_w - J_0|| / ||w - w0|| found.
 
-Each ratio is computed exactly (through the difference kernel, without forming J). The search:
-alternating power iteration for the worst direction of the derivative of J at w0, a radius scan
-along it, random directions, then projected gradient ascent on the ratio. A lower bound of the
-true constant: an alpha computed from it is optimistic (theory-notes fact 4).
+The search (measured on every sample and the scaling benchmark's specs, see the README's
+"Benchmarks"): a higher-order power iteration for the worst direction of the derivative of J at
+w0, a radius scan along it, then projected gradient ascent on the ratio. Random directions
+never raised the final value on any of them, so they are drawn only when the scan along the
+power iteration's direction finds nothing (``samples`` of them, as starting points for the
+ascent). A lower bound of
+the true constant: an alpha computed from it is optimistic (theory-notes fact 4).
+
+Every recorded ratio is a value attained at a recorded point, computed one of two ways:
+
+* ``dense`` (small n): sqrt of the top eigenvalue of the difference kernel
+  (J_w - J_0)(J_w - J_0)^T, formed without J and without cancellation (exact to rounding);
+* ``lanczos`` (large n, or when the n x n kernel does not fit the memory limit): Lanczos
+  (ARPACK) on the operator a -> (J_w - J_0)(J_w - J_0)^T a, one JVP and one VJP at each of
+  w and w0 per product (O(n p), no n x n matrix), to relative residual
+  :data:`LANCZOS_TOL`, warm-started from the previous point's singular vector. The value
+  recorded is ||(J_w - J_0)^T x|| for the final unit Ritz vector x: attained by x, so a true
+  lower bound of ||J_w - J_0|| whatever the convergence.
+
+The power iteration uses that max over unit h of ||dJ[h]|| equals max over unit a, h of
+sum_i a_i h^T H_i h (H_i the Hessian of f(x_i, .), symmetric): it alternates
+a <- (h^T H_i h)_i and h <- H(a) h + val h, both by central differences of a JVP and a VJP at
+w0 +/- eps h: two forward/backward passes per iteration, no kernel.
 """
 
 from __future__ import annotations
@@ -16,16 +35,24 @@ import numpy as np
 from lazycheck.beta.estimate import BetaEstimate
 from lazycheck.beta.estimate import radius_consistent as _consistent
 from lazycheck.models.base import Linearization, Model
+from lazycheck.spectrum import sym_eig, sym_eigvals
 
-__all__ = ["critical_radius", "jacobian_change", "sampled_beta"]
+__all__ = ["LANCZOS_TOL", "critical_radius", "jacobian_change", "sampled_beta"]
 
 Array = np.ndarray
+#: relative residual tolerance of the Lanczos norms
+LANCZOS_TOL = 1e-10
+#: above this n the norms are computed by Lanczos (the dense route costs n^2 (width) + n^3)
+DENSE_MAX_N = 500
 
 
-def jacobian_change(model: Model, X: Array, lin0: Linearization, w: Array) -> float:
-    """||J_w - J_0||_op, exactly (to floating point), through the difference kernel."""
-    D = model.linearize(w, X).difference_kernel(lin0)
-    return math.sqrt(max(float(np.linalg.eigvalsh(D)[-1]), 0.0))
+def jacobian_change(
+    model: Model, X: Array, lin0: Linearization, w: Array, method: str = "auto"
+) -> float:
+    """||J_w - J_0||_op: ``dense`` exact (to floating point) through the difference kernel, or
+    ``lanczos`` a lower bound attained by a Ritz vector (module docstring); ``auto`` picks
+    dense for n <= :data:`DENSE_MAX_N` when the kernel fits the memory limit."""
+    return _JacobianNorm(model, X, lin0, method)(w)[0]
 
 
 def sampled_beta(
@@ -42,49 +69,32 @@ def sampled_beta(
     """A sampled lower bound on beta(R) (see the module docstring for the search).
 
     ``radius = "auto"`` grows R until it is consistent with the bound found
-    (R >= sigma_min / (2 beta)); at most five rounds.
+    (R >= sigma_min / (2 beta)); at most five rounds. ``samples``: random directions tried
+    when the scan along the worst direction finds no change of J. ``progress(fraction)`` is
+    called as the search advances.
     """
+    report = progress or (lambda _f: None)
     search = _BetaSearch(model, X, w0, rng)
-    h, beta_dir, pit, pconv = search.worst_direction(iterations)
+    h, beta_dir, pit, converged = search.worst_direction(iterations, report)
     total_iters = pit
     if isinstance(radius, str):
         R = sigma_min / (2.0 * beta_dir) if beta_dir > 0 and sigma_min > 0 else 1.0
         fixed = False
     else:
         R, fixed = float(radius), True
-    converged = pconv
     for _round in range(5):
         search.scan(h, R)
-        search.random_directions(R, samples)
-        it, conv = search.ascend(R, iterations)
+        if search.best_ratio(R) == 0:  # the worst direction found nothing: try at random
+            search.random_directions(R, samples)
+        it, conv = search.ascend(R, iterations, lambda k: report(0.3 + 0.7 * k / iterations))
         total_iters += it
         converged = converged and conv
-        if progress is not None:
-            progress(min(1.0, (_round + 1) / 2))
         best = search.best_ratio(R)
         if fixed or best <= 0 or sigma_min <= 0 or sigma_min / (2.0 * best) <= R:
             break
         R = sigma_min / (2.0 * best)
-    best = search.best_ratio(R)
-    consistent = _consistent(R, best, sigma_min) if best > 0 else None
-    msg = (
-        f"max of ||J_w - J_0|| / ||w - w0|| over {search.count} points in the ball of radius "
-        f"{R:.4g}; a lower bound (an alpha from it is optimistic)"
-    )
-    if consistent is False:
-        msg += "; R < B = sigma_min/(2 beta): the radius is smaller than the theorem needs"
-    return BetaEstimate(
-        best,
-        "sampled lower bound",
-        R,
-        consistent,
-        "power iteration on dJ at w0, radius scan, random directions, projected ascent",
-        msg,
-        samples=search.count,
-        iterations=total_iters,
-        converged=converged,
-        direction=search.best_direction(R),
-    )
+    report(1.0)
+    return _estimate(search, R, sigma_min, total_iters, converged)
 
 
 def critical_radius(
@@ -95,19 +105,24 @@ def critical_radius(
     direction: Array,
     target: float,
     s_max: float,
+    progress: Callable[[float], None] | None = None,
 ) -> float:
     """The smallest s in (0, s_max] with ||J_{w0 + s h} - J_0|| = target along the unit
-    direction h (a scan on a geometric grid, then Brent's method); inf if not reached."""
+    direction h (a scan on a geometric grid, then Brent's method); inf if not reached.
+    ``progress(fraction)``: the fraction of the grid scanned."""
     from scipy.optimize import brentq
 
     h = direction / np.linalg.norm(direction)
+    norm = _JacobianNorm(model, X, lin0)
 
     def gap(s: float) -> float:
-        return jacobian_change(model, X, lin0, w0 + s * h) - target
+        return norm(w0 + s * h)[0] - target
 
     grid = s_max * np.geomspace(1e-6, 1.0, 61)
     prev = 0.0
-    for s in grid:
+    for i, s in enumerate(grid):
+        if progress is not None:
+            progress(i / grid.size)
         if gap(float(s)) >= 0:
             return (
                 float(brentq(gap, prev, float(s), xtol=1e-12 * s, rtol=1e-12)) if prev else float(s)
@@ -116,24 +131,121 @@ def critical_radius(
     return math.inf
 
 
+# ----------------------------------------------------------------------------- helpers
+
+
+def _estimate(
+    search: _BetaSearch, R: float, sigma_min: float, iterations: int, converged: bool
+) -> BetaEstimate:
+    best = search.best_ratio(R)
+    consistent = _consistent(R, best, sigma_min) if best > 0 else None
+    how = "the difference kernel" if search.norm.method == "dense" else "Lanczos"
+    msg = (
+        f"max of ||J_w - J_0|| / ||w - w0|| over {search.count} points in the ball of radius "
+        f"{R:.4g} (norms by {how}); a lower bound (an alpha from it is optimistic)"
+    )
+    if consistent is False:
+        msg += "; R < B = sigma_min/(2 beta): the radius is smaller than the theorem needs"
+    return BetaEstimate(
+        best,
+        "sampled lower bound",
+        R,
+        consistent,
+        "power iteration on dJ at w0, radius scan, projected ascent",
+        msg,
+        samples=search.count,
+        iterations=iterations,
+        converged=converged,
+        direction=search.best_direction(R),
+    )
+
+
+class _JacobianNorm:
+    """||J_w - J_0|| with its top left singular vector: dense or Lanczos (module docstring).
+
+    Returns (value, unit left singular vector a, linearization at w); Lanczos runs start from
+    the previous call's vector.
+    """
+
+    def __init__(self, model: Model, X: Array, lin0: Linearization, method: str = "auto") -> None:
+        from lazycheck.resources import fits
+        from lazycheck.spectrum import kernel_bytes
+
+        self.model, self.X, self.lin0 = model, X, lin0
+        n = int(lin0.f.shape[0])
+        if method == "auto":
+            method = "dense" if n <= DENSE_MAX_N and fits(kernel_bytes(n)) else "lanczos"
+        if method not in ("dense", "lanczos"):
+            raise ValueError(f"unknown method {method!r}; use auto, dense or lanczos")
+        self.method = method
+        self.warm: Array | None = None
+
+    def __call__(self, w: Array, vector: bool = False) -> tuple[float, Array | None, Linearization]:
+        lin = self.model.linearize(w, self.X)
+        if self.method == "dense" and not vector:
+            D = lin.difference_kernel(self.lin0)
+            return math.sqrt(max(float(sym_eigvals(D)[-1]), 0.0)), None, lin
+        return (*self.top_pair(lin, self.lin0), lin)
+
+    def top_pair(self, lin: Linearization, lin0: Linearization) -> tuple[float, Array]:
+        """||J_lin - J_lin0|| and its unit left singular vector, by the chosen method."""
+        if self.method == "dense":
+            lam, vec = sym_eig(lin.difference_kernel(lin0))
+            return math.sqrt(max(float(lam[-1]), 0.0)), vec[:, -1]
+        return self._lanczos(lin, lin0)
+
+    def _lanczos(self, lin: Linearization, lin0: Linearization) -> tuple[float, Array]:
+        from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
+
+        n = int(lin0.f.shape[0])
+
+        def dt(a: Array) -> Array:  # (J_w - J_0)^T a
+            return lin.vjp(a) - lin0.vjp(a)
+
+        def mv(a: Array) -> Array:
+            g = dt(np.ravel(a))
+            return lin.jvp(g) - lin0.jvp(g)
+
+        v0 = self.warm if self.warm is not None else np.ones(n) / math.sqrt(n)
+        if n <= 3:
+            M = np.column_stack([mv(e) for e in np.eye(n)])
+            x = np.linalg.eigh(0.5 * (M + M.T))[1][:, -1]
+        else:
+            op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
+            try:
+                x = eigsh(op, k=1, which="LA", tol=LANCZOS_TOL, v0=v0, ncv=min(n, 20))[1][:, 0]
+            except ArpackNoConvergence as exc:  # keep the best Ritz vector: still attained
+                x = exc.eigenvectors[:, 0] if exc.eigenvectors.size else v0
+            except ArpackError:  # J_w = J_0 (the operator is zero): v0 attains the norm 0
+                x = v0
+        x = x / np.linalg.norm(x)
+        self.warm = x
+        return float(np.linalg.norm(dt(x))), x
+
+
 class _BetaSearch:
-    """Keeps every exactly-evaluated point (distance, ratio, direction) of a beta search."""
+    """Keeps every evaluated point (distance, ratio, direction) of a beta search."""
 
     def __init__(self, model: Model, X: Array, w0: Array, rng: np.random.Generator) -> None:
         self.model, self.X, self.w0, self.rng = model, X, w0, rng
         self.lin0 = model.linearize(w0, X)
+        self.norm = _JacobianNorm(model, X, self.lin0)
         self.points: list[tuple[float, float, Array]] = []
         scale = float(np.linalg.norm(w0)) / math.sqrt(max(w0.size, 1))
         self.eps = 1e-5 * max(scale, 1e-3)
+        self._last: tuple[Array, float, Array | None, Linearization] | None = None
+        self.ascending = False  # trials of the ascent keep their singular vector
 
     @property
     def count(self) -> int:
         return len(self.points)
 
     def ratio(self, d: Array) -> float:
-        """||J_{w0+d} - J_0|| / ||d||, recorded."""
+        """||J_{w0+d} - J_0|| / ||d||, recorded (the evaluation is kept for the ascent)."""
         dist = float(np.linalg.norm(d))
-        r = jacobian_change(self.model, self.X, self.lin0, self.w0 + d) / dist
+        sig, a, lin = self.norm(self.w0 + d, vector=self.ascending or self.norm.method != "dense")
+        self._last = (d, sig, a, lin)
+        r = sig / dist
         self.points.append((dist, r, d / dist))
         return r
 
@@ -145,33 +257,26 @@ class _BetaSearch:
         cand = [(r, h) for dist, r, h in self.points if dist <= R * (1 + 1e-12)]
         return max(cand, key=lambda t: t[0])[1] if cand else None
 
-    def _dJ_kernel_top(self, h: Array) -> tuple[float, Array, Linearization, Linearization]:
-        """Top singular value and left vector of dJ[h] ~ (J(w0+eps h) - J(w0-eps h)) / 2eps."""
-        lp = self.model.linearize(self.w0 + self.eps * h, self.X)
-        lm = self.model.linearize(self.w0 - self.eps * h, self.X)
-        D = lp.difference_kernel(lm) / (4 * self.eps**2)
-        lam, vec = np.linalg.eigh(D)
-        return math.sqrt(max(float(lam[-1]), 0.0)), vec[:, -1], lp, lm
-
-    def _hvp(self, a: Array, b: Array) -> Array:
-        """sum_i a_i H_i b by central differences of J^T a."""
-        gp = self.model.linearize(self.w0 + self.eps * b, self.X).vjp(a)
-        gm = self.model.linearize(self.w0 - self.eps * b, self.X).vjp(a)
-        return (gp - gm) / (2 * self.eps)
-
-    def worst_direction(self, iterations: int) -> tuple[Array, float, int, bool]:
-        """Alternating power iteration for max over unit h of ||dJ_{w0}[h]||."""
+    def worst_direction(
+        self, iterations: int, report: Callable[[float], None]
+    ) -> tuple[Array, float, int, bool]:
+        """Alternating power iteration for max over unit h of ||dJ_{w0}[h]||: the top singular
+        pair (a, b) of dJ[h] ~ (J(w0 + eps h) - J(w0 - eps h)) / 2 eps, then h <- H(a) b."""
         h = self.rng.standard_normal(self.w0.size)
         h /= np.linalg.norm(h)
         val = 0.0
         for k in range(1, iterations + 1):
-            new, a, lp, lm = self._dJ_kernel_top(h)
+            lp = self.model.linearize(self.w0 + self.eps * h, self.X)
+            lm = self.model.linearize(self.w0 - self.eps * h, self.X)
+            new, a = self.norm.top_pair(lp, lm)
+            new /= 2 * self.eps
             b = (lp.vjp(a) - lm.vjp(a)) / (2 * self.eps)
             nb = np.linalg.norm(b)
             if nb == 0:
                 return h, 0.0, k, True
             g = self._hvp(a, b / nb)
             ng = np.linalg.norm(g)
+            report(0.3 * k / iterations)
             if ng == 0:
                 return h, new, k, True
             h = g / ng
@@ -179,6 +284,12 @@ class _BetaSearch:
                 return h, new, k, True
             val = new
         return h, val, iterations, False
+
+    def _hvp(self, a: Array, b: Array) -> Array:
+        """sum_i a_i H_i b by central differences of J^T a."""
+        gp = self.model.linearize(self.w0 + self.eps * b, self.X).vjp(a)
+        gm = self.model.linearize(self.w0 - self.eps * b, self.X).vjp(a)
+        return (gp - gm) / (2 * self.eps)
 
     def scan(self, h: Array, R: float) -> None:
         for s in R * np.geomspace(1e-2, 1.0, 7):
@@ -191,7 +302,7 @@ class _BetaSearch:
             d *= R * self.rng.uniform(0.05, 1.0) ** (1.0 / 2) / np.linalg.norm(d)
             self.ratio(d)
 
-    def ascend(self, R: float, iterations: int) -> tuple[int, bool]:
+    def ascend(self, R: float, iterations: int, report: Callable[[int], None]) -> tuple[int, bool]:
         """Projected gradient ascent on the ratio from the best point within radius R."""
         cand = [(r, dist, h) for dist, r, h in self.points if dist <= R * (1 + 1e-12)]
         if not cand:
@@ -199,26 +310,23 @@ class _BetaSearch:
         r, dist, h = max(cand, key=lambda t: t[0])
         d = dist * h
         step = 0.25 * R
+        self.ascending = True
+        try:
+            return self._ascend_from(d, r, R, iterations, step, report)
+        finally:
+            self.ascending = False
+
+    def _ascend_from(
+        self, d: Array, r: float, R: float, iterations: int, step: float, report: Callable
+    ) -> tuple[int, bool]:
         for k in range(1, iterations + 1):
-            lin = self.model.linearize(self.w0 + d, self.X)
-            Dk = lin.difference_kernel(self.lin0)
-            lam, vec = np.linalg.eigh(Dk)
-            sig = math.sqrt(max(float(lam[-1]), 0.0))
-            if sig == 0:
-                return k, True
-            a = vec[:, -1]
-            b = (lin.vjp(a) - self.lin0.vjp(a)) / sig  # right singular vector of J_w - J_0
-            gp = self.model.linearize(self.w0 + d + self.eps * b, self.X).vjp(a)
-            gm = self.model.linearize(self.w0 + d - self.eps * b, self.X).vjp(a)
-            grad_sig = (gp - gm) / (2 * self.eps)
-            nd = float(np.linalg.norm(d))
-            grad = grad_sig / nd - sig * d / nd**3
-            gn = float(np.linalg.norm(grad))
-            if gn == 0:
+            report(k)
+            grad = self._ratio_gradient(d)
+            if grad is None:
                 return k, True
             improved = False
             while step > 1e-8 * R:
-                trial = d + step * grad / gn
+                trial = d + step * grad
                 tn = float(np.linalg.norm(trial))
                 if tn > R:
                     trial *= R / tn
@@ -231,3 +339,22 @@ class _BetaSearch:
             if not improved:
                 return k, True
         return iterations, False
+
+    def _ratio_gradient(self, d: Array) -> Array | None:
+        """The unit gradient of ||J_{w0+d} - J_0|| / ||d|| at d (None where it vanishes); the
+        norm and its singular vectors come from the last evaluation when it was at d."""
+        last = self._last
+        if last is not None and last[0] is d and last[2] is not None:
+            _d, sig, a, lin = last
+        else:
+            sig, a, lin = self.norm(self.w0 + d, vector=True)
+        if sig == 0 or a is None:
+            return None
+        b = (lin.vjp(a) - self.lin0.vjp(a)) / sig  # right singular vector of J_w - J_0
+        gp = self.model.linearize(self.w0 + d + self.eps * b, self.X).vjp(a)
+        gm = self.model.linearize(self.w0 + d - self.eps * b, self.X).vjp(a)
+        grad_sig = (gp - gm) / (2 * self.eps)
+        nd = float(np.linalg.norm(d))
+        grad = grad_sig / nd - sig * d / nd**3
+        gn = float(np.linalg.norm(grad))
+        return grad / gn if gn > 0 else None

@@ -7,6 +7,7 @@ of the core (:func:`lazycheck.compute_bound`, :func:`lazycheck.simulate`, ...).
 
 from __future__ import annotations
 
+import lazycheck.cli.sweep  # noqa: F401  (registers lazycheck sweep)
 from lazycheck.cli import bound, info, simulate, verify  # noqa: F401  (registers the commands)
 from lazycheck.cli import kernel as _kernel  # noqa: F401
 from lazycheck.cli._app import app

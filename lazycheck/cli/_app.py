@@ -183,16 +183,23 @@ QuietOpt = Annotated[
     ),
 ]
 AlphaOpt = Annotated[
-    float | None, typer.Option("--alpha", help="Override [flow].alpha (the output scale).")
+    float | None,
+    typer.Option("--alpha", metavar="ALPHA", help="Override [flow].alpha (the output scale)."),
 ]
 SeedOpt = Annotated[
     int | None,
-    typer.Option("--seed", help="Override the spec's seed (initialization, and data by default)."),
+    typer.Option(
+        "--seed",
+        metavar="N",
+        help="Override the spec's seed (initialization, and data by default).",
+    ),
 ]
 DataSeedOpt = Annotated[
     int | None,
     typer.Option(
-        "--data-seed", help="Override [data].seed, the data's own seed (default: --seed)."
+        "--data-seed",
+        metavar="N",
+        help="Override [data].seed, the data's own seed (default: --seed).",
     ),
 ]
 SetOpt = Annotated[
@@ -206,11 +213,17 @@ SetOpt = Annotated[
 ]
 BetaOpt = Annotated[
     str | None,
-    typer.Option("--beta", help="Override [check].beta: auto, certified, sampled or a number."),
+    typer.Option(
+        "--beta",
+        metavar="BETA",
+        help="Override [check].beta: auto, certified, sampled or a number.",
+    ),
 ]
 ThreadsOpt = Annotated[
     int | None,
-    typer.Option("--threads", min=1, help="BLAS threads (default: the library's choice)."),
+    typer.Option(
+        "--threads", min=1, metavar="N", help="BLAS threads (default: the library's choice)."
+    ),
 ]
 MemoryOpt = Annotated[
     str | None,
@@ -221,7 +234,8 @@ MemoryOpt = Annotated[
     ),
 ]
 OutOpt = Annotated[
-    Path | None, typer.Option("-o", "--output", help="Write the report to FILE (atomically).")
+    Path | None,
+    typer.Option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically)."),
 ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from lazycheck.errors import LazycheckError
 from lazycheck.suggest import did_you_mean, match_choice
@@ -21,11 +21,35 @@ E = TypeVar("E", bound=Enum)
 
 class Command(TyperCommand):
     """A Typer command whose usage line names its arguments plainly (``SPEC``, ``SPEC...``),
-    as ruff, pytest and mypy do, instead of Typer's ``{SPEC}``."""
+    as ruff, pytest and mypy do, instead of Typer's ``{SPEC}``; and whose help shows plain
+    metavars (``SPEC...``, ``--threads N``, ``-o FILE``) instead of Typer's type names
+    (``SPEC... <list[Path]>``, ``<int range>``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _plain_metavar(param)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [p.replace("{", "").replace("}", "") for p in super().collect_usage_pieces(ctx)]
         return [p[:-3] if p.endswith("......") else p for p in pieces]
+
+
+class _PlainArgument(TyperArgument):
+    """An argument whose help names it by its metavar alone (no ``<list[Path]>`` after it)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+def _plain_metavar(param: Any) -> None:
+    """An option without its own metavar gets FILE (a path), N (an integer) or its name in
+    capitals (``--decay DECAY``); an argument named by a metavar shows no type after it."""
+    if isinstance(param, TyperArgument) and param.metavar:
+        param.__class__ = _PlainArgument
+    elif isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
+        kind = param.type_descriptor.annotation
+        param.metavar = {Path: "FILE", int: "N"}.get(kind) or str(param.name).upper()
 
 
 _EXIT = {
@@ -41,6 +65,12 @@ _EXIT = {
     "kernel": [
         "0  both kernels were computed and compared",
         "2  a bad spec, data file or option, or a model other than the built-in MLP",
+    ],
+    "sweep": [
+        "0  every configuration ran (whatever its checks say: read them in the report)",
+        "2  a bad spec, option or value (nothing ran), or an unreachable --dask scheduler",
+        "10+k  k configurations failed (at most 110), each recorded with its message",
+        "130  interrupted; the configurations finished so far are stored under --out",
     ],
     "verify": [
         "0  every guaranteed check passes (the hypothesis may be unmet: see --strict)",
@@ -66,6 +96,10 @@ _EXAMPLES = {
     "kernel": [
         "lazycheck kernel samples/two_layer_tanh.toml",
         "lazycheck kernel samples/deep_tanh.toml --set model.widths=[512,512] -f json",
+    ],
+    "sweep": [
+        "lazycheck sweep samples/two_layer_tanh.toml --alpha 1e-2:1e4:7 --seeds 0-2 --plot s.png",
+        "lazycheck sweep samples/two_layer_tanh.toml --set model.widths=[50],[200] --out runs/",
     ],
     "verify": [
         "lazycheck verify samples/two_layer_tanh.toml --strict",

@@ -37,7 +37,10 @@ def info(
     typer.echo(f"spec:   {spec}")
     typer.echo(f"data:   {prob.data_source}; n = {prob.n}, d = {prob.X.shape[1]}")
     typer.echo(f"model:  {prob.model.describe()}")
-    typer.echo(f"smooth: {prob.model.smooth}; p = {prob.p}; seed = {prob.seed}")
+    seeds = f"seed = {prob.seed}"
+    if prob.spec.data.seed is not None:  # --data-seed or [data].seed: the data has its own
+        seeds += f"; data seed = {prob.spec.data_seed}"
+    typer.echo(f"smooth: {prob.model.smooth}; p = {prob.p}; {seeds}")
     f0 = prob.f(prob.w0)
     typer.echo(
         f"||f(w0)|| = {float((f0 @ f0) ** 0.5):.6g}; ||y|| = {float(prob.y @ prob.y) ** 0.5:.6g}"

@@ -145,10 +145,10 @@ def _write(
             VerifyFormat.json: rep.to_json,
             VerifyFormat.junit: rep.to_junit,
             VerifyFormat.github: rep.to_github,
-        }[format](reports)
+        }[format](reports, strict)
     with outputs.transaction():
         if junit is not None:
-            outputs.stage("--junit", rep.to_junit(reports))
+            outputs.stage("--junit", rep.to_junit(reports, strict))
         if json_file is not None:
             outputs.stage("--json", rep.to_json(reports))
         if output is not None:
@@ -160,9 +160,9 @@ def _write(
         else:
             emit(text, None)
     if github and (format is not VerifyFormat.github or output is not None):
-        emit(rep.to_github(reports), None)
+        emit(rep.to_github(reports, strict), None)
     if github or format is VerifyFormat.github:
-        rep.write_github_summary(reports)
+        rep.write_github_summary(reports, strict=strict)
     if quiet:
         for line in _verdict_lines(reports, strict):
             typer.echo(line)

@@ -126,7 +126,8 @@ class MLP(Model):
         a = X
         for i, (layer, (W, b)) in enumerate(zip(self.layers, params, strict=True)):
             inputs.append(a)
-            z = layer.c_w * (a @ W.T)
+            z = a @ W.T  # scaled in place: no second n x width temporary
+            z *= layer.c_w
             if b is not None:
                 z += layer.c_b * b
             if i < self.depth:
@@ -140,7 +141,11 @@ class MLP(Model):
         for i in range(self.depth - 1, -1, -1):
             W_next = params[i + 1][0]
             nxt = self.layers[i + 1]
-            deltas.append(slopes[i] * (nxt.c_w * (deltas[-1] @ W_next)))
+            delta = deltas[-1] @ W_next
+            delta *= nxt.c_w
+            delta *= slopes[i]
+            slopes[i] = delta  # phi'(z^l) is no longer needed: drop it
+            deltas.append(delta)
         deltas.reverse()
         return _MLPLinearization(self, f, inputs, deltas)
 
@@ -194,7 +199,19 @@ class _MLPLinearization(Linearization):
         return J
 
     def kernel(self) -> Array:
-        return self.cross_kernel(self)
+        """K = sum_l (D^l D^lT) o (c_w^2 A^(l-1) A^(l-1)T + c_b^2): every Gram product a
+        symmetric rank-k update (``dsyrk``, half a GEMM's flops) on one triangle, the
+        Hadamard products and the sum on that triangle, mirrored once at the end."""
+        n = self.f.shape[0]
+        K = np.zeros((n, n), order="F")
+        for layer, A, D in zip(self.model.layers, self.inputs, self.deltas, strict=True):
+            G = _gram(A, layer.c_w**2)
+            if layer.bias:
+                G += layer.c_b**2
+            if D.shape[1] > 1 or np.any(D != 1.0):  # the output layer's delta is 1
+                G *= _gram(D)
+            K += G
+        return _mirror_upper(K)
 
     def cross_kernel(self, other: Linearization) -> Array:
         assert isinstance(other, _MLPLinearization)
@@ -211,22 +228,42 @@ class _MLPLinearization(Linearization):
 
     def difference_kernel(self, other: Linearization) -> Array:
         """(J_w - J_v)(J_w - J_v)^T per layer from delta (x) a - delta' (x) a'
-        = (delta - delta') (x) a + delta' (x) (a - a'), with no cancellation."""
+        = (delta - delta') (x) a + delta' (x) (a - a'), with no cancellation; the symmetric
+        Gram products by ``dsyrk`` on one triangle (see :meth:`kernel`)."""
         assert isinstance(other, _MLPLinearization)
         n = self.f.shape[0]
-        K = np.zeros((n, n))
+        K = np.zeros((n, n), order="F")
         for layer, A, D, A2, D2 in zip(
             self.model.layers, self.inputs, self.deltas, other.inputs, other.deltas, strict=True
         ):
             dD = D - D2
             dA = A - A2
-            AA = A @ A.T
-            DD = dD @ dD.T
-            term = DD * AA
+            DD = _gram(dD)
+            term = DD * _gram(A)
             if np.any(dA):
                 cross = (dD @ D2.T) * (A @ dA.T)
-                term += cross + cross.T + (D2 @ D2.T) * (dA @ dA.T)
+                term += np.triu(cross + cross.T) + _gram(D2) * _gram(dA)
             K += layer.c_w**2 * term
             if layer.bias:
                 K += layer.c_b**2 * DD
-        return K
+        return _mirror_upper(K)
+
+
+def _gram(M: Array, scale: float = 1.0) -> Array:
+    """scale M M^T on its upper triangle (the lower one is zero), by ``dsyrk`` on M^T, which
+    is Fortran-ordered when M is C-ordered: no copy of M. The one product lazycheck runs on
+    several threads when large (:func:`lazycheck.threads.blas_threads`): OpenBLAS's syrk gives
+    the same bits on any number of threads, its gemm and LAPACK's eigensolvers do not."""
+    from scipy.linalg.blas import dsyrk
+
+    from lazycheck.threads import blas_threads
+
+    with blas_threads(float(M.shape[0]) ** 2 * M.shape[1]):
+        return dsyrk(scale, np.ascontiguousarray(M).T, trans=1)
+
+
+def _mirror_upper(U: Array) -> Array:
+    """The symmetric matrix whose upper triangle is U's, as a C-ordered array."""
+    out = np.triu(U)
+    out += np.triu(U, 1).T
+    return out

@@ -1,0 +1,141 @@
+"""Benchmark: ``bound`` and ``verify`` against one kernel-plus-eigendecomposition, as n and the
+width grow (issue 9).
+
+Problem: ``benchmarks/specs/wide_tanh.toml`` (one hidden tanh layer, d = 10, centered). Each
+case runs in a fresh subprocess (so its peak RSS, VmHWM, is its own) that times, side by side:
+
+* ``K0+eig``: one forward/backward pass at w0, the kernel K0 and its eigenvalues (the
+  baseline: the least any check of Assumption 1 costs);
+* ``bound``: :func:`lazycheck.bound.compute_bound`;
+* ``verify``: :func:`lazycheck.verify.run_verify` (bound, both flows, the ball's spectra).
+
+It prints each time, its ratio to the baseline, verify / bound, the peak RSS, and the growth
+exponents fitted on log-log axes. Goals (issue 9): bound within 20x of the baseline at every
+size, bound at n = 1600 under 60 s and at n = 6400 under 10 minutes, verify within 3x of bound.
+The machine is shared, so the load average is printed with every case and the ratios (taken
+in the same process, seconds apart) are the figures to compare.
+
+``python -m benchmarks scaling`` runs n = 100, 400, 1600 (width 2000) and widths 1e3, 1e4
+(n = 50), verify up to n = 400. ``python -m benchmarks.bench_scaling --large`` adds n = 6400 and
+width 1e5 and verify at every size (long: tens of minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = REPO / "benchmarks" / "specs" / "wide_tanh.toml"
+
+
+def _child(n: int, width: int, run_verify: bool, threads: int | None) -> None:
+    """Subprocess entry point: time baseline, bound and verify; print a JSON line."""
+    import lazycheck
+    from lazycheck.bound import compute_bound
+    from lazycheck.spectrum import sym_eigvals
+    from lazycheck.threads import set_threads
+    from lazycheck.verify import run_verify as verify
+
+    set_threads(threads)
+    prob = lazycheck.load_problem(SPEC, settings={"data.n": n, "model.widths": [width]})
+    out: dict[str, Any] = {"n": n, "width": width, "p": prob.p}
+    t0 = time.perf_counter()
+    sym_eigvals(prob.linearize(prob.w0).kernel())
+    out["baseline"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rep = compute_bound(prob)
+    out["bound"] = time.perf_counter() - t0
+    out["spectrum_method"] = rep.spectrum.method
+    out["beta"] = {k: b.value for k, b in rep.betas.items()}
+    if run_verify:
+        t0 = time.perf_counter()
+        ver = verify(prob)
+        out["verify"] = time.perf_counter() - t0
+        out["verify_status"] = ver.status
+    out["rss_peak"] = _peak_rss()
+    out["load"] = os.getloadavg()[0]
+    print(json.dumps(out))
+
+
+def _peak_rss() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1]) * 1024.0
+    import resource
+
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024.0
+
+
+def _run(n: int, width: int, run_verify: bool, threads: int | None) -> dict[str, Any]:
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.bench_scaling import "
+        f"_child; _child({n}, {width}, {run_verify}, {threads!r})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    if len(xs) < 2:
+        return math.nan
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+def _table(title: str, key: str, rows: list[dict[str, Any]]) -> None:
+    print(title)
+    print(
+        f"  {key:>7} {'p':>9} {'K0+eig':>9} {'bound':>9} {'ratio':>7} {'verify':>9} "
+        f"{'v/b':>6} {'peak RSS':>10} {'load':>5}  spectrum"
+    )
+    for r in rows:
+        ver = r.get("verify")
+        vtxt = f"{ver:8.2f}s {ver / r['bound']:6.2f}" if ver else f"{'-':>9} {'-':>6}"
+        print(
+            f"  {r[key]:>7} {r['p']:>9} {r['baseline']:8.3f}s {r['bound']:8.2f}s "
+            f"{r['bound'] / r['baseline']:7.1f} {vtxt} {r['rss_peak'] / 2**20:8.0f} MB "
+            f"{r['load']:5.1f}  {r['spectrum_method']}"
+        )
+    xs = [float(r[key]) for r in rows]
+    fits = {name: _slope(xs, [r[name] for r in rows]) for name in ("baseline", "bound", "rss_peak")}
+    have_v = [r for r in rows if r.get("verify")]
+    if len(have_v) >= 2:
+        fits["verify"] = _slope([float(r[key]) for r in have_v], [r["verify"] for r in have_v])
+    print(
+        "  growth exponents in " + key + ": " + ", ".join(f"{k} {v:.2f}" for k, v in fits.items())
+    )
+
+
+def main(large: bool = False, threads: int | None = None) -> None:
+    print("== bench_scaling: bound and verify against one kernel + eigendecomposition")
+    print(f"{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; threads {threads}")
+    ns = [100, 400, 1600, *([6400] if large else [])]
+    widths = [1000, 10_000, *([100_000] if large else [])]
+    rows_n = [_run(n, 2000, large or n <= 400, threads) for n in ns]
+    _table("width 2000, d = 10:", "n", rows_n)
+    rows_w = [_run(50, w, True, threads) for w in widths]
+    _table("n = 50, d = 10:", "width", rows_w)
+    for r in rows_n:
+        if r["n"] in (1600, 6400):
+            goal = 60.0 if r["n"] == 1600 else 600.0
+            ok = "met" if r["bound"] < goal else "MISSED"
+            print(f"  goal: bound at n = {r['n']} under {goal:.0f} s: {r['bound']:.1f} s, {ok}")
+    worst = max(r["bound"] / r["baseline"] for r in rows_n + rows_w)
+    print(f"  goal: bound within 20x of K0+eig at every size: worst {worst:.1f}x")
+    vb = [r["verify"] / r["bound"] for r in rows_n + rows_w if r.get("verify")]
+    if vb:
+        print(f"  goal: verify within 3x of bound: worst {max(vb):.2f}x")
+
+
+if __name__ == "__main__":
+    main(large="--large" in sys.argv[1:])

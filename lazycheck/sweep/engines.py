@@ -1,0 +1,203 @@
+"""Where the configurations run: in this process, in local worker processes, or on Dask.
+
+Every engine takes the tasks (index, spec) and calls ``on_done(index, record)`` in the calling
+thread as each finishes, in completion order, so records are stored as soon as they exist.
+Workers cap BLAS at one thread (:func:`lazycheck.threads.set_threads`): a sweep's parallelism
+is across configurations, and on a loaded machine BLAS threads only spin. Results do not depend
+on the engine: each configuration is a pure function of its spec.
+
+* :class:`Serial` (``--jobs 1``): one after the other in this process (BLAS threads as set by
+  ``--threads``).
+* :class:`LocalPool` (``--jobs N``): a ``concurrent.futures.ProcessPoolExecutor`` started with
+  the ``forkserver`` method (``spawn`` where there is none), so no worker inherits the state of
+  a threaded parent; the fork server imports what a run needs (lazycheck's verify, numpy,
+  scipy) once, and every worker forks from it instead of importing them again.
+* :class:`DaskEngine` (``--dask ADDRESS``): the tasks are submitted to a Dask distributed
+  scheduler; needs ``pip install 'lazycheck[dask]'``. Workers must see the same data files.
+
+A worker that dies (killed, out of memory) fails only the configurations it was given; they are
+recorded as failed with the reason and the others go on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lazycheck.errors import LazycheckError
+from lazycheck.sweep.metrics import run_config
+
+if TYPE_CHECKING:
+    from lazycheck.spec import Spec
+    from lazycheck.sweep.metrics import ProblemBuilder
+
+__all__ = ["DaskEngine", "Engine", "LocalPool", "Serial", "default_jobs", "make_engine"]
+
+Task = tuple[int, "Spec"]
+#: what every configuration imports: the fork server imports it once, the workers inherit it
+_PRELOAD = [
+    "lazycheck.sweep.metrics",
+    "lazycheck.verify",
+    "lazycheck.simulate",
+    "scipy.linalg",
+    "scipy.optimize",
+    "threadpoolctl",
+]
+OnDone = Callable[[int, dict[str, Any]], None]
+
+
+class Engine:
+    """Runs tasks; ``name`` says which engine for the reports."""
+
+    name = "engine"
+
+    def run(self, tasks: Sequence[Task], build: ProblemBuilder | None, on_done: OnDone) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class Serial(Engine):
+    name = "serial"
+
+    def run(self, tasks: Sequence[Task], build: ProblemBuilder | None, on_done: OnDone) -> None:
+        for index, spec in tasks:
+            on_done(index, run_config(spec, build))
+
+
+@dataclass
+class LocalPool(Engine):
+    jobs: int
+    name = "processes"
+
+    def run(self, tasks: Sequence[Task], build: ProblemBuilder | None, on_done: OnDone) -> None:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        if not tasks:
+            return
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if ctx.get_start_method() == "forkserver":  # workers fork with lazycheck imported
+            ctx.set_forkserver_preload(_PRELOAD)
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.jobs, len(tasks)), mp_context=ctx, initializer=_init_pool_worker
+        )
+        try:
+            futures = {pool.submit(run_config, spec, build): index for index, spec in tasks}
+            for fut in as_completed(futures):
+                on_done(futures[fut], _result(fut))
+        except BaseException:  # interrupted: stop the workers now, keep what is stored
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+@dataclass
+class DaskEngine(Engine):
+    address: Any  # a scheduler address, or a distributed.Client
+    name = "dask"
+
+    def run(self, tasks: Sequence[Task], build: ProblemBuilder | None, on_done: OnDone) -> None:
+        distributed = _import_distributed()
+        own = not isinstance(self.address, distributed.Client)
+        if own:
+            _check_reachable(str(self.address))
+        try:
+            client = distributed.Client(self.address, timeout=30) if own else self.address
+        except OSError as exc:
+            raise LazycheckError(
+                f"--dask {self.address}: cannot reach the scheduler ({exc})"
+            ) from None
+        try:
+            futures = {
+                client.submit(_dask_task, spec, build, pure=False): index for index, spec in tasks
+            }
+            for fut in distributed.as_completed(list(futures)):
+                on_done(futures[fut], _result(fut))
+        finally:
+            if own:
+                client.close()
+
+
+def default_jobs() -> int:
+    """The number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def make_engine(jobs: int | None, dask: Any = None) -> Engine:
+    """``--dask`` if given, else ``--jobs`` (default: the number of cores) processes; one job
+    runs in this process."""
+    if dask is not None:
+        return DaskEngine(dask)
+    n = default_jobs() if jobs is None else jobs
+    if n < 1:
+        raise LazycheckError(f"--jobs: must be >= 1, got {n}")
+    return Serial() if n == 1 else LocalPool(n)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _init_worker() -> None:
+    from lazycheck.threads import set_threads
+
+    set_threads(1)
+
+
+def _init_pool_worker() -> None:
+    """A local worker: one BLAS thread; Ctrl-C is the parent's to handle (it stops the pool)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker()
+
+
+def _dask_task(spec: Spec, build: ProblemBuilder | None) -> dict[str, Any]:
+    _init_worker()
+    return run_config(spec, build)
+
+
+def _result(fut: Any) -> dict[str, Any]:
+    """The record of a finished future; a worker that died gives a failed record."""
+    from lazycheck.sweep.metrics import failed_record
+
+    try:
+        return fut.result()
+    except Exception as exc:
+        return failed_record(
+            f"the worker running this configuration died: {type(exc).__name__}: {exc}"
+        )
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast (one line) when nothing listens at a ``tcp://host:port`` scheduler address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls") or parts.hostname is None or parts.port is None:
+        return  # another protocol: let distributed judge
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=10).close()
+    except OSError as exc:
+        raise LazycheckError(
+            f"--dask {address}: no scheduler answers there ({exc.strerror or exc}); start one "
+            "with `dask scheduler` or give its address"
+        ) from None
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise LazycheckError(
+            "--dask needs Dask's distributed scheduler: pip install 'lazycheck[dask]'"
+        ) from None
+    return distributed
