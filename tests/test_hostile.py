@@ -338,7 +338,10 @@ OPTION_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "alpha-1e-300": (["bound", "--alpha", "1e-300"], ("--alpha", "1e-100")),
     "alpha-negative": (["bound", "--alpha=-1"], ("--alpha", "> 0")),
     "memory-limit-word": (["info", "--memory-limit", "lots"], ("--memory-limit", "'lots'")),
-    "memory-limit-1k": (["info", "--memory-limit", "1K"], ("needs", "1 KiB", "--memory-limit")),
+    "memory-limit-1m": (
+        ["info", "--set", "data.n=100000", "--memory-limit", "1M"],
+        ("needs", "1 MiB", "--memory-limit", "reduce [data].n"),
+    ),
     "horizon-1e30": (["simulate", "--horizon", "1e30"], ("--horizon", "give a horizon <=")),
     "decay-1e6": (["simulate", "--decay", "1e6"], ("--decay", "700")),
     "method-exp-relu": (
@@ -787,7 +790,8 @@ def test_memory_hungry_runs_are_refused_under_an_address_space_limit(
 
 
 def test_memory_limit_from_the_environment(box: Path) -> None:
-    check_error_case(box, ["info", box / "s.toml"], ("needs", "64 B"), LAZYCHECK_MEMORY_LIMIT="64")
+    args = ["info", box / "s.toml", "--set", "data.n=100000"]
+    check_error_case(box, args, ("needs", "1 MiB"), LAZYCHECK_MEMORY_LIMIT="1M")
 
 
 # ----------------------------------------------------------------------------- JUnit reports

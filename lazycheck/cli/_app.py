@@ -428,10 +428,12 @@ def settings_of(items: list[str] | None) -> dict[str, Any]:
 
 def runtime(threads: int | None, memory_limit: str | None) -> None:
     """Apply the runtime options every command shares (``--threads``, ``--memory-limit``)."""
+    from lazycheck.resources import memory_limit as current_limit
     from lazycheck.resources import set_memory_limit
     from lazycheck.threads import set_threads
 
     set_memory_limit(memory_limit)
+    current_limit()  # a bad LAZYCHECK_MEMORY_LIMIT is refused now, whatever the run needs
     set_threads(threads)
 
 
