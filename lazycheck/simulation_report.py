@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     from lazycheck.simulate import SimulationResult
 
-__all__ = ["EXACT", "fmt_value", "result_dict", "summary_rows"]
+__all__ = ["EXACT", "finite_max", "finite_min", "fmt_value", "result_dict", "summary_rows"]
 
 Array = np.ndarray
 EXACT = "exact (closed form)"
@@ -23,8 +23,8 @@ def summary_rows(res: SimulationResult) -> list[tuple[str, str, Any, str]]:
     """Rows (key, quantity, value, what it is) of the summary table."""
     comp = res.computed_label
     pos = (res.t > 0) & (res.bound > 0)
-    ratio = _safe_max(res.loss[pos] / res.bound[pos])
-    ratio_lin = _safe_max(res.loss_lin[pos] / res.bound[pos])
+    ratio = finite_max(res.loss[pos] / res.bound[pos])
+    ratio_lin = finite_max(res.loss_lin[pos] / res.bound[pos])
     rows: list[tuple[str, str, Any, str]] = [
         ("method", "method", res.method, "integrator of the nonlinear flow"),
         ("alpha", "alpha", res.alpha, "output scale (input)"),
@@ -105,7 +105,7 @@ def _trajectory_rows(res: SimulationResult, comp: str) -> list[tuple[str, str, A
             res.B_prime,
             "Theorem 2: 3 sqrt(8 sigma_max^2 L0)/(alpha sigma_min^2)",
         ),
-        ("max_disp", "max_t ||w(t) - w0||", _safe_max(res.disp), f"{comp}; <= B'"),
+        ("max_disp", "max_t ||w(t) - w0||", finite_max(res.disp), f"{comp}; <= B'"),
         (
             "B_prime_lin",
             "B'_lin",
@@ -115,31 +115,31 @@ def _trajectory_rows(res: SimulationResult, comp: str) -> list[tuple[str, str, A
         (
             "max_disp_lin",
             "max_t ||u(t) - u0||",
-            _safe_max(res.disp_lin),
+            finite_max(res.disp_lin),
             f"{_EXACT}; <= B'_lin",
         ),
         (
             "max_gap",
             "max_t ||alpha f(w) - alpha f0(u)||",
-            _safe_max(res.gap),
+            finite_max(res.gap),
             f"{comp} against the exact linear flow",
         ),
         (
             "min_sigma_min_t",
             "min_t sigma_min(J_w(t))",
-            _safe_min(res.sigma_min_t),
+            finite_min(res.sigma_min_t),
             f"{comp}; Lemma 6: >= sigma_min/2 = {res.sigma_min / 2:.6g}",
         ),
         (
             "max_sigma_max_t",
             "max_t sigma_max(J_w(t))",
-            _safe_max(res.sigma_max_t),
+            finite_max(res.sigma_max_t),
             f"{comp}; Lemma 6: <= 3 sigma_max/2 = {1.5 * res.sigma_max:.6g}",
         ),
         (
             "max_jdiff",
             "max ||J_w(t) - J0||",
-            _safe_max(res.jdiff),
+            finite_max(res.jdiff),
             f"{comp}, at {res.t_check.shape[0]} checkpoints",
         ),
     ]
@@ -186,13 +186,15 @@ def result_dict(res: SimulationResult) -> dict[str, Any]:
     }
 
 
-def _safe_max(a: Array) -> float:
+def finite_max(a: Array) -> float:
+    """The largest finite entry (nan when there is none)."""
     a = np.asarray(a, dtype=np.float64)
     a = a[np.isfinite(a)]
     return float(a.max()) if a.size else math.nan
 
 
-def _safe_min(a: Array) -> float:
+def finite_min(a: Array) -> float:
+    """The smallest finite entry (nan when there is none)."""
     a = np.asarray(a, dtype=np.float64)
     a = a[np.isfinite(a)]
     return float(a.min()) if a.size else math.nan

@@ -196,8 +196,8 @@ def _flow_metrics(problem: Problem, report: VerifyReport, notes: list[str]) -> d
         notes.append("no flow was run: " + (report.flow_note or "see verify"))
         return {}
     from lazycheck.linear_flow import linear_flow
-    from lazycheck.simulation_report import _safe_max as _sup
-    from lazycheck.simulation_report import _safe_min as _inf
+    from lazycheck.simulation_report import finite_max as _sup
+    from lazycheck.simulation_report import finite_min as _inf
 
     alpha = sim.alpha
     w0 = np.asarray(problem.w0, dtype=np.float64)
