@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from lazycheck.errors import LazycheckError
+from lazycheck.files import regular_file_size
+from lazycheck.resources import FLOAT_BYTES, require
 from lazycheck.spec import DataSpec
 
 __all__ = ["Dataset", "load_data", "synthetic_data"]
@@ -54,6 +56,7 @@ def load_data(spec: DataSpec, rng: np.random.Generator, origin: str | None = Non
     """
     table = f"{origin}: [data]" if origin else "[data]"
     if spec.source == "synthetic":
+        _require_synthetic(spec, table)
         X, y = synthetic_data(
             spec.n, spec.dim, spec.inputs, spec.targets, rng, spec.teacher_width, spec.noise
         )
@@ -133,13 +136,46 @@ def synthetic_data(
 
 # ----------------------------------------------------------------------------- readers
 
+#: memory of a CSV file read into rows of Python strings, per byte of the file
+_CSV_BYTES_PER_BYTE = 12
+
+
+def _require_synthetic(spec: DataSpec, table: str) -> None:
+    """Refuse synthetic data that would not fit, before drawing it."""
+    n, dim, m = spec.n, spec.dim, spec.teacher_width
+    require(
+        3 * FLOAT_BYTES * n * dim,
+        f"{table}: the synthetic inputs (n x dim = {n} x {dim})",
+        "reduce [data].n or [data].dim",
+    )
+    if spec.targets == "teacher":
+        require(
+            FLOAT_BYTES * (m * dim + 2 * n * m),
+            f"{table}: the teacher network (teacher_width = {m}, on n = {n} points of dim {dim})",
+            "reduce [data].teacher_width or [data].n",
+        )
+
 
 def _read_csv(path: Path, features: tuple[str, ...], target: str) -> tuple[np.ndarray, np.ndarray]:
+    size = regular_file_size(path, "CSV data")
+    require(
+        _CSV_BYTES_PER_BYTE * size,
+        f"reading {path} ({size} bytes of CSV)",
+        "use a .npy or .npz file for data this large, or subsample the file",
+    )
+    reader = None
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+            reader = csv.reader(fh)
+            rows = list(reader)
     except UnicodeDecodeError:
         raise LazycheckError(f"{path}: not a UTF-8 text file; expected CSV with a header") from None
+    except csv.Error as exc:
+        line = reader.line_num if reader is not None else 0
+        raise LazycheckError(
+            f"{path}:{line}: not readable as CSV ({exc}); fields hold at most "
+            f"{csv.field_size_limit()} characters"
+        ) from None
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
         raise LazycheckError(f"{path}: the file is empty; expected a header line and data rows")
@@ -181,13 +217,38 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
 
 
 def _read_npy(path: Path, what: str) -> np.ndarray:
+    regular_file_size(path, f".npy {what}")
+    _require_npy(path, what)
     try:
         return np.load(path, allow_pickle=False)
     except Exception as exc:  # numpy raises several types for a bad file
         raise LazycheckError(f"{path}: cannot read as .npy {what} ({type(exc).__name__})") from None
 
 
+def _require_npy(path: Path, what: str) -> None:
+    """Refuse a .npy array that would not fit, from its header (before reading it)."""
+    try:
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except Exception:  # not a .npy file, or a version read below: np.load says why
+        return
+    _require_array(path, what, math.prod(shape), dtype.itemsize)
+
+
+def _require_array(path: Path, what: str, count: int, itemsize: int) -> None:
+    require(
+        count * (itemsize + FLOAT_BYTES),
+        f"{path}: the {what} ({count} values)",
+        "use a smaller file or subsample it",
+    )
+
+
 def _read_npz(path: Path, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
+    regular_file_size(path, ".npz data")
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.keys())
@@ -197,6 +258,10 @@ def _read_npz(path: Path, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarra
                         f"{path}: [data].{name} {k!r} is not in the archive; it holds "
                         f"{', '.join(keys) or 'nothing'}"
                     )
+                # the uncompressed size, so a small compressed archive cannot expand
+                # past the memory limit
+                size = z.zip.getinfo(f"{k}.npy").file_size
+                _require_array(path, f"array {k!r}", size // FLOAT_BYTES, FLOAT_BYTES)
             return z[x_key], z[y_key]
     except LazycheckError:
         raise
@@ -219,6 +284,10 @@ def _validate(X: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.
         raise LazycheckError(f"{where}: targets must be 1-D (n,), got shape {y.shape}")
     if X.shape[0] == 0:
         raise LazycheckError(f"{where}: the data set is empty")
+    if X.shape[1] == 0:
+        raise LazycheckError(
+            f"{where}: the features have 0 columns (shape {X.shape}); give at least one"
+        )
     if X.shape[0] != y.shape[0]:
         raise LazycheckError(
             f"{where}: {X.shape[0]} feature rows but {y.shape[0]} targets; they must match"

@@ -3,15 +3,14 @@
 JSON has no infinity or NaN. lazycheck encodes a non-finite float as a string: ``"inf"``,
 ``"-inf"`` or ``"nan"`` (documented in each report schema), and always serializes with
 ``allow_nan=False`` so nothing non-standard can slip out. Files are written to a temporary
-file beside the target and renamed into place, so a failure never leaves a half-written file.
+file beside the target and renamed into place, so a failure never leaves a half-written file
+(:mod:`lazycheck.outputs`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,23 +58,9 @@ def dumps(obj: Any) -> str:
 
 def atomic_write(path: str | Path, write: Callable[[Path], None] | str | bytes) -> None:
     """Write ``path`` atomically: ``write`` is text, bytes, or a function that writes the
-    temporary path it is given (for numpy/matplotlib savers)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        if isinstance(write, str):
-            tmp_path.write_text(write, encoding="utf-8")
-        elif isinstance(write, bytes):
-            tmp_path.write_bytes(write)
-        else:
-            write(tmp_path)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give a normal file's mode
-        os.replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+    temporary path it is given (for numpy/matplotlib savers). A temporary file beside the
+    target is renamed into place; a special file (a device, a FIFO) is written as a stream;
+    see :mod:`lazycheck.outputs` for every rule."""
+    from lazycheck.outputs import atomic_write as write_output
+
+    write_output(path, write)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from lazycheck.simulate import SimulationResult
     from lazycheck.verify import VerifyReport
 
-__all__ = ["PLOT_SUFFIXES", "VERDICT_COLORS", "plot_run"]
+__all__ = ["PLOT_SUFFIXES", "VERDICT_COLORS", "figure_writer", "plot_run"]
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 VERDICT_COLORS = {
@@ -68,25 +69,43 @@ def plot_run(
     ``report``: the verify report of this run, for the verdict, alpha_min and B (without
     it the banner says that no verdict was computed).
     """
-    target = None if path is None else Path(path)
-    if target is not None and target.suffix.lower() not in PLOT_SUFFIXES:
+    if path is not None:
+        _check_suffix(path)
+    fig = _figure(result, report)
+    if path is not None:
+        atomic_write(path, _writer(fig, path))
+    return fig
+
+
+def figure_writer(
+    result: SimulationResult, path: str | Path, report: VerifyReport | None = None
+) -> Callable[[Path], None]:
+    """Draw the figure now; return a function writing it, in the format of ``path``'s
+    suffix, to the path it is given (for an output transaction, :mod:`lazycheck.outputs`)."""
+    _check_suffix(path)
+    return _writer(_figure(result, report), path)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_suffix(path: str | Path) -> None:
+    target = Path(path)
+    if target.suffix.lower() not in PLOT_SUFFIXES:
         raise LazycheckError(
             f"{target}: unsupported figure type {target.suffix or '(none)'!r}; "
             f"use {', '.join(PLOT_SUFFIXES)}"
         )
-    fig = _figure(result, report)
-    if target is not None:
-        fmt = target.suffix.lower().lstrip(".")
-
-        def write(tmp: Path) -> None:
-            with tmp.open("wb") as fh:
-                fig.savefig(fh, format=fmt, dpi=130, metadata=_metadata(fmt))
-
-        atomic_write(target, write)
-    return fig
 
 
-# ----------------------------------------------------------------------------- helpers
+def _writer(fig: Figure, path: str | Path) -> Callable[[Path], None]:
+    fmt = Path(path).suffix.lower().lstrip(".")
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            fig.savefig(fh, format=fmt, dpi=130, metadata=_metadata(fmt))
+
+    return write
 
 
 def _figure(result: SimulationResult, report: VerifyReport | None) -> Figure:

@@ -15,6 +15,7 @@ random numbers of another. The ``data`` stream takes ``[data].seed`` instead whe
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -215,7 +216,9 @@ def make_problem(spec: Spec) -> Problem:
     """Build the problem of an already-loaded spec."""
     origin = str(spec.path) if spec.path else None
     data: Dataset = load_data(spec.data, rng_for(spec.data_seed, "data"), origin)
+    _require_model_memory(spec.model, data.n, data.dim, origin)
     model, w0 = build_model(spec.model, data.dim, data.X, rng_for(spec.seed, "init"))
+    _require_finite(model, w0, data.X, spec.model, origin)
     return Problem(spec, data.X, data.y, model, w0, data.source)
 
 
@@ -238,3 +241,58 @@ def load_problem(
     s = s.with_settings({**(settings or {}), **(overrides or {})})
     s = s.with_overrides(alpha=alpha, seed=seed, **shorthands)
     return make_problem(s)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+#: inputs on which :func:`_require_finite` evaluates the network
+_PROBE_ROWS = 64
+
+
+def _require_model_memory(spec: ModelSpec, n: int, dim: int, origin: str | None) -> None:
+    """Refuse a network whose weights or one forward/backward pass would not fit."""
+    if spec.kind != "mlp":
+        return
+    from lazycheck.resources import FLOAT_BYTES, require
+
+    table = f"{origin}: [model]" if origin else "[model]"
+    dims = (dim, *spec.widths, 1)
+    p = sum(b * (a + int(spec.bias)) for a, b in itertools.pairwise(dims))
+    require(
+        3 * FLOAT_BYTES * p,
+        f"{table}: the weights (p = {p} parameters)",
+        "reduce [model].widths",
+    )
+    require(
+        4 * FLOAT_BYTES * n * sum(dims),
+        f"{table}: one forward and backward pass (n = {n} points through widths "
+        f"{'x'.join(map(str, spec.widths))})",
+        "reduce [model].widths or [data].n",
+    )
+
+
+def _require_finite(
+    model: Model, w0: np.ndarray, X: np.ndarray, spec: ModelSpec, origin: str | None
+) -> None:
+    """Refuse a model whose outputs or Jacobian at w0 overflow float64: every later number
+    (sigma, beta, L0, the flows) would be inf or NaN and the linear algebra would fail.
+
+    Probed on the :data:`_PROBE_ROWS` inputs of largest norm, where pre-activations are
+    largest (a cheap pass however large n is); the centering offset is left out (it is
+    f(w0) itself, and the base model's f(w0) is what would overflow)."""
+    if X.shape[0] > _PROBE_ROWS:
+        X = X[np.argsort(np.einsum("ij,ij->i", X, X))[-_PROBE_ROWS:]]
+    if isinstance(model, CenteredModel):
+        model = model.base
+    with np.errstate(all="ignore"):
+        lin = model.linearize(w0, X)
+        g = lin.vjp(np.ones(X.shape[0]))
+        ok = bool(np.all(np.isfinite(lin.f))) and np.isfinite(float(g @ g))
+    if not ok:
+        table = f"{origin}: [model]" if origin else "[model]"
+        raise LazycheckError(
+            f"{table}: the network overflows float64 at w0 (f(w0) or J0 J0^T is not finite); "
+            f"reduce sigma_w (now {spec.sigma_w:g}), sigma_b (now {spec.sigma_b:g}) or the "
+            "scale of the data"
+        )

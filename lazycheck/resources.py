@@ -17,13 +17,25 @@ import re
 from lazycheck.errors import LazycheckError
 
 __all__ = [
+    "FLOAT_BYTES",
+    "KERNEL_COPIES",
     "fits",
     "format_bytes",
+    "kernel_bytes",
     "memory_limit",
     "parse_bytes",
     "require",
+    "require_kernel",
     "set_memory_limit",
 ]
+
+#: stages needing less than this are never refused by :func:`require`
+FLOOR_BYTES = 2**20
+#: bytes of one float64
+FLOAT_BYTES = 8
+#: n x n float64 arrays alive at once while a dense tangent kernel is built and decomposed
+#: (the kernel, one layer's Gram products, the eigenvectors / LAPACK workspace)
+KERNEL_COPIES = 4
 
 _FALLBACK = 4 * 2**30
 _limit: int | None = None
@@ -54,13 +66,29 @@ def fits(nbytes: float) -> bool:
 def require(nbytes: float, what: str, change: str) -> None:
     """Raise a one-line :class:`LazycheckError` when ``what`` would need more than the limit.
 
-    ``change`` says what the user can change (``"reduce [data].n"``)."""
-    if fits(nbytes):
+    ``change`` says what the user can change (``"reduce [data].n"``). Stages under
+    :data:`FLOOR_BYTES` are never refused: the limit is about large arrays (a tiny limit is how
+    the tests force the matrix-free routes, which :func:`fits` decides)."""
+    if nbytes <= FLOOR_BYTES or fits(nbytes):
         return
     raise LazycheckError(
         f"{what} needs {format_bytes(nbytes)}, over the memory limit of "
-        f"{format_bytes(memory_limit())} (--memory-limit; this machine has "
-        f"{format_bytes(_available())} available); {change}"
+        f"{format_bytes(memory_limit())} (--memory-limit; {format_bytes(_available())} "
+        f"is available to this process); {change}"
+    )
+
+
+def kernel_bytes(n: int) -> int:
+    """Memory for building and decomposing a dense n x n tangent kernel."""
+    return KERNEL_COPIES * FLOAT_BYTES * int(n) ** 2
+
+
+def require_kernel(n: int, why: str = "the tangent kernel") -> None:
+    """:func:`require` for a dense n x n kernel (``why`` names the stage that needs it)."""
+    require(
+        kernel_bytes(n),
+        f"{why} (a dense n x n matrix, n = {n})",
+        "reduce [data].n or set [data].subsample",
     )
 
 
@@ -87,11 +115,49 @@ def format_bytes(nbytes: float) -> str:
 
 
 def _available() -> int:
+    """Memory this process can still take: the machine's ``MemAvailable``, capped by the
+    cgroup's ``memory.max`` and by the address-space limit (``ulimit -v``, RLIMIT_AS) less
+    what the process has mapped already."""
+    avail = _meminfo("/proc/meminfo", "MemAvailable:")
+    if avail is None:
+        avail = _FALLBACK
+    cgroup = _cgroup_headroom()
+    if cgroup is not None:
+        avail = min(avail, cgroup)
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        soft = -1
+    if soft is not None and soft >= 0 and soft != getattr(resource, "RLIM_INFINITY", -1):
+        mapped = _meminfo("/proc/self/status", "VmSize:") or 0
+        avail = min(avail, max(soft - mapped, 0))
+    return avail
+
+
+def _meminfo(path: str, key: str) -> int | None:
+    """A ``key: N kB`` line of a /proc file, in bytes."""
+    try:
+        with open(path, encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return _FALLBACK
+    return None
+
+
+def _cgroup_headroom() -> int | None:
+    """``memory.max - memory.current`` of this process's cgroup (v2), when limited."""
+    base = "/sys/fs/cgroup/"
+    try:
+        with open(base + "memory.max", encoding="ascii") as fh:
+            text = fh.read().strip()
+        if text == "max":
+            return None
+        with open(base + "memory.current", encoding="ascii") as fh:
+            current = int(fh.read().strip())
+        return max(int(text) - current, 0)
+    except (OSError, ValueError):
+        return None

@@ -67,7 +67,7 @@ from lazycheck.jsonio import atomic_write
 from lazycheck.linear_flow import linear_flow
 from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
-from lazycheck.spec import FlowSpec
+from lazycheck.spec import MAX_TIMES, FlowSpec
 from lazycheck.spectrum import Spectrum, jacobian_spectrum, sym_eigvals
 from lazycheck.status import SimulationStatus
 
@@ -78,7 +78,9 @@ __all__ = [
     "ARRAY_FIELDS",
     "GRID_FIELDS",
     "SimulationResult",
+    "csv_text",
     "load_npz",
+    "npz_writer",
     "save_csv",
     "save_npz",
     "simulate",
@@ -277,6 +279,8 @@ def simulate(
     alpha, method = float(fs.alpha), fs.method
     if method not in ("auto", EXP_METHOD, *SCIPY_METHODS, "gd"):
         raise LazycheckError(f"unknown method {method!r}")
+    _refuse_non_smooth(problem, method)
+    _require_memory(problem, fs)
     y = np.asarray(problem.y, dtype=np.float64)
     w0 = np.asarray(problem.w0, dtype=np.float64)
     lin0 = problem.linearize(w0)
@@ -289,6 +293,8 @@ def simulate(
     if method == "auto":
         method, fs, note = _resolve_auto(problem, fs, alpha, lam_max)
     t_end, rule = _horizon(fs, alpha, sigma_min, spec.ok, spec.message)
+    _check_horizon(t_end, alpha, spec)
+    _check_cost(method, alpha**2 * lam_max * t_end, problem)
     t = _time_grid(t_end, alpha, lam_max, fs.n_times)
     gd_limit: float | None = None
     lr: float | None = None
@@ -382,6 +388,12 @@ def simulate(
 
 def save_npz(result: SimulationResult, problem: Problem, path: str | Path) -> None:
     """Write the run (data, w0, constants, every array) to a .npz file, atomically."""
+    atomic_write(path, npz_writer(result, problem))
+
+
+def npz_writer(result: SimulationResult, problem: Problem) -> Callable[[Path], None]:
+    """A function writing the .npz file of :func:`save_npz` to the path it is given (for an
+    output transaction, :class:`lazycheck.outputs.Outputs`)."""
     arrays: dict[str, Any] = {
         "format": np.array(_NPZ_FORMAT),
         "X": np.asarray(problem.X, dtype=np.float64),
@@ -401,7 +413,7 @@ def save_npz(result: SimulationResult, problem: Problem, path: str | Path) -> No
         with tmp.open("wb") as fh:
             np.savez(fh, **arrays)
 
-    atomic_write(path, write)
+    return write
 
 
 def load_npz(path: str | Path) -> SimulationResult:
@@ -439,6 +451,11 @@ def save_csv(result: SimulationResult, path: str | Path) -> None:
     """Write one row per grid time (``jdiff`` only on checkpoint rows), atomically.
 
     Numbers are written with 17 significant digits, so they parse back exactly."""
+    atomic_write(path, csv_text(result))
+
+
+def csv_text(result: SimulationResult) -> str:
+    """The text of :func:`save_csv`."""
     cols = ("t", "tau", *GRID_FIELDS[1:], "jdiff")
     jd = {float(tc): float(v) for tc, v in zip(result.t_check, result.jdiff, strict=True)}
     tau = result.tau
@@ -450,7 +467,7 @@ def save_csv(result: SimulationResult, path: str | Path) -> None:
         row = [ti, float(tau[i]), *(float(getattr(result, c)[i]) for c in GRID_FIELDS[1:])]
         row.append(jd.get(ti, math.nan))
         writer.writerow([_num(v) for v in row])
-    atomic_write(path, buf.getvalue())
+    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -520,6 +537,90 @@ def _resolve_auto(
     return "gd", dataclasses.replace(fs, method="gd", lr=lr), note
 
 
+def _refuse_non_smooth(problem: Problem, method: str) -> None:
+    """An ODE method on a non-smooth model cannot succeed: its Jacobian jumps where a unit
+    switches, the flow slides along the switch and the step size collapses (the run would
+    spend its whole step budget, minutes, before failing). Refused up front."""
+    if problem.model.smooth or method in ("auto", "gd"):
+        return
+    raise LazycheckError(
+        f"--method / [flow].method = {method}: the model ({problem.model.describe()}) is not "
+        "smooth, so its gradient flow has no ODE solution that an integrator's error control "
+        "can follow (the Jacobian jumps where a unit switches); use --method gd with --lr, "
+        "or auto (gradient descent at half the stability limit)"
+    )
+
+
+def _require_memory(problem: Problem, fs: FlowSpec) -> None:
+    """Refuse a run whose dense kernel or recorded trajectories would not fit."""
+    from lazycheck.resources import FLOAT_BYTES, require, require_kernel
+
+    require_kernel(problem.n, "simulate (the linear flow and the integrator decompose K)")
+    m = fs.n_times + 1
+    require(
+        FLOAT_BYTES * m * (problem.n + 4 * len(GRID_FIELDS)),
+        f"the recorded trajectories ([flow].n_times = {fs.n_times} times, n = {problem.n})",
+        "reduce [flow].n_times",
+    )
+
+
+def _check_horizon(t_end: float, alpha: float, spectrum: Spectrum) -> None:
+    """Refuse a horizon past the time at which every mode of the flow that moves at all has
+    decayed by e^-DECAY_MAX: the bound L0 exp(-alpha^2 sigma_min^2 t / 2) has underflowed to
+    0, the losses sit at their rounding floor, and the integrator would only spend steps (its
+    budget, a minute or more) to show nothing new."""
+    from lazycheck.spec import DECAY_MAX
+
+    s = np.asarray(getattr(spectrum, "singular_values", [spectrum.sigma_min]), dtype=float)
+    moving = s[s > getattr(spectrum, "tol", 0.0)]
+    if moving.size == 0:
+        return  # J0 = 0: nothing moves, any horizon is cheap
+    rate = alpha**2 * float(moving.min()) ** 2 / 2.0
+    if rate > 0 and rate * t_end > DECAY_MAX:
+        t_max = DECAY_MAX / rate
+        raise LazycheckError(
+            f"--horizon / [flow].horizon = {t_end:.6g}: by t = {t_max:.6g} the slowest mode of "
+            f"the flow has decayed by e^-{DECAY_MAX:g} (alpha^2 sigma^2 t / 2 = {DECAY_MAX:g} "
+            f"for its sigma = {float(moving.min()):.3g}; Theorem 2's bound underflows to 0), so "
+            f"a longer run shows nothing more; give a horizon <= {t_max:.6g}"
+        )
+
+
+#: explicit scipy methods: (stages per step, stability interval on the negative real axis)
+_EXPLICIT = {"RK45": (6, 3.3), "DOP853": (12, 6.0)}
+
+
+def _check_cost(method: str, stiff_time: float, problem: Problem) -> None:
+    """Refuse a scipy run that cannot finish within its evaluation budget or memory.
+
+    An explicit method is stable only for steps h <= c / lambda_max(alpha^2 K) in t (c its
+    stability interval), so it needs at least alpha^2 lambda_max t_end / c steps, each of
+    ``stages`` evaluations, whatever its tolerance: with cond(K) large that is hours. An
+    implicit method forms a dense (p + n) x (p + n) Jacobian and its LU factors."""
+    from lazycheck.flow import SCIPY_MAX_NFEV
+
+    if method in _EXPLICIT:
+        stages, reach = _EXPLICIT[method]
+        need = stages * stiff_time / reach
+        if need > SCIPY_MAX_NFEV:
+            raise LazycheckError(
+                f"--method / [flow].method = {method}: an explicit method needs at least "
+                f"{need:.3g} model evaluations here (stable steps <= {reach:g} / (alpha^2 "
+                f"lambda_max(K0)) over alpha^2 lambda_max t_end = {stiff_time:.3g}), over its "
+                f"budget of {SCIPY_MAX_NFEV}; use --method exp (the default, unaffected by "
+                "stiffness), Radau or BDF, or shorten --horizon"
+            )
+    elif method in ("LSODA", "Radau", "BDF"):
+        from lazycheck.resources import FLOAT_BYTES, require
+
+        size = problem.p + problem.n
+        require(
+            3 * FLOAT_BYTES * size**2,
+            f"--method {method}: its dense Jacobian ({size} x {size}, p + n)",
+            "use --method exp",
+        )
+
+
 def _apply_overrides(problem: Problem, overrides: dict[str, Any]) -> Problem:
     o = {k: v for k, v in overrides.items() if v is not None}
     if not o:
@@ -531,8 +632,12 @@ def _apply_overrides(problem: Problem, overrides: dict[str, Any]) -> Problem:
     if extra:
         for key, low in (("n_times", 10), ("checkpoints", 2)):
             v = extra.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
-                raise LazycheckError(f"{key}: must be an integer >= {low}, got {v!r}")
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int) or not low <= v <= MAX_TIMES
+            ):
+                raise LazycheckError(
+                    f"{key}: must be an integer in [{low}, {MAX_TIMES}], got {v!r}"
+                )
         spec = dataclasses.replace(spec, flow=dataclasses.replace(spec.flow, **extra))
     return dataclasses.replace(problem, spec=spec)
 

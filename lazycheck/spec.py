@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lazycheck.errors import LazycheckError
+from lazycheck.files import read_small_text
 from lazycheck.models.activations import ACTIVATIONS
 from lazycheck.suggest import did_you_mean, match_choice
 
@@ -50,6 +51,20 @@ PARAMETERIZATIONS = ("ntk", "standard")
 INITS = ("gaussian", "symmetric")
 METHODS = ("auto", "exp", "RK45", "DOP853", "LSODA", "Radau", "BDF", "gd")
 BETA_MODES = ("auto", "certified", "sampled")
+#: a spec is a small text file; anything larger is refused before it is read
+MAX_SPEC_BYTES = 2**20
+#: alpha must lie in [ALPHA_MIN, ALPHA_MAX]: alpha^2 then stays within 1e+-200, leaving
+#: float64 (up to 1.8e308) 1e108 of room for sigma^2, ||f||^2, L0 and 1/t, so that
+#: alpha^2 sigma^2 t, alpha f(w) - y and L0 stay finite and nonzero
+ALPHA_MIN, ALPHA_MAX = 1e-100, 1e100
+#: most output times / checkpoints of a run (each costs a model evaluation, or an n x n
+#: eigenproblem), and most beta samples / ascent steps / ball points (each a model evaluation)
+MAX_TIMES = 100_000
+MAX_SAMPLES = 100_000
+_PER_EVAL = "each costs a model evaluation"
+_INT64_MAX = 2**63 - 1
+#: decay (the bound's fall, exp(-decay)) beyond which e^-decay underflows float64 to 0
+DECAY_MAX = 700.0
 
 
 @dataclass(frozen=True)
@@ -185,18 +200,19 @@ class Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a spec file."""
+    """Read and validate a spec file (a regular file of at most :data:`MAX_SPEC_BYTES`)."""
     p = Path(path)
-    if not p.exists():
-        raise LazycheckError(f"{p}: spec file does not exist")
-    if p.is_dir():
-        raise LazycheckError(f"{p}: is a directory; give a .toml spec file")
+    text = read_small_text(p, MAX_SPEC_BYTES, "spec", "a spec is a TOML file")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise LazycheckError(f"{p}: not a UTF-8 text file; a spec is a TOML file") from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LazycheckError(f"{p}: not valid TOML ({exc})") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise LazycheckError(f"{p}: not a usable spec ({exc})") from None
+    except RecursionError:
+        raise LazycheckError(
+            f"{p}: not a usable spec: its arrays or tables are nested too deeply"
+        ) from None
     return parse_spec(raw, path=p)
 
 
@@ -340,7 +356,7 @@ class _Where:
 
 def _check_seed(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise LazycheckError(f"{where}: must be a non-negative integer, got {value!r}")
+        raise LazycheckError(f"{where}: must be a non-negative integer, got {_show(value)}")
     return value
 
 
@@ -373,11 +389,18 @@ def _get(
     loc = where.key(key)
     if kind == "int":
         if isinstance(v, bool) or not isinstance(v, int):
-            raise LazycheckError(f"{loc}: must be an integer, got {v!r}")
+            raise LazycheckError(f"{loc}: must be an integer, got {_show(v)}")
+        if abs(v) > _INT64_MAX:
+            raise LazycheckError(f"{loc}: {_show(v)} is too large; at most 2^63 - 1")
     elif kind == "float":
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise LazycheckError(f"{loc}: must be a number, got {v!r}")
-        v = float(v)
+            raise LazycheckError(f"{loc}: must be a number, got {_show(v)}")
+        try:
+            v = float(v)
+        except OverflowError:
+            raise LazycheckError(
+                f"{loc}: {_show(v)} is too large for a float64 number (at most about 1.8e308)"
+            ) from None
         if not math.isfinite(v):
             raise LazycheckError(f"{loc}: must be a finite number, got {v!r}")
     elif kind == "bool":
@@ -393,9 +416,9 @@ def _get(
             )
         v = v if choices is None else match_choice(v, choices)
     if positive and v <= 0:
-        raise LazycheckError(f"{loc}: must be > 0, got {v!r}")
+        raise LazycheckError(f"{loc}: must be > 0, got {_show(v)}")
     if nonneg and v < 0:
-        raise LazycheckError(f"{loc}: must be >= 0, got {v!r}")
+        raise LazycheckError(f"{loc}: must be >= 0, got {_show(v)}")
     if check is not None:
         msg = check(v)
         if msg:
@@ -505,7 +528,7 @@ def _parse_model(raw: Mapping[str, Any], where: _Where, path: Path | None = None
     ):
         raise LazycheckError(
             f"{where.key('widths')}: must be a non-empty list of positive integers "
-            f"(hidden layer widths), got {widths!r}"
+            f"(hidden layer widths), got {_show(widths)}"
         )
     init = _get(raw, "init", where, "str", "gaussian", choices=INITS)
     if init == "symmetric" and any(m % 2 for m in widths):
@@ -576,15 +599,35 @@ def _parse_flow(raw: Mapping[str, Any], where: _Where) -> FlowSpec:
         return None if 1e-14 <= v <= 1e-1 else "must lie between 1e-14 and 0.1"
 
     return FlowSpec(
-        alpha=_get(raw, "alpha", where, "float", 1.0, positive=True),
+        alpha=_get(
+            raw,
+            "alpha",
+            where,
+            "float",
+            1.0,
+            positive=True,
+            check=_in_range(
+                ALPHA_MIN, ALPHA_MAX, "so that alpha^2 sigma^2 t and L0 stay finite in float64"
+            ),
+        ),
         method=_get(raw, "method", where, "str", "auto", choices=METHODS),
         rtol=_get(raw, "rtol", where, "float", 1e-6, check=tol),
         atol=_get(raw, "atol", where, "float", 1e-12, positive=True),
         horizon=_get(raw, "horizon", where, "float", None, positive=True),
-        decay=_get(raw, "decay", where, "float", 8.0, positive=True),
+        decay=_get(
+            raw,
+            "decay",
+            where,
+            "float",
+            8.0,
+            positive=True,
+            check=_in_range(0, DECAY_MAX, "beyond, the bound L0 e^-decay underflows to 0"),
+        ),
         lr=_get(raw, "lr", where, "float", None, positive=True),
-        n_times=_get(raw, "n_times", where, "int", 200, check=_at_least(10)),
-        checkpoints=_get(raw, "checkpoints", where, "int", 24, check=_at_least(2)),
+        n_times=_get(raw, "n_times", where, "int", 200, check=_between(10, MAX_TIMES, _PER_EVAL)),
+        checkpoints=_get(
+            raw, "checkpoints", where, "int", 24, check=_between(2, MAX_TIMES, _PER_EVAL)
+        ),
     )
 
 
@@ -594,9 +637,15 @@ def _parse_check(raw: Mapping[str, Any], where: _Where) -> CheckSpec:
     return CheckSpec(
         beta=_mode_or_number(raw, "beta", where, BETA_MODES, "auto"),
         radius=_mode_or_number(raw, "radius", where, ("auto",), "auto", positive=True),
-        beta_samples=_get(raw, "beta_samples", where, "int", 48, check=_at_least(1)),
-        beta_iterations=_get(raw, "beta_iterations", where, "int", 30, check=_at_least(1)),
-        ball_points=_get(raw, "ball_points", where, "int", 32, check=_at_least(1)),
+        beta_samples=_get(
+            raw, "beta_samples", where, "int", 48, check=_between(1, MAX_SAMPLES, _PER_EVAL)
+        ),
+        beta_iterations=_get(
+            raw, "beta_iterations", where, "int", 30, check=_between(1, MAX_SAMPLES, _PER_EVAL)
+        ),
+        ball_points=_get(
+            raw, "ball_points", where, "int", 32, check=_between(1, MAX_SAMPLES, _PER_EVAL)
+        ),
         tolerance=_get(raw, "tolerance", where, "float", None, positive=True),
     )
 
@@ -623,6 +672,8 @@ def _mode_or_number(
                 f"number >= 0 or one of {', '.join(modes)}"
             ) from None
     least = "> 0" if positive else ">= 0"
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > _INT64_MAX:
+        v = math.inf  # too large for a float: refused below as not finite
     if (
         isinstance(v, bool)
         or not isinstance(v, int | float)
@@ -632,9 +683,32 @@ def _mode_or_number(
     ):
         raise LazycheckError(
             f"{where.key(key)}: must be a finite number {least} or one of {', '.join(modes)}, "
-            f"got {v!r}"
+            f"got {_show(raw[key])}"
         )
     return float(v)
+
+
+def _in_range(low: float, high: float, why: str) -> Callable[[float], str | None]:
+    return lambda v: (
+        None if low <= v <= high else f"must lie in [{low:g}, {high:g}] ({why}), got {v:g}"
+    )
+
+
+def _show(v: Any) -> str:
+    """A value for an error message, shortened (an integer of 400 digits is not repeated)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**30:
+        return f"an integer of {len(str(abs(v)))} digits"
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _between(low: int, high: int, why: str) -> Callable[[int], str | None]:
+    def check(v: int) -> str | None:
+        if v < low:
+            return f"must be >= {low}, got {v}"
+        return None if v <= high else f"must be <= {high} ({why}), got {_show(v)}"
+
+    return check
 
 
 def _at_least(k: int) -> Callable[[int], str | None]:

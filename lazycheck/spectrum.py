@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from lazycheck.models.base import Linearization
+from lazycheck.resources import kernel_bytes
 
 __all__ = [
     "Spectrum",
@@ -120,6 +121,9 @@ def jacobian_spectrum(
         tol = max(n, p) * _EPS * smax
         err = tol
     elif method == "kernel":
+        from lazycheck.resources import require_kernel
+
+        require_kernel(n, "sigma_min, sigma_max from the tangent kernel")
         lam = sym_eigvals(lin.kernel())[::-1]
         smax = math.sqrt(max(float(lam[0]), 0.0))
         s = np.sqrt(np.clip(lam, 0.0, None))
@@ -174,12 +178,6 @@ def sym_eig(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (ascending) and eigenvectors of a symmetric matrix (see :func:`sym_eigvals`
     on threads)."""
     return np.linalg.eigh(K)
-
-
-def kernel_bytes(n: int) -> int:
-    """Memory the dense route needs at its peak: the n x n kernel, the Gram temporaries it is
-    built from and the copy LAPACK's eigensolver works on (four n x n arrays)."""
-    return 4 * 8 * n * n
 
 
 def matrix_free_sigma_range(

@@ -59,10 +59,8 @@ def test_commands_that_scale_the_output_accept_alpha(command: str, run_cli) -> N
     assert "--alpha" in run_cli([command, "--help"]).stdout
 
 
-def test_unknown_command_is_a_usage_error(run_cli) -> None:
-    result = run_cli(["prove"])
-    assert result.exit_code == 2
-    assert "No such command" in result.output
+def test_unknown_command_is_a_usage_error(run_cli, one_line_error) -> None:
+    one_line_error(run_cli(["prove"]), "no such command 'prove'", "lazycheck --help")
 
 
 def test_info_describes_a_sample(run_cli) -> None:

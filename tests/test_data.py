@@ -352,3 +352,42 @@ def test_bundled_iris_data_reads_as_150_rows() -> None:
     ds = load_data(spec, rng_for(0, "data"))
     assert ds.X.shape == (150, 3)
     assert ds.y.min() >= 0.1 and ds.y.max() <= 2.5
+
+
+def test_zero_feature_columns_are_an_error(tmp_path: Path) -> None:
+    np.save(tmp_path / "X.npy", np.zeros((4, 0)))
+    np.save(tmp_path / "y.npy", np.zeros(4))
+    spec = DataSpec(source="npy", path=tmp_path / "X.npy", target_path=tmp_path / "y.npy")
+    with pytest.raises(LazycheckError, match="0 columns"):
+        load_data(spec, rng_for(0, "data"))
+
+
+def test_csv_field_over_the_csv_limit_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n1,2\n3," + "4" * 200_000 + "\n")
+    spec = DataSpec(source="csv", path=path, features=("a",), target="y")
+    with pytest.raises(LazycheckError, match=r"d\.csv:3: not readable as CSV.*131072"):
+        load_data(spec, rng_for(0, "data"))
+
+
+def test_a_fifo_as_data_is_refused_without_opening_it(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "d.csv"
+    os.mkfifo(fifo)  # opening it would block: the check must come first
+    spec = DataSpec(source="csv", path=fifo, features=("a",), target="y")
+    with pytest.raises(LazycheckError, match=r"not a regular file \(a FIFO\)"):
+        load_data(spec, rng_for(0, "data"))
+
+
+def test_synthetic_sizes_are_checked_before_drawing() -> None:
+    from lazycheck import resources
+
+    resources.set_memory_limit("1M")
+    try:
+        with pytest.raises(LazycheckError, match=r"teacher.*reduce \[data\]\.teacher_width"):
+            load_data(DataSpec(n=10, dim=3, teacher_width=10**6), rng_for(0, "data"))
+        with pytest.raises(LazycheckError, match=r"n x dim = 100000 x 3"):
+            load_data(DataSpec(n=100_000, dim=3), rng_for(0, "data"))
+    finally:
+        resources.set_memory_limit(None)

@@ -50,3 +50,32 @@ def test_options_on_every_command(run_cli, one_line_error) -> None:
         one_line_error(result, "--memory-limit", "1X")
     ok = run_cli(["info", "samples/two_layer_tanh.toml", "--threads", "1", "--memory-limit", "1G"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_kernel_estimate_and_refusal() -> None:
+    assert resources.kernel_bytes(1000) == resources.KERNEL_COPIES * 8 * 10**6
+    resources.set_memory_limit("1G")
+    resources.require_kernel(5000)  # 800 MB: fits
+    with pytest.raises(LazycheckError) as info:
+        resources.require_kernel(200_000, "the linear flow")
+    msg = str(info.value)
+    assert "the linear flow" in msg and "n = 200000" in msg and "1.16 TiB" in msg
+    assert "reduce [data].n" in msg and "1 GiB" in msg
+
+
+def test_default_limit_honours_the_address_space_limit() -> None:
+    """Under ``ulimit -v`` the default limit is 80% of what the process can still map."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30));"
+        "from lazycheck import resources; print(resources.memory_limit())"
+    )
+    env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    limit = int(proc.stdout)
+    assert 0 < limit <= 0.8 * 2**30

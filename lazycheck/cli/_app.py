@@ -7,18 +7,27 @@ stderr.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from lazycheck._version import __version__
 from lazycheck.cli._conventions import choice_parser
 from lazycheck.errors import LazycheckError
+
+if TYPE_CHECKING:
+    from lazycheck.outputs import Outputs
 
 __all__ = [
     "AlphaOpt",
@@ -40,13 +49,65 @@ __all__ = [
     "app",
     "beta_value",
     "check_output_suffix",
+    "declare_outputs",
     "emit",
     "fail",
     "guard",
+    "plain_text",
     "print_rich",
     "runtime",
     "settings_of",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: exit codes (README, "Errors and exit codes")
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived; raised in the main thread so that every ``finally`` runs
+    (temporary output files are removed) before the process exits with 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Group(TyperGroup):
+    """The root command: Typer's, with click's own usage errors (a bad option value, an
+    unknown option, a missing argument) printed as one ``lazycheck: error:`` line, exit 2,
+    like every other error."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except NoArgsIsHelpError as exc:
+            exc.show()
+            code = exc.exit_code
+        except UsageError as exc:
+            typer.echo(f"lazycheck: error: {one_line(usage_message(exc, argv))}", err=True)
+            code = EXIT_USAGE
+        except typer.Abort:  # end of input at a prompt
+            typer.echo("lazycheck: error: aborted", err=True)
+            code = EXIT_INTERRUPTED
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
 
 app = typer.Typer(
     name="lazycheck",
@@ -56,9 +117,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=_Group,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class BoundFormat(StrEnum):
@@ -181,28 +241,166 @@ OutOpt = Annotated[
 
 def fail(message: str, code: int = 2) -> None:
     """One unwrapped line on stderr, then exit."""
-    one_line = " ".join(str(message).split())
-    typer.echo(f"lazycheck: error: {one_line}", err=True)
+    typer.echo(f"lazycheck: error: {one_line(message)}", err=True)
     raise typer.Exit(code)
 
 
+def one_line(message: object) -> str:
+    """``message`` on one line, with control characters (from a file name, say) escaped so
+    that nothing can break the line or drive the terminal."""
+    text = " ".join(str(message).split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def guard(fn: F) -> F:
-    """Turn LazycheckError (and unreadable output paths) into one line and exit code 2."""
+    """Run a command so that it ends as its report, or as one ``lazycheck: error:`` line.
+
+    LazycheckError, a failed linear-algebra routine, a floating-point error, running out of
+    memory, a file error: one line and exit code 2 (the error's own code for a
+    LazycheckError). SIGINT: 130; SIGTERM/SIGHUP: 128 + the signal, after the temporary
+    files are removed. Anything else is a bug: one line and exit code 3 (``LAZYCHECK_DEBUG=1``
+    shows the traceback). Warnings (numpy's RuntimeWarnings on overflow, say) are silenced:
+    the run reports what it found itself (unless ``-W``/``PYTHONWARNINGS`` asks for them)."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LazycheckError as exc:
-            fail(str(exc), exc.exit_code)
-        except ArithmeticError as exc:  # numpy's LinAlgError and floating-point errors
-            fail(f"numerics failed and cannot be trusted: {type(exc).__name__}: {exc}")
-        except OSError as exc:
-            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
+        with _signals_raise(), _quiet_warnings():
+            try:
+                return fn(*args, **kwargs)
+            except (typer.Exit, typer.Abort, BrokenPipeError):
+                raise  # a closed stdout (`| head`): Typer exits quietly
+            except LazycheckError as exc:
+                fail(str(exc), exc.exit_code)
+            except MemoryError:
+                fail(
+                    "out of memory: an array did not fit although the estimates said it "
+                    "would; lower --memory-limit, or reduce [data].n, [model].widths or "
+                    "[flow].n_times"
+                )
+            except RecursionError:
+                fail("the input is nested too deeply to process (a recursion limit was hit)")
+            except ArithmeticError as exc:  # OverflowError, ZeroDivisionError, FloatingPointError
+                fail(_numerics_message(exc))
+            except OSError as exc:
+                fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+            except KeyboardInterrupt:
+                fail("interrupted", EXIT_INTERRUPTED)
+            except Terminated as exc:
+                fail(f"terminated by {_signal_name(exc.signum)}", 128 + exc.signum)
+            except Exception as exc:
+                if _is_linalg_error(exc):
+                    fail(_numerics_message(exc))
+                if os.environ.get("LAZYCHECK_DEBUG"):
+                    raise
+                fail(
+                    f"internal error ({type(exc).__name__}: {exc}); this is a bug in "
+                    "lazycheck: please report it with the spec (LAZYCHECK_DEBUG=1 shows the "
+                    "traceback)",
+                    EXIT_INTERNAL,
+                )
 
     return wrapper  # type: ignore[return-value]
+
+
+def usage_message(exc: Any, argv: Sequence[str]) -> str:
+    """One line for one of click's usage errors: the option, the value given, what is wrong
+    and where the help is."""
+    from typer._click.exceptions import BadParameter, MissingParameter, NoSuchOption
+
+    ctx = getattr(exc, "ctx", None)
+    see = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+    if isinstance(exc, NoSuchOption):
+        close = sorted(exc.possibilities or ())
+        maybe = f" (did you mean {' or '.join(close)}?)" if close else ""
+        return f"{exc.option_name}: no such option{maybe}{see}"
+    param = getattr(exc, "param", None)
+    if isinstance(exc, MissingParameter):
+        kind = "argument" if param is not None and not param.opts[0].startswith("-") else "option"
+        name = _param_name(param) if param is not None else ""
+        return f"missing {kind} {name}".rstrip() + see
+    if isinstance(exc, BadParameter) and param is not None:
+        name = _param_name(param)
+        value = _given_value(argv, param.opts)
+        what = _sentence(exc.message.removeprefix("Value error, "))
+        given = f"{value!r} is not valid: " if value is not None else ""
+        return f"{name}: {given}{what}{see}"
+    return _sentence(exc.format_message()) + see
+
+
+def _sentence(text: str) -> str:
+    """One line, lower-case start, no final period (it is followed by "; see ...")."""
+    text = " ".join(str(text).split()).rstrip(".")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _param_name(param: Any) -> str:
+    opts = [o for o in param.opts if o.startswith("--")] or list(param.opts)
+    if opts and opts[0].startswith("-"):
+        return opts[0]
+    return str(getattr(param, "metavar", None) or param.name or "").upper()
+
+
+def _given_value(argv: Sequence[str], opts: Sequence[str]) -> str | None:
+    """The value given to an option on the command line (its last occurrence)."""
+    found = None
+    for i, arg in enumerate(argv):
+        for opt in opts:
+            if not opt.startswith("-"):
+                continue
+            if arg == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif arg.startswith(opt + "=") and opt.startswith("--"):
+                found = arg[len(opt) + 1 :]
+    return found
+
+
+def _is_linalg_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "LinAlgError"
+
+
+def _numerics_message(exc: BaseException) -> str:
+    return (
+        f"numerics failed and cannot be trusted ({type(exc).__name__}: {exc}): values "
+        "overflow float64 or are not finite; reduce [model].sigma_w, alpha or the scale of "
+        "the data"
+    )
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a command runs (in the main
+    thread; elsewhere signals cannot be handled), restoring the handlers after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    old = {s: signal.signal(s, raise_terminated) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def _quiet_warnings() -> Iterator[None]:
+    if sys.warnoptions:  # -W or PYTHONWARNINGS: the user asked to see them
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _version(value: bool) -> None:
@@ -230,10 +428,12 @@ def settings_of(items: list[str] | None) -> dict[str, Any]:
 
 def runtime(threads: int | None, memory_limit: str | None) -> None:
     """Apply the runtime options every command shares (``--threads``, ``--memory-limit``)."""
+    from lazycheck.resources import memory_limit as current_limit
     from lazycheck.resources import set_memory_limit
     from lazycheck.threads import set_threads
 
     set_memory_limit(memory_limit)
+    current_limit()  # a bad LAZYCHECK_MEMORY_LIMIT is refused now, whatever the run needs
     set_threads(threads)
 
 
@@ -246,13 +446,39 @@ def beta_value(beta: str | None) -> str | float | None:
         return beta
 
 
-def emit(text: str, output: Path | None) -> None:
-    from lazycheck.jsonio import atomic_write
+def declare_outputs(
+    spec: Path | Sequence[Path],
+    problem: Any,
+    *items: tuple[Path | None, str, tuple[str, ...] | None],
+) -> Outputs:
+    """The run's output files, each ``(path, option, suffixes)``, checked now (before the
+    run): refused if it is an input of the run (a spec, a data file; ``spec`` and ``problem``
+    may be lists, one problem per spec), another output, a directory, or of the wrong type.
+    Written later, all or none (:mod:`lazycheck.outputs`)."""
+    from lazycheck.outputs import Outputs, input_paths
 
+    outputs = Outputs()
+    for path, option, suffixes in items:
+        outputs.declare(path, option, suffixes)
+    specs = list(spec) if isinstance(spec, list | tuple) else [spec]
+    problems = list(problem) if isinstance(problem, list | tuple) else [problem]
+    for one_spec, one_problem in zip(specs, problems, strict=True):
+        outputs.check_inputs(input_paths(one_spec, getattr(one_problem, "spec", None)))
+    return outputs
+
+
+def emit(text: str, output: Path | None, outputs: Outputs | None = None) -> None:
+    """``text`` to stdout, or to the ``-o`` file (through ``outputs`` when given)."""
     if output is None:
         sys.stdout.write(text)
-    else:
+    elif outputs is None:
+        from lazycheck.jsonio import atomic_write
+
         atomic_write(output, text)
+    else:
+        with outputs.transaction():
+            outputs.stage("-o", text)
+            outputs.commit()
 
 
 def check_output_suffix(path: Path | None, allowed: tuple[str, ...], option: str) -> None:
@@ -263,19 +489,24 @@ def check_output_suffix(path: Path | None, allowed: tuple[str, ...], option: str
         )
 
 
-def print_rich(render: Callable[[Any], None], output: Path | None) -> None:
+def print_rich(
+    render: Callable[[Any], None], output: Path | None, outputs: Outputs | None = None
+) -> None:
     """Call ``render(console)`` on stdout, or on a plain-text file console for ``-o``."""
     if output is None:
         from lazycheck.console import stdout_console
 
         render(stdout_console())
         return
+    emit(plain_text(render), output, outputs)
+
+
+def plain_text(render: Callable[[Any], None]) -> str:
+    """What ``render(console)`` prints, as plain text 120 columns wide (for files)."""
     import io
 
     from rich.console import Console
 
-    from lazycheck.jsonio import atomic_write
-
     buf = io.StringIO()
     render(Console(file=buf, width=120, no_color=True, force_terminal=False))
-    atomic_write(output, buf.getvalue())
+    return buf.getvalue()

@@ -20,6 +20,7 @@ from lazycheck.cli._app import (
     ThreadsOpt,
     app,
     beta_value,
+    declare_outputs,
     emit,
     guard,
     print_rich,
@@ -59,14 +60,15 @@ def bound(
         beta=beta_value(beta),
         settings=settings_of(set_),
     )
+    outputs = declare_outputs(spec, prob, (output, "-o", None))
     with progress(not no_progress) as bar:
         report = compute_bound(prob, progress=bar)
     if output is not None or not quiet:
         if format is BoundFormat.json:
             from lazycheck.jsonio import dumps
 
-            emit(dumps(report.to_dict()), output)
+            emit(dumps(report.to_dict()), output, outputs)
         else:
-            print_rich(report.render, output)
+            print_rich(report.render, output, outputs)
     if quiet:
         typer.echo(report.verdict_line())

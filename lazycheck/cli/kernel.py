@@ -17,6 +17,7 @@ from lazycheck.cli._app import (
     SpecArg,
     ThreadsOpt,
     app,
+    declare_outputs,
     emit,
     guard,
     print_rich,
@@ -60,11 +61,15 @@ def kernel(
     from lazycheck.problem import load_problem
 
     prob = load_problem(spec, seed=seed, data_seed=data_seed, settings=settings_of(set_))
+    outputs = declare_outputs(spec, prob, (output, "-o", None))
+    from lazycheck.resources import require_kernel
+
+    require_kernel(prob.n, "kernel (K0 and its infinite-width limit)")
     with progress(not no_progress) as bar:
         report = compare_kernels(prob, progress=bar)
     if format is KernelFormat.json:
         from lazycheck.jsonio import dumps
 
-        emit(dumps(report.to_dict()), output)
+        emit(dumps(report.to_dict()), output, outputs)
     else:
-        print_rich(report.render, output)
+        print_rich(report.render, output, outputs)

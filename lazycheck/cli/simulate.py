@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,15 +21,22 @@ from lazycheck.cli._app import (
     SpecArg,
     ThreadsOpt,
     app,
-    check_output_suffix,
+    declare_outputs,
     emit,
     fail,
     guard,
+    plain_text,
     print_rich,
     runtime,
     settings_of,
 )
 from lazycheck.cli._conventions import Command, epilog
+
+if TYPE_CHECKING:
+    from lazycheck.outputs import Outputs
+    from lazycheck.problem import Problem
+    from lazycheck.simulate import SimulationResult
+    from lazycheck.verify import VerifyReport
 
 
 @app.command(cls=Command, epilog=epilog("simulate"))
@@ -91,9 +98,6 @@ def simulate(
     from lazycheck.problem import load_problem
     from lazycheck.simulate import simulate as run_simulation
 
-    check_output_suffix(save, (".npz",), "--save")
-    check_output_suffix(csv, (".csv",), "--csv")
-    check_output_suffix(plot, (".png", ".svg", ".pdf"), "--plot")
     prob = load_problem(
         spec,
         alpha=alpha,
@@ -107,6 +111,16 @@ def simulate(
         decay=decay,
         lr=lr,
     )
+    from lazycheck.plotting import PLOT_SUFFIXES
+
+    outputs = declare_outputs(
+        spec,
+        prob,
+        (save, "--save", (".npz",)),
+        (csv, "--csv", (".csv",)),
+        (plot, "--plot", PLOT_SUFFIXES),
+        (output, "-o", None),
+    )
     with progress(not no_progress) as bar:
         result = run_simulation(prob, progress=bar)
         report = None
@@ -115,26 +129,58 @@ def simulate(
 
             # the figure states the verdict: alpha_min, B and the checks of this very run
             report = run_verify(prob, simulation=result, progress=bar)
-    if save is not None:
-        from lazycheck.simulate import save_npz
-
-        save_npz(result, prob, save)
-    if csv is not None:
-        from lazycheck.simulate import save_csv
-
-        save_csv(result, csv)
-    if plot is not None:
-        from lazycheck.plotting import plot_run
-
-        plot_run(result, plot, report)
-    if output is not None or not quiet:
-        if format is BoundFormat.json:
-            from lazycheck.jsonio import dumps
-
-            emit(dumps(result.to_dict()), output)
-        else:
-            print_rich(result.render, output)
+    if not result.success:  # nothing is written; the report (if on stdout) says how far it got
+        if output is None and not quiet:
+            _print(result, format)
+        if quiet:
+            typer.echo(result.message)
+        fail(result.message)
+    with outputs.transaction():  # all or none: a failure below leaves every file as it was
+        _stage_outputs(result, prob, outputs, save=save, csv=csv, plot=plot, report=report)
+        if output is not None:
+            outputs.stage("-o", _report_text(result, format))
+        outputs.commit()
+    if output is None and not quiet:
+        _print(result, format)
     if quiet:
         typer.echo(result.message)
-    if not result.success:
-        fail(result.message)
+
+
+def _stage_outputs(
+    result: SimulationResult,
+    prob: Problem,
+    outputs: Outputs,
+    *,
+    save: Path | None,
+    csv: Path | None,
+    plot: Path | None,
+    report: VerifyReport | None,
+) -> None:
+    """Render ``--save``, ``--csv`` and ``--plot`` to their temporary files."""
+    if save is not None:
+        from lazycheck.simulate import npz_writer
+
+        outputs.stage("--save", npz_writer(result, prob))
+    if csv is not None:
+        from lazycheck.simulate import csv_text
+
+        outputs.stage("--csv", csv_text(result))
+    if plot is not None:
+        from lazycheck.plotting import figure_writer
+
+        outputs.stage("--plot", figure_writer(result, plot, report))
+
+
+def _report_text(result: SimulationResult, format: BoundFormat) -> str:
+    if format is BoundFormat.json:
+        from lazycheck.jsonio import dumps
+
+        return dumps(result.to_dict())
+    return plain_text(result.render)
+
+
+def _print(result: SimulationResult, format: BoundFormat) -> None:
+    if format is BoundFormat.json:
+        emit(_report_text(result, format), None)
+    else:
+        print_rich(result.render, None)

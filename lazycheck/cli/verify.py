@@ -29,9 +29,10 @@ from lazycheck.cli._app import (
     VerifyFormatOpt,
     app,
     beta_value,
-    check_output_suffix,
+    declare_outputs,
     emit,
     guard,
+    plain_text,
     print_rich,
     runtime,
     settings_of,
@@ -41,6 +42,7 @@ from lazycheck.cli._conventions import Command, epilog, expand_specs
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from lazycheck.outputs import Outputs
     from lazycheck.verify import VerifyReport
 
 
@@ -87,8 +89,6 @@ def verify(
     from lazycheck.problem import load_problem
     from lazycheck.verify import run_verify
 
-    check_output_suffix(junit, (".xml",), "--junit")
-    check_output_suffix(json_file, (".json",), "--json")
     paths = expand_specs(specs)
     problems = [
         load_problem(
@@ -101,11 +101,22 @@ def verify(
         )
         for path in paths
     ]
+    outputs = declare_outputs(
+        paths,
+        problems,
+        (output, "-o", None),
+        (junit, "--junit", (".xml",)),
+        (json_file, "--json", (".json",)),
+    )
+    from lazycheck.resources import require_kernel
+
+    for prob in problems:
+        require_kernel(prob.n, "verify (the flows and the checks on the ball decompose K)")
     reports = []
     for prob in problems:
         with progress(not no_progress) as bar:
             reports.append(run_verify(prob, progress=bar))
-    _write(reports, format, output, junit, json_file, github, quiet, strict)
+    _write(reports, format, output, junit, json_file, github, quiet, strict, outputs)
     from lazycheck.reports import exit_code
 
     raise typer.Exit(exit_code(reports, strict=strict))
@@ -120,26 +131,34 @@ def _write(
     github: bool,
     quiet: bool,
     strict: bool,
+    outputs: Outputs,
 ) -> None:
-    """Every report asked for: the files first, then stdout."""
+    """Every report asked for: the files first (all or none), then stdout."""
     from lazycheck import reports as rep
-    from lazycheck.jsonio import atomic_write
 
-    if junit is not None:
-        atomic_write(junit, rep.to_junit(reports, strict))
-    if json_file is not None:
-        atomic_write(json_file, rep.to_json(reports))
-    if format is VerifyFormat.table:
-        if output is not None or not quiet:
-            print_rich(lambda console: _table(console, reports, strict), output)
-    else:
+    def render(console: Console) -> None:
+        _table(console, reports, strict)
+
+    text = None
+    if format is not VerifyFormat.table:
         text = {
             VerifyFormat.json: rep.to_json,
             VerifyFormat.junit: rep.to_junit,
             VerifyFormat.github: rep.to_github,
         }[format](reports, strict)
-        if output is not None or not quiet:
-            emit(text, output)
+    with outputs.transaction():
+        if junit is not None:
+            outputs.stage("--junit", rep.to_junit(reports, strict))
+        if json_file is not None:
+            outputs.stage("--json", rep.to_json(reports))
+        if output is not None:
+            outputs.stage("-o", text if text is not None else plain_text(render))
+        outputs.commit()
+    if output is None and not quiet:
+        if text is None:
+            print_rich(render, None)
+        else:
+            emit(text, None)
     if github and (format is not VerifyFormat.github or output is not None):
         emit(rep.to_github(reports, strict), None)
     if github or format is VerifyFormat.github:
