@@ -197,6 +197,7 @@ def _bound_on_radii(model: Model, X: Array, w0: Array) -> _RadiusBound:
 def _mlp_bound(model: MLP, X: Array, w0: Array) -> _RadiusBound:
     if model.depth == 0:
         return lambda R: 0.0
+    _require_memory(model, X.shape[0])
     with np.errstate(over="ignore", invalid="ignore"):
         deep_bound = _DeepBound(model, X, w0)
         two = _TwoLayerBound(model, X, w0) if model.depth == 1 else None
@@ -394,3 +395,20 @@ def _opnorm(M: Array) -> float:
     from lazycheck.spectrum import operator_norm
 
     return operator_norm(M)
+
+
+#: n x width float64 arrays the certified bound holds at once at its peak (the precomputed
+#: pre-activations, activations and rounding bounds, and a radius sweep's temporaries)
+_PEAK_ARRAYS = 16
+
+
+def _require_memory(model: MLP, n: int) -> None:
+    """Refuse, before allocating, a certified bound whose n x width arrays would not fit."""
+    from lazycheck.resources import FLOAT_BYTES, require
+
+    widths = [layer.fan_out for layer in model.layers[:-1]]
+    require(
+        _PEAK_ARRAYS * FLOAT_BYTES * n * max(widths),
+        f"the certified beta (n = {n} points x hidden width {max(widths)})",
+        'reduce [data].n or [model].widths, or give [check].beta = "sampled"',
+    )
