@@ -243,7 +243,14 @@ def compute_bound(
         for name, b in betas.items()
     }
     # r*: along the worst direction found, the radius where ||J_w - J_0|| reaches sigma_min/2
-    r_star = _r_star(problem, lin0, spec_, betas.get("sampled"), stage(progress, "bound: r_star"))
+    r_star = _r_star(
+        problem,
+        lin0,
+        spec_,
+        betas.get("sampled"),
+        betas.get("certified"),
+        stage(progress, "bound: r_star"),
+    )
     if not math.isnan(r_star):
         solutions["r_star"] = solve_alpha(radius_kappa(r_star, smin, smax), f0, problem.y)
     step("report")
@@ -325,10 +332,12 @@ def _r_star(
     lin0: Linearization,
     spec_: Spectrum,
     samp: BetaEstimate | None,
+    cert: BetaEstimate | None = None,
     advance: Callable[[float], None] | None = None,
 ) -> float:
     """The least s with ||J_{w0+s h} - J_0|| = sigma_min/2 along the sampled search's worst h
-    (nan when there is none)."""
+    (nan when there is none). Below min(R, sigma_min / (2 beta)) for a certified beta on the
+    ball of radius R, ||J_w - J_0|| <= beta s < sigma_min / 2: the scan starts there."""
     smin = spec_.sigma_min
     if (
         samp is None
@@ -347,7 +356,15 @@ def _r_star(
         0.5 * smin,
         s_max=100.0 * smin / (2.0 * samp.value),
         progress=advance,
+        s_min=_certified_floor(cert, smin),
     )
+
+
+def _certified_floor(cert: BetaEstimate | None, smin: float) -> float:
+    """A radius below which ||J_w - J_0|| < sigma_min / 2 is certified (0 when unknown)."""
+    if cert is None or not (cert.value > 0 and math.isfinite(cert.value)):
+        return 0.0
+    return 0.999 * min(cert.radius, smin / (2.0 * cert.value))
 
 
 _BETA_KIND = {

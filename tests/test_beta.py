@@ -191,3 +191,50 @@ def test_sampled_beta_by_lanczos_matches_the_dense_search(monkeypatch) -> None:
     free = sampled_beta(model, X, w0, 0.05, np.random.default_rng(1), samples=4, iterations=10)
     assert "Lanczos" in free.message and "difference kernel" in dense.message
     assert free.value == pytest.approx(dense.value, rel=1e-6)
+
+
+@pytest.mark.parametrize("power", [1.0, 3.0, 40.0])
+def test_self_consistent_radius_is_the_least_to_1e10(power: float) -> None:
+    """Brent's method on log R against the closed form: beta(R) = (1 + R)^power, so
+    R beta(R) = half has one root; the radius returned is above it by at most 1e-10."""
+    from scipy.optimize import brentq
+
+    from lazycheck.beta.certified import _self_consistent_radius
+
+    calls = []
+
+    def bound(R: float) -> float:
+        calls.append(R)
+        return (1.0 + R) ** power
+
+    for half in (1e-8, 0.3, 50.0):
+        calls.clear()
+        R = _self_consistent_radius(bound, 2 * half)
+        exact = brentq(lambda r: r * (1 + r) ** power - half, 0, 1e3, xtol=1e-300, rtol=1e-15)
+        assert R is not None and R * bound(R) >= half
+        assert exact <= R <= exact * (1 + 1e-10)
+        assert len(calls) < 30  # bisection alone needs about 40
+
+
+def test_self_consistent_radius_with_a_kink() -> None:
+    """A bound that jumps (max over units switching): still the least radius above."""
+    from lazycheck.beta.certified import _self_consistent_radius
+
+    def bound(R: float) -> float:
+        return 1.0 if R < 0.37 else 5.0
+
+    R = _self_consistent_radius(bound, 2 * 1.0)  # 0.37 * 5 >= 1 > 0.37 * 1
+    assert R is not None and 0.37 <= R <= 0.37 * (1 + 1e-10)
+
+
+def test_critical_radius_started_from_a_certified_floor() -> None:
+    model, X, w0, rng = _setup("tanh", widths=(16,), n=6, d=3, seed=4)
+    lin0 = model.linearize(w0, X)
+    h = rng.standard_normal(w0.size)
+    target = 0.5 * float(np.linalg.norm(lin0.jacobian(), 2))
+    full = critical_radius(model, X, lin0, w0, h, target, 100.0)
+    assert math.isfinite(full)
+    # starting anywhere below the crossing finds the same crossing
+    for floor in (1e-3 * full, 0.5 * full, 0.99 * full):
+        started = critical_radius(model, X, lin0, w0, h, target, 100.0, s_min=floor)
+        assert started == pytest.approx(full, rel=1e-9)

@@ -166,24 +166,34 @@ class _MLPLinearization(Linearization):
         self.deltas = deltas
 
     def jvp(self, v: Array) -> Array:
+        """J v, layer by layer: sum over units of delta_ij (c a_i^T V_j + c_b vb_j), the
+        contraction taken through the narrower side (D V, n x fan_in, when fan_in < fan_out;
+        else A V^T, n x fan_out), so no n x width temporary is made where it can be avoided."""
         v = np.asarray(v, dtype=np.float64)
         out = np.zeros(self.f.shape[0])
         for layer, (V, vb), A, D in zip(
             self.model.layers, self.model.unpack(v), self.inputs, self.deltas, strict=True
         ):
-            out += layer.c_w * np.einsum("ij,ij->i", D, A @ V.T)
+            if V.shape[1] < V.shape[0]:
+                out += layer.c_w * np.einsum("ik,ik->i", A, D @ V)
+            else:
+                out += layer.c_w * np.einsum("ij,ij->i", D, A @ V.T)
             if vb is not None:
                 out += layer.c_b * (D @ vb)
         return out
 
     def vjp(self, r: Array) -> Array:
+        """J^T r, layer by layer: c D^T diag(r) A, with r applied to the narrower of D and A
+        (no n x width temporary where it can be avoided), and c_b D^T r for the biases."""
         r = np.asarray(r, dtype=np.float64)
         parts = []
         for layer, A, D in zip(self.model.layers, self.inputs, self.deltas, strict=True):
-            Dr = D * r[:, None]
-            parts.append((layer.c_w * (Dr.T @ A)).ravel())
+            narrow_a = A.shape[1] < D.shape[1]
+            G = D.T @ (A * r[:, None]) if narrow_a else (D * r[:, None]).T @ A
+            G *= layer.c_w
+            parts.append(G.ravel())
             if layer.bias:
-                parts.append(layer.c_b * Dr.sum(axis=0))
+                parts.append(layer.c_b * (D.T @ r))
         return np.concatenate(parts)
 
     def jacobian(self) -> Array:
