@@ -3,8 +3,9 @@
 Three methods, chosen by size:
 
 * ``svd``: singular values of the full J (n x p) when it fits in ``max_jacobian_bytes``, for
-  p > n as those of the triangular factor of J^T's QR factorization. Backward stable: each singular value is accurate to about ``eps * sigma_max`` in absolute
-  terms, so sigma_min keeps relative accuracy ``eps * cond(J)``.
+  p > n as those of the triangular factor of J^T's QR factorization. Backward stable: each
+  singular value is accurate to about ``eps * sigma_max`` in absolute terms, so sigma_min keeps
+  relative accuracy ``eps * cond(J)``.
 * ``kernel``: eigenvalues of the layerwise tangent kernel K = J J^T. Squaring costs accuracy:
   eigenvalues carry an absolute error of about ``n * eps * lambda_max``, so sigma_min carries
   ``min(sqrt(delta), delta / (2 sigma_min))`` with ``delta = n eps sigma_max^2``: relative

@@ -419,10 +419,38 @@ def _preactivations(
 
 
 def _opnorm(M: Array) -> float:
-    """Spectral norm (0 for an empty matrix); the same SVD, remembered across the bisection."""
+    """An upper bound on the spectral norm (0 for an empty matrix): numpy's SVD (remembered
+    across the radii) when the smaller side is at most :data:`_GRAM_MIN`, else
+    :func:`_gram_opnorm_upper`."""
     from lazycheck.spectrum import operator_norm
 
-    return operator_norm(M)
+    if min(M.shape, default=0) <= _GRAM_MIN:
+        return operator_norm(M)
+    return _gram_opnorm_upper(M)
+
+
+#: above this smaller side, ||M||_2 comes from the Gram matrix of that side, not an SVD
+_GRAM_MIN = 256
+
+
+def _gram_opnorm_upper(M: Array) -> float:
+    """sqrt(lambda_max(M M^T)) over the smaller side, rounded up: the Gram matrix G of the
+    k rows (inner length K) carries an error E with |E| <= gamma_K |M||M|^T elementwise, so
+    ||E|| <= gamma_K ||M||_F^2; the symmetric eigensolver adds at most a few k eps ||G||. Both
+    are added before the square root, so the value bounds ||M||_2 from above; a rank-k update
+    and one extreme eigenvalue cost a fraction of the SVD (measured at 1600 x 2000: ~1 s
+    against ~10 s)."""
+    from scipy.linalg import eigh
+    from scipy.linalg.blas import dsyrk
+
+    A = np.ascontiguousarray(M if M.shape[0] <= M.shape[1] else M.T)
+    k, K = A.shape
+    G = dsyrk(1.0, A.T, trans=1)  # upper triangle of A A^T
+    top = float(eigh(G, lower=False, eigvals_only=True, subset_by_index=[k - 1, k - 1])[0])
+    fro2 = float(np.einsum("ij,ij->", A, A))
+    gamma = 1.01 * (K + 2) * _EPS
+    bound = max(top, 0.0) * (1 + 8 * k * _EPS) + gamma * fro2 * (1 + 4 * K * _EPS)
+    return math.sqrt(bound) * (1 + 4 * _EPS)
 
 
 #: n x width float64 arrays the certified bound holds at once at its peak (the precomputed
