@@ -210,7 +210,7 @@ def test_self_consistent_radius_is_the_least_to_1e10(power: float) -> None:
     for half in (1e-8, 0.3, 50.0):
         calls.clear()
         R = _self_consistent_radius(bound, 2 * half)
-        exact = brentq(lambda r: r * (1 + r) ** power - half, 0, 1e3, xtol=1e-300, rtol=1e-15)
+        exact = brentq(lambda r, h=half: r * (1 + r) ** power - h, 0, 1e3, xtol=1e-300, rtol=1e-15)
         assert R is not None and R * bound(R) >= half
         assert exact <= R <= exact * (1 + 1e-10)
         assert len(calls) < 30  # bisection alone needs about 40
