@@ -228,7 +228,8 @@ def compute_bound(
     L0 = initial_loss(alpha, f0, problem.y)
     step("beta")
 
-    betas = _estimate_betas(problem, spec_, stage(progress, "bound: sampled beta"))
+    certified_stage = stage(progress, "bound: certified beta")  # runs first
+    betas = _estimate_betas(problem, spec_, stage(progress, "bound: sampled beta"), certified_stage)
     if problem.spec.model.kind == "python":  # say whether smoothness was detected or declared
         betas = {
             k: b if k == "exact" else replace(b, message=f"{b.message}; {problem.smoothness}")
@@ -280,7 +281,10 @@ def compute_bound(
 
 
 def _estimate_betas(
-    problem: Problem, spec_: Spectrum, advance: Callable[[float], None] | None = None
+    problem: Problem,
+    spec_: Spectrum,
+    advance: Callable[[float], None] | None = None,
+    certified_progress: Callable[[float], None] | None = None,
 ) -> dict[str, BetaEstimate]:
     """Every beta the spec asks for: exact (from the structure), given, certified, sampled."""
     chk = problem.spec.check
@@ -304,12 +308,19 @@ def _estimate_betas(
     if chk.beta in ("auto", "certified") and model.smooth:
         # the rank decision, not sigma_min > 0: a rank-deficient J0 gives no radius
         cert = certified_beta_auto(
-            model, problem.X, problem.w0, smin if spec_.ok else 0.0, chk.radius
+            model,
+            problem.X,
+            problem.w0,
+            smin if spec_.ok else 0.0,
+            chk.radius,
+            progress=certified_progress,
         )
         if cert is not None and cert.kind == "exact":
             betas["exact"] = cert
         elif cert is not None:
             betas["certified"] = cert
+    if certified_progress is not None:
+        certified_progress(1.0)
     if (chk.beta in ("auto", "sampled") and spec_.ok and "exact" not in betas) or (
         chk.beta in ("auto", "sampled") and not model.smooth and spec_.ok
     ):

@@ -108,7 +108,7 @@ def jacobian_spectrum(
 
     n = int(lin.f.shape[0])
     if method == "auto":
-        if n * p * 8 <= max_jacobian_bytes and fits(n * p * 8):
+        if n * p * 8 <= max_jacobian_bytes and fits(2 * n * p * 8):  # J and its QR copy
             method = "svd"
         else:
             method = "kernel" if fits(kernel_bytes(n)) else "matrix-free"
@@ -172,7 +172,8 @@ def _singular_values(J: np.ndarray) -> np.ndarray:
     n, p = J.shape
     if p <= n or n == 0:
         return np.linalg.svd(J, compute_uv=False)
-    R = qr(J.T, mode="r", overwrite_a=True, check_finite=False)[0]
+    # never overwrite J: a linearization may hand out its cached Jacobian (protocol models)
+    R = qr(J.T, mode="r", overwrite_a=False, check_finite=False)[0]
     return svdvals(np.triu(R[:n, :n]), check_finite=False)
 
 

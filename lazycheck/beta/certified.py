@@ -56,12 +56,19 @@ def jacobian_is_constant(model: Model) -> bool:
 
 
 def certified_beta_auto(
-    model: Model, X: Array, w0: Array, sigma_min: float, radius: str | float = "auto"
+    model: Model,
+    X: Array,
+    w0: Array,
+    sigma_min: float,
+    radius: str | float = "auto",
+    progress: Callable[[float], None] | None = None,
 ) -> BetaEstimate | None:
     """The certified bound on a stated ball. None when not available.
 
-    ``radius == "auto"``: the smallest R with R >= sigma_min / (2 beta(R)) (bisection on log R,
-    bracketed from a positive radius, so a bound that underflows at w0 cannot end the search).
+    ``radius == "auto"``: the smallest R with R >= sigma_min / (2 beta(R)) (Brent's method on
+    log R, bracketed from a positive radius, so a bound that underflows at w0 cannot end the
+    search). ``progress(fraction)``: called after the precomputation and each radius evaluated
+    (the fraction counts them against the dozen a search usually takes).
     A number: that radius. ``sigma_min <= 0`` (rank J0 < n; pass 0 for any rank-deficient J0):
     the theorem gives no radius, so the bound is stated on the unit ball R = 1.
     Exact values come from the structure only: beta = 0 without a hidden layer, inf for a
@@ -80,7 +87,7 @@ def certified_beta_auto(
             "structure of the model",
             "J does not depend on w (no hidden layer)",
         )
-    bound = _bound_on_radii(model, X, w0)  # the radius-independent work, done once
+    bound = _counted(_bound_on_radii(model, X, w0), progress)  # radius-independent work once
     if not isinstance(radius, str):
         return _on_radius(bound, sigma_min, float(radius), "the given radius")
     if not sigma_min > 0:
@@ -95,6 +102,26 @@ def certified_beta_auto(
             bound, sigma_min, float(np.finfo(np.float64).max), "the largest float radius"
         )
     return _on_radius(bound, sigma_min, R, "the self-consistent radius R = B")
+
+
+#: radius evaluations a self-consistent search usually takes (bracket, Brent, checks)
+_EXPECTED_EVALUATIONS = 14
+
+
+def _counted(bound: _RadiusBound, progress: Callable[[float], None] | None) -> _RadiusBound:
+    """``bound`` reporting progress: 0.2 for the precomputation, then each evaluation."""
+    if progress is None:
+        return bound
+    progress(0.2)
+    calls = [0]
+
+    def counted(R: float) -> float | None:
+        value = bound(R)
+        calls[0] += 1
+        progress(min(0.2 + 0.8 * calls[0] / _EXPECTED_EVALUATIONS, 0.99))
+        return value
+
+    return counted
 
 
 def _on_radius(bound: _RadiusBound, sigma_min: float, R: float, what: str) -> BetaEstimate | None:

@@ -130,21 +130,25 @@ def critical_radius(
     h = direction / np.linalg.norm(direction)
     norm = _JacobianNorm(model, X, lin0)
 
+    known = {0.0: -target}  # J_{w0} - J_0 = 0; every value is computed once, so Brent's
+    # method sees at the bracket's ends the signs the scan saw (a Lanczos norm warm-started
+    # from another point's vector can differ in its last bits between two calls)
+
     def gap(s: float) -> float:
-        return norm(w0 + s * h)[0] - target
+        if s not in known:
+            known[s] = norm(w0 + s * h)[0] - target
+        return known[s]
 
     start = min(max(1e-6 * s_max, s_min), s_max)
     decades = math.log10(s_max / start)
     grid = np.geomspace(start, s_max, max(2, math.ceil(10 * decades) + 1))
-    prev = start if start > 1e-6 * s_max else 0.0
-    for i, s in enumerate(grid):
+    lo = 0.0
+    for i, s in enumerate(grid.tolist()):
         if progress is not None:
             progress(i / grid.size)
-        if gap(float(s)) >= 0:
-            return (
-                float(brentq(gap, prev, float(s), xtol=1e-12 * s, rtol=1e-12)) if prev else float(s)
-            )
-        prev = float(s)
+        if gap(s) >= 0:
+            return float(brentq(gap, lo, s, xtol=1e-12 * s, rtol=1e-12))
+        lo = s
     return math.inf
 
 
