@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -254,3 +255,12 @@ def test_gram_operator_norm_is_a_tight_upper_bound(shape: tuple[int, int]) -> No
         ref = float(np.linalg.norm(M, 2))
         up = _gram_opnorm_upper(M)
         assert ref <= up <= ref * (1 + 1e-9)
+
+
+def test_certified_search_reports_progress() -> None:
+    model, X, w0, _ = _setup("tanh", widths=(12,), seed=7)
+    seen: list[float] = []
+    est = certified_beta_auto(model, X, w0, 0.5, progress=seen.append)
+    assert est is not None and seen[0] == 0.2 and len(seen) > 3
+    assert all(b >= a for a, b in itertools.pairwise(seen)) and seen[-1] < 1.0
+    assert est.value == certified_beta_auto(model, X, w0, 0.5).value  # progress changes nothing
