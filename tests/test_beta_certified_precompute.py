@@ -102,7 +102,10 @@ def _ref_two_layer(model: MLP, X: Array, w0: Array, radius: float) -> float:
     G = l1.c_w * X
     if model.bias:
         G = np.hstack([G, np.full((X.shape[0], 1), l1.c_b)])
-    gnorm = np.linalg.norm(G, axis=1)  # (n,)
+    # ||(c1 x_i, c1b)|| as the layer recursion computes it (since the two bounds share their
+    # evaluation of the sups; before, np.linalg.norm of the rows of G: equal to a few ulps)
+    cb = l1.c_b if model.bias else 0.0
+    gnorm = np.sqrt((l1.c_w * np.linalg.norm(X, axis=1)) ** 2 + cb**2)  # (n,)
     G_op = float(np.linalg.norm(G, 2))
     z0, zerr = _preactivations(X, W1, b1, l1.c_w, l1.c_b)
     spread = gnorm[:, None] * radius + zerr

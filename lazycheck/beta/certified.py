@@ -261,7 +261,10 @@ def _mlp_bound(model: MLP, X: Array, w0: Array) -> _RadiusBound:
         with np.errstate(over="ignore", invalid="ignore"):
             deep = deep_bound(R)
             if two is not None:  # both are valid; neither dominates the other
-                deep = min(two(R), deep)
+                # the recursion's first layer bounded phi', phi'' on the very intervals the
+                # neuron-by-neuron bound needs (same z0, rounding bounds and ||g_i||, bit for
+                # bit): one evaluation of the sups serves both
+                deep = min(two(R, deep_bound.first_sups(R)), deep)
         return math.inf if math.isnan(deep) else deep
 
     return mlp
@@ -295,17 +298,24 @@ class _TwoLayerBound:
         G = l1.c_w * X
         if model.bias:
             G = np.hstack([G, np.full((X.shape[0], 1), l1.c_b)])
-        self.gnorm = np.linalg.norm(G, axis=1)[:, None]  # (n, 1)
+        # ||g_i|| = ||(c1 x_i, c1b)||, written as the layer recursion writes it (the same bits,
+        # so that both bounds share one evaluation of the sups: see :func:`_mlp_bound`)
+        cb = l1.c_b if model.bias else 0.0
+        self.gnorm = np.sqrt((l1.c_w * np.linalg.norm(X, axis=1)) ** 2 + cb**2)[:, None]
         self.G_op = float(np.linalg.norm(G, 2))
         self.z0, self.zerr = _preactivations(X, W1, b1, l1.c_w, l1.c_b)
         self.act = model.activation
         self.c2 = l2.c_w
         self.v0 = np.abs(W2[0])
 
-    def __call__(self, radius: float) -> float:
-        spread = self.gnorm * radius + self.zerr
-        lo, hi = self.z0 - spread, self.z0 + spread
-        d1, d2 = (s.max(axis=0) for s in self.act.sup_abs_d1_d2(lo, hi))  # (m,)
+    def __call__(self, radius: float, sups: tuple[Array, Array] | None = None) -> float:
+        """The bound on ``radius``; ``sups``: the per-unit (max_i sup |phi'|, max_i sup |phi''|)
+        over the same intervals when already computed (by the layer recursion)."""
+        if sups is None:
+            spread = self.gnorm * radius + self.zerr
+            lo, hi = self.z0 - spread, self.z0 + spread
+            sups = tuple(s.max(axis=0) for s in self.act.sup_abs_d1_d2(lo, hi))  # (m,)
+        d1, d2 = sups
         v = self.v0 + radius
         s = self.c2 * v * d2 * self.G_op**2
         t = self.c2 * d1 * self.G_op
@@ -347,6 +357,12 @@ class _DeepBound:
                 break
             A0 = self.layers[-1].A_next
 
+    def first_sups(self, radius: float) -> tuple[Array, Array] | None:
+        """The first hidden layer's per-unit (sup |phi'|, sup |phi''|) from the last call, when
+        it was on ``radius`` (None otherwise)."""
+        first = getattr(self, "_first", None)
+        return (first[1], first[2]) if first is not None and first[0] == float(radius) else None
+
     def __call__(self, radius: float) -> float:
         R = float(radius)
         k = self.depth + 1  # number of weight layers, the length of eta
@@ -374,6 +390,8 @@ class _DeepBound:
             if idx == self.depth:
                 break
             delta, u, d2u = L.move(R, rows, delta, self.act)
+            if idx == 0:
+                self._first = (R, u, d2u)
         top = float(np.linalg.eigvalsh(0.5 * (S + S.T))[-1])
         return max(top, 0.0) * _ROUNDING
 
