@@ -135,7 +135,7 @@ def main(
     rows_n = [_run(n, 2000, n <= vmax, threads) for n in ns]
     if rows_n:
         _table("width 2000, d = 10:", "n", rows_n)
-    rows_w = [_run(50, w, 50 <= vmax, threads) for w in widths]
+    rows_w = [_run(50, w, vmax >= 50, threads) for w in widths]
     if rows_w:
         _table("n = 50, d = 10:", "width", rows_w)
     _goals(rows_n, rows_w)
