@@ -253,42 +253,133 @@ def _best_time_linearize(model, X, w):
     return time.perf_counter() - t0, lin
 
 
-def blas_floor(model, X, w) -> float:
-    """The unavoidable BLAS work of the kernel, timed alone: the forward and backward GEMMs
-    (z = a W^T per layer, delta W per hidden layer) and one Gram product per factor and layer
-    (A A^T and D D^T, as plain symmetric rank-k updates of the same shapes)."""
+#: the thread settings the kernel and its floor are timed under, side by side: (label, the
+#: ``--threads`` cap, the size from which a Gram product runs on the cap, None = as shipped)
+THREAD_SETTINGS: tuple[tuple[str, int, float | None], ...] = (
+    ("1 thread (the CLI default)", 1, None),
+    ("--threads 2 (as shipped)", 2, None),
+    ("--threads 2, every syrk on 2", 2, 0.0),
+)
+
+
+def blas_floor(model, X, w) -> dict[str, Callable[[], object]]:
+    """The unavoidable BLAS work of the kernel, as callables to time: the forward GEMMs
+    (z^l = a^(l-1) W^lT, every layer), the backward GEMMs (delta^(l+1) W^(l+1) for each hidden
+    layer whose delta^(l+1) has more than one column: with one, it is the row W^(l+1)
+    repeated, which the kernel writes by broadcasting) and one symmetric rank-k update per Gram
+    factor (A^(l-1) A^(l-1)T every layer, D^l D^lT where D^l has more than one column), each
+    syrk under the kernel's own thread rule (``blas_threads`` of its flops), every GEMM on one
+    thread as the kernel's (their last bits depend on the thread count)."""
     from scipy.linalg.blas import dsyrk
+
+    from lazycheck.threads import blas_threads
 
     lin = model.linearize(w, X)
     Ws = [W for W, _ in model.unpack(w)]
-    n = X.shape[0]
+    grams = [*lin.inputs, *(D for D in lin.deltas if D.shape[1] > 1)]
+    back = [(D, W) for D, W in zip(lin.deltas[1:], Ws[1:], strict=True) if D.shape[1] > 1]
 
-    def work() -> None:
+    def forward() -> None:
         for A, W in zip(lin.inputs, Ws, strict=True):
             A @ W.T
-        for D, W in zip(lin.deltas[1:], Ws[1:], strict=True):
+
+    def backward() -> None:
+        for D, W in back:
             D @ W
-        for A, D in zip(lin.inputs, lin.deltas, strict=True):
-            dsyrk(1.0, np.ascontiguousarray(A).T, trans=1)
-            if D.shape[1] > 1:
-                dsyrk(1.0, np.ascontiguousarray(D).T, trans=1)
 
-    t, _ = _best_time(lambda: work() or np.zeros(n), repeat=5)
-    return t
+    def gram() -> None:
+        for M in grams:
+            with blas_threads(float(M.shape[0]) ** 2 * M.shape[1]):
+                dsyrk(1.0, np.ascontiguousarray(M).T, trans=1)
+
+    def total() -> None:
+        forward()
+        backward()
+        gram()
+
+    return {"floor": total, "forward": forward, "backward": backward, "gram": gram}
 
 
-def case_floor() -> dict[str, float]:
-    """The kernel against its BLAS floor, case A's shapes (goal <= 1.3x)."""
+def kernel_parts(model, X, w) -> dict[str, Callable[[], object]]:
+    """The kernel (linearize, then kernel()) and its stages as callables to time: linearize
+    alone, kernel() alone, and phi and phi' alone (``Activation.fn_d1`` in place on copies
+    of arrays of each hidden layer's shape, holding phi(z^l): the same cost; the copies are
+    timed alone too, to be subtracted)."""
+    lin = model.linearize(w, X)
+    zs = [lin.inputs[i + 1] for i in range(model.depth)]
+
+    def elementwise() -> None:
+        for z in zs:
+            zc = z.copy()
+            model.activation.fn_d1(zc, out=zc)
+
+    return {
+        "kernel": lambda: _layerwise(model, X, w),
+        "linearize": lambda: model.linearize(w, X),
+        "kernel()": lin.kernel,
+        "elementwise": elementwise,
+        "copies": lambda: [z.copy() for z in zs],
+    }
+
+
+def best_interleaved(parts: dict[str, Callable[[], object]], repeat: int = 11) -> dict[str, float]:
+    """Best of ``repeat`` wall times of each callable after one warm-up call each, the
+    callables run in turn within each round, so that a change of machine load hits all."""
+    for fn in parts.values():
+        fn()
+    best = dict.fromkeys(parts, np.inf)
+    for _ in range(repeat):
+        for name, fn in parts.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def case_floor() -> list[dict[str, float]]:
+    """The kernel against its BLAS floor, case A's shapes (goal <= 1.3x), under each thread
+    setting of :data:`THREAD_SETTINGS`, both timed under the same one."""
+    from lazycheck import threads
+
     model, X, w = _setup("A")
-    t_k, _ = _best_time(lambda: _layerwise(model, X, w), repeat=5)
-    t_f = blas_floor(model, X, w)
-    ratio = t_k / t_f
     print(
-        f"case A, kernel against its BLAS floor (the same GEMMs and rank-k updates alone): "
-        f"kernel {t_k:.3f} s, floor {t_f:.3f} s, ratio {ratio:.2f}x (goal <= 1.3x: "
-        f"{_verdict(ratio <= 1.3)})"
+        "case A, the kernel against its BLAS floor (the same GEMMs and rank-k updates alone, "
+        "same thread setting; GEMMs on 1 thread in both, as lazycheck runs them for bits "
+        "independent of the thread count):"
     )
-    return {"kernel": t_k, "floor": t_f, "ratio": ratio}
+    out = []
+    shipped = threads.PARALLEL_FLOPS
+    try:
+        for label, cap, threshold in THREAD_SETTINGS:
+            threads.set_threads(cap)
+            threads.PARALLEL_FLOPS = shipped if threshold is None else threshold
+            t = best_interleaved({**blas_floor(model, X, w), **kernel_parts(model, X, w)})
+            out.append(_print_floor_row(label, t))
+    finally:
+        threads.PARALLEL_FLOPS = shipped
+        threads.set_threads(None)
+    return out
+
+
+def _print_floor_row(label: str, t: dict[str, float]) -> dict[str, float]:
+    ratio = t["kernel"] / t["floor"]
+    gemms = t["forward"] + t["backward"]
+    print(
+        f"  {label}: kernel {t['kernel']:.3f} s, floor {t['floor']:.3f} s, ratio {ratio:.2f}x "
+        f"(goal <= 1.3x: {_verdict(ratio <= 1.3)})"
+    )
+    print(
+        f"    floor: forward GEMMs {t['forward']:.3f} s, backward GEMMs {t['backward']:.3f} s, "
+        f"syrk {t['gram']:.3f} s"
+    )
+    print(
+        f"    kernel: linearize {t['linearize']:.3f} s = GEMMs {gemms:.3f} + the rest "
+        f"{t['linearize'] - gemms:.3f} (phi and phi' alone {t['elementwise'] - t['copies']:.3f}); "
+        f"kernel() {t['kernel()']:.3f} s = syrk {t['gram']:.3f} + Hadamard, sum, mirror "
+        f"{t['kernel()'] - t['gram']:.3f}"
+    )
+    return {"kernel": t["kernel"], "floor": t["floor"], "ratio": ratio}
 
 
 def main() -> None:

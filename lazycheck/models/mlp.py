@@ -131,23 +131,30 @@ class MLP(Model):
             if b is not None:
                 z += layer.c_b * b
             if i < self.depth:
-                slopes.append(phi.d1(z))
-                a = phi.fn(z)
+                a, slope = phi.fn_d1(z, out=z)  # one pass; phi(z) overwrites z
+                slopes.append(slope)
             else:
                 f = z[:, 0].copy()
-        # backward: delta^(L+1) = 1; delta^l = phi'(z^l) * (c_w^(l+1) delta^(l+1) W^(l+1))
-        n = X.shape[0]
+        return _MLPLinearization(self, f, inputs, self._backward(params, slopes, X.shape[0]))
+
+    def _backward(self, params: list[tuple[Array, Array | None]], slopes: list[Array], n: int):
+        """delta^(L+1) = 1; delta^l = phi'(z^l) * (c_w^(l+1) delta^(l+1) W^(l+1)), each in
+        the buffer of phi'(z^l) where that takes no GEMM (the last hidden layer: delta^(L+1)
+        W^(L+1) is the row W^(L+1) repeated, the same products in the same order)."""
         deltas: list[Array] = [np.ones((n, 1))]
         for i in range(self.depth - 1, -1, -1):
             W_next = params[i + 1][0]
-            nxt = self.layers[i + 1]
-            delta = deltas[-1] @ W_next
-            delta *= nxt.c_w
-            delta *= slopes[i]
+            c_w = self.layers[i + 1].c_w
+            if i == self.depth - 1:  # delta^(L+1) = 1: a broadcast, no GEMM
+                delta = np.multiply(slopes[i], W_next[0] * c_w, out=slopes[i])
+            else:
+                delta = deltas[-1] @ W_next
+                delta *= c_w
+                delta *= slopes[i]
             slopes[i] = delta  # phi'(z^l) is no longer needed: drop it
             deltas.append(delta)
         deltas.reverse()
-        return _MLPLinearization(self, f, inputs, deltas)
+        return deltas
 
     def describe(self) -> str:
         arch = " x ".join(str(m) for m in self.widths) or "no hidden layer"
@@ -272,8 +279,16 @@ def _gram(M: Array, scale: float = 1.0) -> Array:
         return dsyrk(scale, np.ascontiguousarray(M).T, trans=1)
 
 
-def _mirror_upper(U: Array) -> Array:
-    """The symmetric matrix whose upper triangle is U's, as a C-ordered array."""
-    out = np.triu(U)
-    out += np.triu(U, 1).T
+def _mirror_upper(U: Array, block: int = 64) -> Array:
+    """The symmetric matrix whose upper triangle is U's, as a C-ordered array, copied block
+    row by block row (U's strict lower triangle is ignored): no n x n temporary besides the
+    result, bit for bit U's entries."""
+    n = U.shape[0]
+    out = np.empty((n, n))
+    for i in range(0, n, block):
+        j = min(i + block, n)
+        out[i:j, j:] = U[i:j, j:]
+        out[j:, i:j] = U[i:j, j:].T
+        D = U[i:j, i:j]
+        out[i:j, i:j] = np.triu(D) + np.triu(D, 1).T
     return out
