@@ -184,3 +184,81 @@ def test_sup_bounds_the_derivative_at_points_next_to_the_endpoints(name: str) ->
         bound = sup(lo, hi)
         for side in (np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf)):
             assert np.all(np.abs(g(side)) <= bound)
+
+
+# ----------------------------------------------------------------------------- fused phi, phi'
+
+ULPS = 4  # the fused pairs agree with the separate functions to a few ulps (measured: <= 3)
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _wide_points() -> np.ndarray:
+    """Tiny to saturated magnitudes of both signs, ordinary values, critical points, the
+    overflow edge of tanh's expm1 (354.5), signed zeros, subnormals, +-inf and nan."""
+    rng = np.random.default_rng(7)
+    mag = 10.0 ** rng.uniform(-320.0, 3.5, 20000)
+    special = [0.0, -0.0, 5e-324, -5e-324, 1e-310, 354.4, 354.5, 354.6, 710.0, 1e308]
+    special += [np.inf, -np.inf, np.nan, *ACTIVATIONS["gelu"].d1_critical]
+    return np.concatenate([mag, -mag, rng.uniform(-40.0, 40.0, 20000), special, -np.array(special)])
+
+
+def _assert_ulps(got: np.ndarray, ref: np.ndarray, what: str) -> None:
+    assert np.array_equal(np.isnan(got), np.isnan(ref)), what
+    ok = ~np.isnan(ref)
+    got, ref = got[ok], ref[ok]
+    inf = np.isinf(ref)
+    assert np.array_equal(got[inf], ref[inf]), what
+    big = ~inf & (np.abs(ref) > 1e-300)
+    rel = np.abs(got[big] - ref[big]) / np.abs(ref[big])
+    assert rel.max() <= ULPS * _EPS, (what, rel.max() / _EPS)
+    # below 1e-300 (underflow, subnormals): absolutely (tanh's sech^2 at its cap: < 5e-308)
+    assert np.max(np.abs(got[~big & ~inf] - ref[~big & ~inf]), initial=0.0) <= 1e-300, what
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_value_and_slope_match_the_separate_functions(name: str) -> None:
+    act = get_activation(name)
+    z = _wide_points()
+    with np.errstate(all="ignore"):
+        phi, d1 = act.fn_d1(z)
+        ref_phi, ref_d1 = act.fn(z), act.d1(z)
+    _assert_ulps(phi, ref_phi, f"{name} phi")
+    _assert_ulps(d1, ref_d1, f"{name} phi'")
+    zero = z == 0  # odd activations keep the sign of zero
+    assert np.array_equal(np.signbit(phi[zero]), np.signbit(ref_phi[zero]))
+    if act.fused is None or name == "gelu":  # the same operations: bit for bit
+        np.testing.assert_array_equal(phi, ref_phi)
+        np.testing.assert_array_equal(d1, ref_d1)
+
+
+def test_the_activations_that_share_work_are_fused() -> None:
+    assert {n for n, a in ACTIVATIONS.items() if a.fused} == {"tanh", "sigmoid", "softplus", "gelu"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fn_d1_in_place_across_blocks_and_shapes(name: str, monkeypatch) -> None:
+    from lazycheck.models import activations
+
+    monkeypatch.setattr(activations, "_BLOCK", 7)  # many blocks and a ragged last one
+    act = get_activation(name)
+    z = np.random.default_rng(2).uniform(-6.0, 6.0, (9, 11))
+    phi, d1 = act.fn_d1(z)
+    assert phi.shape == d1.shape == z.shape and phi.dtype == d1.dtype == np.float64
+    zc = z.copy()
+    phi2, d12 = act.fn_d1(zc, out=zc)  # phi written over z
+    assert phi2 is zc
+    np.testing.assert_array_equal(phi2, phi)
+    np.testing.assert_array_equal(d12, d1)
+    np.testing.assert_array_equal(act.fn_d1(z.T)[0], phi.T)  # a non-contiguous input
+    p0, s0 = act.fn_d1(0.5)
+    assert np.shape(p0) == np.shape(s0) == ()
+    assert float(p0) == pytest.approx(float(act.fn(0.5)), rel=1e-15)
+    assert float(s0) == pytest.approx(float(act.d1(0.5)), rel=1e-15)
+
+
+def test_fn_d1_rejects_an_out_it_cannot_write() -> None:
+    act = get_activation("tanh")
+    z = np.zeros((4, 6))
+    for out in (np.zeros((6, 4)).T, np.zeros(24), np.zeros((4, 6), dtype=np.float32)):
+        with pytest.raises(ValueError, match="C-contiguous float64"):
+            act.fn_d1(z, out=out)

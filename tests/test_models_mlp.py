@@ -242,6 +242,40 @@ def test_difference_kernel_of_a_point_with_itself_is_zero(act: str) -> None:
     np.testing.assert_array_equal(lin.difference_kernel(model.linearize(w, X)), 0.0)
 
 
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "softplus", "gelu"])
+def test_fused_activation_moves_the_kernel_by_last_bits_only(act: str) -> None:
+    # the linearization evaluates phi and phi' in one fused pass (Activation.fn_d1); with the
+    # separate functions instead, f, J and K agree to a few ulps, saturated units included
+    import dataclasses
+
+    rng = np.random.default_rng(3)
+    model = MLP(6, (120, 90), act, "ntk", True, sigma_w=4.0, sigma_b=2.0)  # many saturated
+    plain = MLP(
+        6, (120, 90), dataclasses.replace(model.activation, fused=None), "ntk", True, 4.0, 2.0
+    )
+    X = 3.0 * rng.standard_normal((40, 6))
+    w = model.init(rng)
+    lin, ref = model.linearize(w, X), plain.linearize(w, X)
+    assert _rel(lin.f, ref.f) < 1e-14
+    assert _rel(lin.jacobian(), ref.jacobian()) < 1e-14
+    K = lin.kernel()
+    assert np.max(np.abs(K - ref.kernel()) / np.sqrt(np.outer(np.diag(K), np.diag(K)))) < 1e-14
+    J = ref.jacobian()
+    assert np.linalg.norm(K - J @ J.T) <= 1e-13 * np.linalg.norm(J) ** 2
+
+
+@pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 200])
+def test_mirror_upper_copies_the_upper_triangle_exactly(n: int) -> None:
+    from lazycheck.models.mlp import _mirror_upper
+
+    U = np.asfortranarray(np.random.default_rng(n).standard_normal((n, n)))  # lower: garbage
+    ref = np.triu(U) + np.triu(U, 1).T
+    for block in (1, 5, 64, 1000):
+        out = _mirror_upper(U, block)
+        assert out.flags.c_contiguous
+        np.testing.assert_array_equal(out, ref)
+
+
 # ----------------------------------------------------------------------------- precision
 
 
