@@ -262,3 +262,26 @@ def test_fn_d1_rejects_an_out_it_cannot_write() -> None:
     for out in (np.zeros((6, 4)).T, np.zeros(24), np.zeros((4, 6), dtype=np.float32)):
         with pytest.raises(ValueError, match="C-contiguous float64"):
             act.fn_d1(z, out=out)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_joint_sups_in_blocks_equal_the_separate_calls_bit_for_bit(name: str, monkeypatch) -> None:
+    from lazycheck.models import activations
+
+    monkeypatch.setattr(activations, "_SUP_BLOCK", 7)  # many blocks and a ragged last one
+    act = get_activation(name)
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((13, 9)) * np.array([1e-3, 0.3, 1.0, 3.0, 30.0, 800.0, 1e200, 1, 2])
+    w = np.abs(rng.standard_normal((13, 9))) * rng.random((13, 9)) * 3.0
+    lo, hi = (z - w).T, (z + w).T  # not C-contiguous
+    lo[0, 0], hi[1, 1], lo[2, 2], hi[3, 3] = np.nan, np.inf, -np.inf, np.nan
+    with np.errstate(all="ignore"):
+        s1, s2 = act.sup_abs_d1_d2(lo, hi)
+        assert s1.shape == s2.shape == lo.shape
+        np.testing.assert_array_equal(s1, act.sup_abs_d1(lo, hi))
+        np.testing.assert_array_equal(s2, act.sup_abs_d2(lo, hi))
+        assert s1[0, 0] == s1[3, 3] == np.inf
+        for a, b in ((lo[0, 1], hi[0, 1]), (lo[:, 1], 2.0)):  # scalars, broadcasting: unblocked
+            t1, t2 = act.sup_abs_d1_d2(a, b)
+            np.testing.assert_array_equal(t1, act.sup_abs_d1(a, b))
+            np.testing.assert_array_equal(t2, act.sup_abs_d2(a, b))

@@ -7,6 +7,7 @@ interval exactly (used by the certified bound on beta in :mod:`lazycheck.beta.ce
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,9 +75,22 @@ class Activation:
     def sup_abs_d1_d2(self, lo: Array, hi: Array) -> tuple[Array, Array]:
         """``(sup_abs_d1(lo, hi), sup_abs_d2(lo, hi))``, equal to the two calls bit for bit,
         widening the intervals once and evaluating phi' and phi'' together where the
-        activation shares their work (tanh)."""
+        activation shares their work (tanh), block by block over intervals of one shape (each
+        entry's operations are the same: only the working set shrinks to the cache)."""
         if not self.smooth:
             return self.sup_abs_d1(lo, hi), self.sup_abs_d2(lo, hi)
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.asarray(hi, dtype=np.float64)
+        if lo.ndim == 0 or lo.shape != hi.shape or lo.size <= _SUP_BLOCK:
+            return self._sup_abs_d1_d2(lo, hi)
+        s1, s2 = np.empty(lo.shape), np.empty(lo.shape)
+        lf, hf, f1, f2 = lo.reshape(-1), hi.reshape(-1), s1.reshape(-1), s2.reshape(-1)
+        for i in range(0, lf.size, _SUP_BLOCK):
+            j = i + _SUP_BLOCK
+            f1[i:j], f2[i:j] = self._sup_abs_d1_d2(lf[i:j], hf[i:j])
+        return s1, s2
+
+    def _sup_abs_d1_d2(self, lo: Array, hi: Array) -> tuple[Array, Array]:
         lo, hi, unknown = _widen(lo, hi)
         joint = _JOINT.get(self.name)
         with np.errstate(all="ignore"):
@@ -108,6 +122,7 @@ def get_activation(name: str) -> Activation:
 
 
 _EPS = float(np.finfo(np.float64).eps)
+_SUP_BLOCK = 16384  # intervals per block of sup_abs_d1_d2: its temporaries stay in cache
 _CLIP = 1e150  # |phi'|, |phi''| are monotone beyond the outermost critical point: evaluate there
 _ABS_FLOOR = 4e-15  # absolute rounding floor, relative to the global sup of |g|
 
@@ -182,10 +197,9 @@ def _finish(
         top = 1.0
     else:
         best = ends  # owned by the caller's computation: updated in place
-        top = float(np.max(np.abs(g(np.array([*critical, -1e3, 1e3])))))
-        for c in critical:
+        top, peaks = _peaks(g, critical)
+        for c, peak in zip(critical, peaks, strict=True):
             inside = (lo <= c) & (c <= hi)
-            peak = abs(float(g(np.array(c))))
             if isinstance(best, np.ndarray) and best.ndim:
                 np.maximum(best, peak, out=best, where=inside)
             else:
@@ -197,6 +211,14 @@ def _finish(
     best += _ABS_FLOOR * top
     bad = unknown | np.isnan(best)
     return np.where(bad, np.inf, best) if bad.any() else np.asarray(best)
+
+
+@functools.lru_cache(maxsize=64)
+def _peaks(g: Callable[[Array], Array], critical: tuple[float, ...]) -> tuple[float, tuple]:
+    """max |g| over the critical points and +-1e3 (the scale of the absolute floor), and
+    |g| at each critical point."""
+    top = float(np.max(np.abs(g(np.array([*critical, -1e3, 1e3])))))
+    return top, tuple(abs(float(g(np.array(c)))) for c in critical)
 
 
 def _sigmoid(z: Array) -> Array:
@@ -238,7 +260,12 @@ def _tanh_d2(z: Array) -> Array:
 def _tanh_d12(z: Array) -> tuple[Array, Array]:
     """(phi', phi'') of tanh sharing phi': bit for bit _tanh_d1 and _tanh_d2."""
     d1 = _tanh_d1(z)
-    return d1, -2.0 * np.tanh(z) * d1
+    d2 = np.tanh(z)
+    if not isinstance(d2, np.ndarray):
+        return d1, -2.0 * d2 * d1
+    d2 *= -2.0  # in place: the same products in the same order
+    d2 *= d1
+    return d1, d2
 
 
 _BLOCK = 8192  # elements per block of a fused pass: operands and scratch stay in cache
@@ -403,7 +430,36 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 """Every activation a spec may name."""
 
+
+def _sigmoid_d12(z: Array) -> tuple[Array, Array]:
+    """(phi', phi'') of sigmoid sharing phi': bit for bit _sigmoid_d1 and _sigmoid_d2."""
+    d1 = _sigmoid_d1(z)
+    return d1, -d1 * np.tanh(0.5 * np.asarray(z))
+
+
+def _softplus_d12(z: Array) -> tuple[Array, Array]:
+    """(phi', phi'') of softplus sharing sigmoid(z): bit for bit _sigmoid and _sigmoid_d1."""
+    s = _sigmoid(z)
+    return s, s * _sigmoid(-np.asarray(z))
+
+
+def _gelu_d12(z: Array) -> tuple[Array, Array]:
+    """(phi', phi'') of gelu sharing the normal density: bit for bit _gelu_d1 and _gelu_d2."""
+    p = _phi(z)
+    return _Phi(z) + z * p, p * (2.0 - z * z)
+
+
+def _erf_d12(z: Array) -> tuple[Array, Array]:
+    """(phi', phi'') of erf sharing phi': bit for bit _erf_d1 and _erf_d2."""
+    d1 = _erf_d1(z)
+    return d1, -2.0 * z * d1
+
+
 # phi' and phi'' evaluated together, for the activations whose two share work
 _JOINT: dict[str, tuple[Callable, Callable, Callable[[Array], tuple[Array, Array]]]] = {
     "tanh": (_tanh_d1, _tanh_d2, _tanh_d12),
+    "sigmoid": (_sigmoid_d1, _sigmoid_d2, _sigmoid_d12),
+    "softplus": (_sigmoid, _sigmoid_d1, _softplus_d12),
+    "gelu": (_gelu_d1, _gelu_d2, _gelu_d12),
+    "erf": (_erf_d1, _erf_d2, _erf_d12),
 }
