@@ -382,6 +382,47 @@ def _print_floor_row(label: str, t: dict[str, float]) -> dict[str, float]:
     return {"kernel": t["kernel"], "floor": t["floor"], "ratio": ratio}
 
 
+def case_sup(shape: tuple[int, int] = (400, 2000)) -> dict[str, float]:
+    """``Activation.sup_abs_d1_d2`` (the certified beta's inner loop, one call per radius) on
+    400 x 2000 tanh intervals: in blocks (as shipped) against the same code on the whole
+    arrays at once (the block size set above the size: the previous code path) and against
+    the two separate calls it must equal bit for bit, timed in turn (best of 5)."""
+    from lazycheck.models import activations
+
+    act = activations.get_activation("tanh")
+    rng = np.random.default_rng(0)
+    z0 = 2.0 * rng.standard_normal(shape)
+    spread = 0.3 * np.abs(rng.standard_normal(shape))
+    lo, hi = z0 - spread, z0 + spread
+    shipped = activations._SUP_BLOCK
+
+    def whole() -> object:
+        activations._SUP_BLOCK = lo.size
+        try:
+            return act.sup_abs_d1_d2(lo, hi)
+        finally:
+            activations._SUP_BLOCK = shipped
+
+    parts = {
+        "blocks": lambda: act.sup_abs_d1_d2(lo, hi),
+        "whole": whole,
+        "separate": lambda: (act.sup_abs_d1(lo, hi), act.sup_abs_d2(lo, hi)),
+    }
+    t = best_interleaved(parts, repeat=5)
+    same = all(
+        np.array_equal(a, b) for a, b in zip(parts["blocks"](), parts["separate"](), strict=True)
+    )
+    per = 1e9 / lo.size
+    print(
+        f"sup_abs_d1_d2, tanh, {shape[0]} x {shape[1]} intervals: in blocks of "
+        f"{shipped} {t['blocks'] * 1e3:.1f} ms ({t['blocks'] * per:.0f} ns per interval); "
+        f"whole arrays {t['whole'] * 1e3:.1f} ms ({t['whole'] / t['blocks']:.2f}x); the two "
+        f"separate calls {t['separate'] * 1e3:.1f} ms ({t['separate'] / t['blocks']:.2f}x); "
+        f"bit for bit the separate calls: {_verdict(same)}"
+    )
+    return dict(t)
+
+
 def main() -> None:
     print("== bench_kernel: layerwise tangent kernel vs J J^T")
     print(f"numpy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
@@ -393,6 +434,7 @@ def main() -> None:
     case_a()
     case_floor()
     case_b()
+    case_sup()
 
 
 if __name__ == "__main__":
