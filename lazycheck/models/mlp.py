@@ -259,7 +259,11 @@ class _MLPLinearization(Linearization):
             term = DD * _gram(A)
             if np.any(dA):
                 cross = (dD @ D2.T) * (A @ dA.T)
-                term += np.triu(cross + cross.T) + _gram(D2) * _gram(dA)
+                both = cross + cross.T  # only its upper triangle is read: no triu
+                G = _gram(D2)
+                G *= _gram(dA)
+                both += G
+                term += both
             K += layer.c_w**2 * term
             if layer.bias:
                 K += layer.c_b**2 * DD
