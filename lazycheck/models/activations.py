@@ -268,7 +268,7 @@ def _tanh_d12(z: Array) -> tuple[Array, Array]:
     return d1, d2
 
 
-_BLOCK = 8192  # elements per block of a fused pass: operands and scratch stay in cache
+_BLOCK = 16384  # elements per block of a fused pass: operands and scratch stay in cache
 
 
 def _run_fused(
