@@ -7,6 +7,21 @@ Targets: layerwise >= 100x faster and >= 50x less peak memory; the kernels must 
 Case B (layerwise only): n = 2000 points in R^784, two hidden layers of width 4096
 (p = 19,992,576; J would be 320 GB). Targets: < 15 s and < 1.5 GB.
 
+The floor (case A's shapes): the kernel against its unavoidable BLAS work alone (the forward
+and backward GEMMs and one ``dsyrk`` per Gram factor, plain calls of the same shapes; see
+:func:`blas_floor`), both timed under the same thread setting, in turn within each round
+(best of 11 after a warm-up): one thread (the CLI default, ``set_threads(1)``), ``--threads
+2`` as shipped (GEMMs on one thread for bits independent of the count, a syrk on two from
+``lazycheck.threads.PARALLEL_FLOPS``, which case A's are below), and ``--threads 2`` with
+every syrk on two. Each row prints the kernel's breakdown: linearize (GEMMs + the rest, of
+which phi and phi' alone) and kernel() (syrk + Hadamard products, sum and mirror). Goal: the
+kernel within 1.3x of its floor. Cases A and B themselves run as the Python API does without
+``set_threads`` (OpenBLAS's own thread count for the GEMMs).
+
+Last, ``Activation.sup_abs_d1_d2`` (the certified beta's inner loop) on 400 x 2000 tanh
+intervals, in cache-sized blocks against the whole arrays at once and against the two
+separate calls it equals bit for bit.
+
 Memory is measured two ways and both are printed:
 
 * ``traced``: the tracemalloc peak of the allocations made by the computation itself (numpy
