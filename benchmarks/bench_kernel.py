@@ -446,10 +446,20 @@ def main() -> None:
         "memory: 'traced' = tracemalloc peak of the computation's own allocations (inputs "
         "excluded); 'RSS' = peak RSS (VmHWM) of a fresh subprocess running one route"
     )
+    print(f"load average at the start: {_load()}")
     case_a()
     case_floor()
     case_b()
     case_sup()
+    print(f"load average at the end: {_load()}")
+
+
+def _load() -> str:
+    """The 1-, 5- and 15-minute load averages (other processes compete for the 2 cores)."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":
