@@ -361,7 +361,8 @@ def case_floor() -> list[dict[str, float]]:
     print(
         "case A, the kernel against its BLAS floor (the same GEMMs and rank-k updates alone, "
         "same thread setting; GEMMs on 1 thread in both, as lazycheck runs them for bits "
-        "independent of the thread count):"
+        "independent of the thread count; each figure its own best of 11, so under load the "
+        "parts of a breakdown need not add up):"
     )
     out = []
     shipped = threads.PARALLEL_FLOPS
