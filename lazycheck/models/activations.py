@@ -197,7 +197,7 @@ def _finish(
         top = 1.0
     else:
         best = ends  # owned by the caller's computation: updated in place
-        top, peaks = _peaks(g, critical)
+        top, peaks = _peaks(g, tuple(critical))
         for c, peak in zip(critical, peaks, strict=True):
             inside = (lo <= c) & (c <= hi)
             if isinstance(best, np.ndarray) and best.ndim:

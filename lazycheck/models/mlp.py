@@ -137,7 +137,9 @@ class MLP(Model):
                 f = z[:, 0].copy()
         return _MLPLinearization(self, f, inputs, self._backward(params, slopes, X.shape[0]))
 
-    def _backward(self, params: list[tuple[Array, Array | None]], slopes: list[Array], n: int):
+    def _backward(
+        self, params: list[tuple[Array, Array | None]], slopes: list[Array], n: int
+    ) -> list[Array]:
         """delta^(L+1) = 1; delta^l = phi'(z^l) * (c_w^(l+1) delta^(l+1) W^(l+1)), each in
         the buffer of phi'(z^l) where that takes no GEMM (the last hidden layer: delta^(L+1)
         W^(L+1) is the row W^(L+1) repeated, the same products in the same order)."""
