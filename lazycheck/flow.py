@@ -523,7 +523,8 @@ def _scipy_solver(method: str) -> type:
 
 @dataclass
 class _Point:
-    """An accepted point of the exponential integrator."""
+    """An accepted point of the exponential integrator, with its products with the current
+    basis b (cached: they serve every step whose history holds the point)."""
 
     tau: float
     d: Array  # displacement w - w0, the integrated state (kept apart from w0: see _point)
@@ -533,30 +534,56 @@ class _Point:
     F: Array  # dw/dtau = -(1/alpha) J^T r
     noise_r: float  # rounding floor of residual errors
     noise_w: float  # rounding floor of weight errors
+    key: int = -1  # serial of the basis the products below belong to (-1: none yet)
+    Ld: Array | None = None  # L_b d = -J_b^T J_b d
+    hatF: Array | None = None  # Q^T J_b F
+    hatLd: Array | None = None  # Q^T J_b L_b d = -lam o Q^T J_b d
 
 
 @dataclass(frozen=True)
 class _Basis:
     """The linear part L = -J_b^T J_b of the splitting, from the kernel at a point b:
-    K_b = Q diag(lam) Q^T (lam clipped at 0)."""
+    K_b = Q diag(lam) Q^T (lam clipped at 0). ``serial`` tells bases apart."""
 
     tau: float
     lin: Linearization
     lam: Array
     Q: Array
+    serial: int
 
 
 @dataclass(frozen=True)
 class _Interp:
     """p(s) = sum_m C[m-1] s^m through N at the history points, and the difference D between
     it and the interpolant through one point fewer (the error estimate). C_hat, D_hat:
-    Q^T J_b of each row."""
+    Q^T J_b of each row. ``Vinv``, ``V1inv``, ``scale``: the (scaled) inverse Vandermonde
+    matrices through q and q - 1 points, for :meth:`gains`."""
 
     q: int  # number of history points used; the step has order q + 1
     C: Array  # (q, p)
     C_hat: Array  # (q, n)
     D: Array  # (q, p)
     D_hat: Array  # (q, n)
+    Vinv: Array  # (q, q)
+    V1inv: Array  # (q - 1, q - 1)
+    scale: float
+
+    def gains(self, h: float) -> tuple[float, float]:
+        """How much the a-priori and the a-posteriori error estimates of a step of size h
+        amplify the rounding of the values they combine: the sums of the absolute weights
+        with which F at the new, the current and the history points enter them. Rounding in
+        F_j of size e makes an estimate of size up to gain * e whatever h is, so the step-size
+        controller must not read it as truncation error (:meth:`_ExpAdams._scaled`)."""
+        if self.q == 0:
+            return 1.0, 2.0  # exponential Euler: F_new - F_k
+        z = (h / self.scale) ** np.arange(1, self.q + 1)
+        ell = z @ self.Vinv  # p(h) = sum_j ell_j N_j, N_j = F_j - F_k - L (d_j - d_k)
+        mu = ell.copy()
+        if self.q > 1:
+            mu[: self.q - 1] -= z[: self.q - 1] @ self.V1inv
+        post = 1.0 + float(np.abs(ell).sum()) + abs(1.0 - float(ell.sum()))
+        prior = float(np.abs(mu).sum()) + abs(float(mu.sum()))
+        return max(prior, 1.0), post
 
 
 class _ExpAdams:
@@ -619,9 +646,31 @@ class _ExpAdams:
         if self.basis is None or self.basis.lin is not cur.lin:
             K = cur.lin.kernel()
             lam, Q = sym_eig(0.5 * (K + K.T))
-            self.basis = _Basis(cur.tau, cur.lin, np.maximum(lam, 0.0), Q)
+            self.basis = _Basis(cur.tau, cur.lin, np.maximum(lam, 0.0), Q, self.n_kernels)
             self.n_kernels += 1
         return self.basis
+
+    def _prep(self, pt: _Point) -> None:
+        """The point's products with the current basis (two or three products, none when
+        they are cached): L_b d, Q^T J_b F and Q^T J_b L_b d. Each N_j and its image under
+        Q^T J_b then costs no product: L_b (d_j - d_k) = L_b d_j - L_b d_k."""
+        b = self.basis
+        assert b is not None
+        if pt.key == b.serial:
+            return
+        if np.any(pt.d):
+            Jd = b.lin.jvp(pt.d)
+            pt.Ld = -b.lin.vjp(Jd)
+            pt.hatLd = -b.lam * (b.Q.T @ Jd)
+            self.n_products += 2
+        else:
+            pt.Ld, pt.hatLd = np.zeros_like(pt.d), np.zeros_like(b.lam)
+        if b.lin is pt.lin:  # J_b F = -K_b r / alpha
+            pt.hatF = -(b.lam * (b.Q.T @ pt.r)) / self.alpha
+        else:
+            pt.hatF = b.Q.T @ b.lin.jvp(pt.F)
+            self.n_products += 1
+        pt.key = b.serial
 
     def _stats(self, success: bool, message: str, n_recorded: int, start: float) -> FlowStats:
         return FlowStats(
@@ -707,7 +756,9 @@ class _ExpAdams:
     ) -> tuple[_Point, list[_Point], float, bool] | str:
         """One accepted step towards ``target`` (rejecting and retrying as the error control
         says): (new point, history to keep, next step size, landed on target), or the failure
-        message."""
+        message. A step is accepted when its scaled error is <= 1; the next step size follows
+        the error with the rounding floor amplified as the estimate amplifies rounding
+        (:meth:`_scaled`), so that rounding noise does not shrink the steps."""
         dist = target - cur.tau
         interp = self._interpolant(cur, history)
         rejects = 0
@@ -716,7 +767,9 @@ class _ExpAdams:
                 step, land = dist, True
             else:
                 step, land = dist / math.ceil(dist / h - 1e-12), False
-            new, err = self._attempt(cur, interp, step, target if land else cur.tau + step)
+            new, err, err_sel = self._attempt(
+                cur, interp, step, target if land else cur.tau + step
+            )
             if new is not None and err <= 1.0:
                 break
             self.n_rejected += 1
@@ -737,24 +790,26 @@ class _ExpAdams:
                 history = []
                 interp = self._interpolant(cur, history)
         self.max_error = max(self.max_error, err)
-        h_next = step * _factor(err, interp.q)
+        h_next = step * _factor(err_sel, interp.q)
         if land and step < h:  # a step shortened to land: keep the controller's size
             h_next = max(h_next, h)
         return new, history, h_next, land
 
     def _attempt(
         self, cur: _Point, interp: _Interp, step: float, tau_new: float
-    ) -> tuple[_Point | None, float]:
+    ) -> tuple[_Point | None, float, float]:
         """The trial step, its a-priori error and, when that passes, the new point and the
-        a-posteriori error (the larger of the two)."""
-        err, trial, tab = self._trial(cur, interp, step)
+        a-posteriori error: (new point or None, scaled error (the larger of the two), the
+        same with the amplified rounding floor for the step-size choice)."""
+        err, sel, trial, tab = self._trial(cur, interp, step)
         if err > 1.0:
-            return None, err
+            return None, err, sel
         d_new = cur.d + trial
         if not np.all(np.isfinite(d_new)):
-            return None, math.inf
+            return None, math.inf, math.inf
         new = self._point(tau_new, d_new)
-        return new, max(err, self._posterior(cur, interp, step, new, tab))
+        err_post, sel_post = self._posterior(cur, interp, step, new, tab)
+        return new, max(err, err_post), max(sel, sel_post)
 
     # -- one step
     def _L(self, v: Array) -> Array:
@@ -764,24 +819,20 @@ class _ExpAdams:
         self.n_products += 2
         return -b.lin.vjp(b.lin.jvp(v))
 
-    def _hat(self, v: Array) -> Array:
-        """Q^T J_b v (one product)."""
-        b = self.basis
-        assert b is not None
-        self.n_products += 1
-        return b.Q.T @ b.lin.jvp(v)
-
     def _interpolant(self, cur: _Point, history: list[_Point]) -> _Interp:
         """p(s) = sum_m c_m s^m with p(0) = 0 through N(w_j) = F_j - F_k - L (w_j - w_k) at
-        s_j = tau_j - tau_k."""
+        s_j = tau_j - tau_k (no products beyond those :meth:`_prep` caches)."""
         q = len(history)
         p, n = cur.w.shape[0], cur.r.shape[0]
         if q == 0:
             z = np.zeros((0, p))
-            return _Interp(0, z, np.zeros((0, n)), z, np.zeros((0, n)))
-        N = np.array([old.F - cur.F - self._L(old.d - cur.d) for old in history])
+            zn, e = np.zeros((0, n)), np.zeros((0, 0))
+            return _Interp(0, z, zn, z, zn, e, e, 1.0)
+        for pt in (cur, *history):
+            self._prep(pt)
+        N = np.array([old.F - cur.F - (old.Ld - cur.Ld) for old in history])
+        JN_hat = np.array([old.hatF - cur.hatF - (old.hatLd - cur.hatLd) for old in history])
         s = np.array([old.tau - cur.tau for old in history])
-        JN_hat = np.array([self._hat(N[j]) for j in range(q)])
         scale = -s[0]  # solve in the scaled variable s / scale for conditioning
         V = (s[:, None] / scale) ** np.arange(1, q + 1)[None, :]
         Vinv = np.linalg.inv(V)
@@ -789,67 +840,94 @@ class _ExpAdams:
         C = powers[:, None] * (Vinv @ N)
         C_hat = powers[:, None] * (Vinv @ JN_hat)
         D, D_hat = C.copy(), C_hat.copy()
+        V1inv = np.linalg.inv(V[: q - 1, : q - 1]) if q > 1 else np.zeros((0, 0))
         if q > 1:
-            V1inv = np.linalg.inv(V[: q - 1, : q - 1])
             D[: q - 1] -= powers[: q - 1, None] * (V1inv @ N[: q - 1])
             D_hat[: q - 1] -= powers[: q - 1, None] * (V1inv @ JN_hat[: q - 1])
-        return _Interp(q, C, C_hat, D, D_hat)
+        return _Interp(q, C, C_hat, D, D_hat, Vinv, V1inv, scale)
 
-    def _integrate_poly(self, C: Array, C_hat: Array, h: float, tab: Array, m0: int) -> Array:
+    def _integrate_poly(
+        self, C: Array, C_hat: Array, h: float, tab: Array, m0: int
+    ) -> tuple[Array, Array]:
         """int_0^h e^{(h-s)L} sum_m C_m s^m ds = sum_m m! h^(m+1) phi_{m+1}(hL) C_m, m from m0,
         with m! h^(m+1) phi_{m+1}(hL) v = h^(m+1)/(m+1) v - m! h^(m+2) J^T Q phi_{m+2} Q^T J v:
-        one VJP for all terms."""
+        one VJP for all terms. Returns it and its image J_b x = Q (sum_m h^(m+1)/(m+1)
+        C_hat_m + lam o g) (no product)."""
         b = self.basis
         assert b is not None
         free = np.zeros(C.shape[1])
+        free_hat = np.zeros(b.lam.shape[0])
         g = np.zeros(b.lam.shape[0])
         for i in range(C.shape[0]):
             m = i + m0
             free += h ** (m + 1) / (m + 1) * C[i]
+            free_hat += h ** (m + 1) / (m + 1) * C_hat[i]
             g -= math.factorial(m) * h ** (m + 2) * tab[m + 2] * C_hat[i]
         self.n_products += 1
-        return free + b.lin.vjp(b.Q @ g)
+        return free + b.lin.vjp(b.Q @ g), b.Q @ (free_hat + b.lam * g)
 
-    def _trial(self, cur: _Point, c: _Interp, h: float) -> tuple[float, Array, Array]:
-        """The step of size h from ``cur``, its a-priori scaled error (0 when q = 0) and the
-        table of phi_j(-h lambda)."""
+    def _jvp_cur(self, cur: _Point, x: Array, jb_x: Array) -> Array:
+        """J_k x: from the basis when it is cur's own (J_b x given), else one JVP."""
         b = self.basis
         assert b is not None
+        if b.lin is cur.lin:
+            return jb_x
+        self.n_products += 1
+        return cur.lin.jvp(x)
+
+    def _trial(self, cur: _Point, c: _Interp, h: float) -> tuple[float, float, Array, Array]:
+        """The step of size h from ``cur``, its a-priori scaled error (0 when q = 0) for the
+        acceptance test and for the step-size choice (:meth:`_scaled`), and the table of
+        phi_j(-h lambda)."""
+        b = self.basis
+        assert b is not None
+        self._prep(cur)
         tab = phi_table(max(c.q + 2, 3), h * b.lam)
         C = np.vstack([cur.F[None, :], c.C])  # exponential Euler's h phi1(hL) F_k is m = 0
-        C_hat = np.vstack([self._hat(cur.F)[None, :], c.C_hat])
-        step = self._integrate_poly(C, C_hat, h, tab, 0)
+        C_hat = np.vstack([cur.hatF[None, :], c.C_hat])
+        step, jb_step = self._integrate_poly(C, C_hat, h, tab, 0)
         if c.q == 0:
-            return 0.0, step, tab
-        est = self._integrate_poly(c.D, c.D_hat, h, tab, 1)
-        r_pred = float(np.linalg.norm(cur.r + self.alpha * cur.lin.jvp(step)))
-        est_r = self.alpha * float(np.linalg.norm(cur.lin.jvp(est)))
-        self.n_products += 2
-        return self._scaled(float(np.linalg.norm(est)), est_r, cur, step, r_pred), step, tab
+            return 0.0, 0.0, step, tab
+        est, jb_est = self._integrate_poly(c.D, c.D_hat, h, tab, 1)
+        r_pred = float(np.linalg.norm(cur.r + self.alpha * self._jvp_cur(cur, step, jb_step)))
+        est_r = self.alpha * float(np.linalg.norm(self._jvp_cur(cur, est, jb_est)))
+        err_w = float(np.linalg.norm(est))
+        return (*self._scaled(err_w, est_r, cur, step, r_pred, c.gains(h)[0]), step, tab)
 
-    def _posterior(self, cur: _Point, c: _Interp, h: float, new: _Point, tab: Array) -> float:
-        """Scaled size of the interpolation error seen at the new point (module docstring)."""
-        dw = new.d - cur.d
-        N_new = new.F - cur.F - self._L(dw)
+    def _posterior(
+        self, cur: _Point, c: _Interp, h: float, new: _Point, tab: Array
+    ) -> tuple[float, float]:
+        """Scaled size of the interpolation error seen at the new point (module docstring),
+        for the acceptance test and for the step-size choice."""
+        self._prep(new)
+        N_new = new.F - cur.F - (new.Ld - cur.Ld)
+        hat_new = new.hatF - cur.hatF - (new.hatLd - cur.hatLd)
         # The interpolation error e(s) grows on [0, h] no faster than (s/h) e(h), and e^{(h-s)L}
         # has positive weights in each eigendirection of L = -J^T J, so the error it causes
         # is bounded by int_0^h e^{(h-s)L} (s/h) ds e(h) = h phi2(hL) e(h), e(h) = N(h) - p(h).
         # (For q = 0 this is exponential Euler's leading error term.)
-        e_h = N_new if c.q == 0 else N_new - c.C.T @ (h ** np.arange(1, c.q + 1))
-        delta = self._integrate_poly(e_h[None, :] / h, self._hat(e_h)[None, :] / h, h, tab, 1)
-        delta_r = self.alpha * float(np.linalg.norm(cur.lin.jvp(delta)))
-        self.n_products += 1
+        hm = h ** np.arange(1, c.q + 1)
+        e_h, e_hat = N_new - c.C.T @ hm, hat_new - c.C_hat.T @ hm
+        delta, jb_delta = self._integrate_poly(e_h[None, :] / h, e_hat[None, :] / h, h, tab, 1)
+        delta_r = self.alpha * float(np.linalg.norm(self._jvp_cur(cur, delta, jb_delta)))
         r_new = float(np.linalg.norm(new.r))
-        return self._scaled(float(np.linalg.norm(delta)), delta_r, cur, dw, r_new)
+        dw = new.d - cur.d
+        return self._scaled(float(np.linalg.norm(delta)), delta_r, cur, dw, r_new, c.gains(h)[1])
 
     def _scaled(
-        self, err_w: float, err_r: float, cur: _Point, step: Array, r_new_norm: float
-    ) -> float:
+        self, err_w: float, err_r: float, cur: _Point, step: Array, r_new_norm: float, gain: float
+    ) -> tuple[float, float]:
+        """(err, err_sel): the scaled error for the acceptance test (tolerance plus rounding
+        floor) and for the step-size choice, whose rounding floor is multiplied by the
+        estimate's rounding gain (:meth:`_Interp.gains`): an estimate at that level may be
+        rounding alone, which a smaller step does not reduce."""
         d_old = float(np.linalg.norm(cur.d))
         d_new = float(np.linalg.norm(cur.d + step))
-        scale_w = self.atol + self.rtol * max(d_old, d_new) + cur.noise_w
-        scale_r = self.atol + self.rtol * r_new_norm + cur.noise_r
-        return max(err_w / scale_w, err_r / scale_r)
+        tol_w = self.atol + self.rtol * max(d_old, d_new)
+        tol_r = self.atol + self.rtol * r_new_norm
+        err = max(err_w / (tol_w + cur.noise_w), err_r / (tol_r + cur.noise_r))
+        sel = max(err_w / (tol_w + gain * cur.noise_w), err_r / (tol_r + gain * cur.noise_r))
+        return err, sel
 
 
 def _factor(err: float, q: int) -> float:
