@@ -767,9 +767,7 @@ class _ExpAdams:
                 step, land = dist, True
             else:
                 step, land = dist / math.ceil(dist / h - 1e-12), False
-            new, err, err_sel = self._attempt(
-                cur, interp, step, target if land else cur.tau + step
-            )
+            new, err, err_sel = self._attempt(cur, interp, step, target if land else cur.tau + step)
             if new is not None and err <= 1.0:
                 break
             self.n_rejected += 1

@@ -54,6 +54,7 @@ from lazycheck.errors import LazycheckError
 from lazycheck.flow import (
     EXP_METHOD,
     SCIPY_METHODS,
+    FlowStats,
     check_lr,
     gd_flow,
     gd_grid,
@@ -64,7 +65,7 @@ from lazycheck.flow import (
 from lazycheck.hypothesis import b_lin as radius_b_lin
 from lazycheck.hypothesis import b_prime as radius_b_prime
 from lazycheck.jsonio import atomic_write
-from lazycheck.linear_flow import linear_flow
+from lazycheck.linear_flow import LinearFlow, linear_flow
 from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spec import MAX_TIMES, FlowSpec
@@ -274,116 +275,24 @@ def simulate(
     limit, no default horizon when sigma_min(J0) = 0). A solver that fails returns a result
     with ``success`` False, holding the trajectory up to the failure.
     """
-    problem = _apply_overrides(problem, overrides)
-    fs = problem.spec.flow
-    alpha, method = float(fs.alpha), fs.method
-    if method not in ("auto", EXP_METHOD, *SCIPY_METHODS, "gd"):
-        raise LazycheckError(f"unknown method {method!r}")
-    _refuse_non_smooth(problem, method)
-    _require_memory(problem, fs)
-    y = np.asarray(problem.y, dtype=np.float64)
-    w0 = np.asarray(problem.w0, dtype=np.float64)
-    lin0 = problem.linearize(w0)
-    spec = spectrum if spectrum is not None else jacobian_spectrum(lin0, problem.p)
-    sigma_min, sigma_max = float(spec.sigma_min), float(spec.sigma_max)
-    lflow = linear_flow(lin0, y, alpha)
-    lam_max = float(lflow.lam[-1])
-    L0 = 0.5 * float(lflow.r0 @ lflow.r0)
-    note = ""
-    if method == "auto":
-        method, fs, note = _resolve_auto(problem, fs, alpha, lam_max)
-    t_end, rule = _horizon(fs, alpha, sigma_min, spec.ok, spec.message)
-    _check_horizon(t_end, alpha, spec)
-    _check_cost(method, alpha**2 * lam_max * t_end, problem)
-    t = _time_grid(t_end, alpha, lam_max, fs.n_times)
-    gd_limit: float | None = None
-    lr: float | None = None
-    iterations = np.zeros(0, dtype=np.int64)
-    if method == "gd":
-        gd_limit = check_lr(fs.lr, alpha, lam_max)
-        assert fs.lr is not None  # check_lr raised otherwise
-        lr = float(fs.lr)
-        iterations, t = gd_grid(t, lr)
-
-    m = t.shape[0]
+    run = _plan(_apply_overrides(problem, overrides), spectrum)
+    m = run.t.shape[0]
+    fs = run.fs
     check_idx = np.unique(np.rint(np.linspace(1, m - 1, min(fs.checkpoints, m - 1))).astype(int))
-    rec = _Recorder(m, check_idx, alpha, y, w0, lin0, lflow.residual(t))
-    advance = _progress_callback(progress, method, t)
-    if lr is not None:
+    y, w0 = run.y, run.w0
+    rec = _Recorder(m, check_idx, run.alpha, y, w0, run.lin0, run.lflow.residual(run.t))
+    advance = _progress_callback(progress, run.method, run.t)
+    if run.lr is not None:
         stats = gd_flow(
-            problem.linearize, w0, y, alpha, lr, iterations, rec, lin0=lin0, progress=advance
-        )
+            problem.linearize, w0, y, run.alpha, run.lr, run.iterations, rec,
+            lin0=run.lin0, progress=advance,
+        )  # fmt: skip
     else:
         stats = integrate(
-            problem.linearize,
-            w0,
-            y,
-            alpha,
-            alpha**2 * t,
-            rec,
-            method=method,
-            rtol=fs.rtol,
-            atol=fs.atol,
-            lin0=lin0,
-            progress=advance,
-        )
-    message = stats.message
-    if not stats.success and not problem.model.smooth:
-        message += (
-            "; the model is not smooth: its Jacobian jumps where a unit switches, so the flow "
-            "can slide along a switch and no ODE solver gets far (nor does the theorem "
-            "apply); --method gd with --lr still runs"
-        )
-
-    k = t.shape[0] if stats.success else rec.count  # grid times recorded
-    tk = t[:k]
-    keep = check_idx < k
-    if spec.ok and sigma_min > 0:  # else Assumption 1 fails and the radii are infinite
-        b_prime = radius_b_prime(alpha, L0, sigma_min, sigma_max)
-        b_lin = radius_b_lin(alpha, L0, sigma_min, sigma_max)
-    else:
-        b_prime = b_lin = math.inf
-    return SimulationResult(
-        success=stats.success,
-        status=stats.status,
-        message=message,
-        alpha=alpha,
-        method=method,
-        rtol=float(fs.rtol),
-        atol=float(fs.atol),
-        lr=lr,
-        horizon=t_end,
-        horizon_rule=rule,
-        sigma_min=sigma_min,
-        sigma_max=sigma_max,
-        sigma_method=spec.method,
-        L0=L0,
-        loss_floor=0.5 * rec.floor**2,
-        B_prime=b_prime,
-        B_prime_lin=b_lin,
-        gd_stability_limit=gd_limit,
-        t=tk.copy(),
-        loss=rec.loss[:k].copy(),
-        loss_lin=lflow.loss(tk),
-        bound=L0 * np.exp(-(alpha**2) * sigma_min**2 * tk / 2.0),
-        disp=rec.disp[:k].copy(),
-        disp_lin=lflow.displacement_norm(tk),
-        gap=rec.gap[:k].copy(),
-        sigma_min_t=rec.smin[:k].copy(),
-        sigma_max_t=rec.smax[:k].copy(),
-        t_check=t[check_idx[keep]].copy(),
-        jdiff=rec.jdiff[keep].copy(),
-        w_final=rec.w_last,
-        u_final=w0 + lflow.displacement(float(tk[-1]) if k else 0.0),
-        nfev=stats.nfev + 1,  # + the evaluation at w0
-        nfev_output=stats.nfev_output,
-        n_products=stats.n_products,
-        n_steps=stats.n_steps,
-        n_rejected=stats.n_rejected,
-        wall_time=stats.wall_time,
-        note=note,
-        lin_gap=rec.lin_gap[:k].copy(),
-    )
+            problem.linearize, w0, y, run.alpha, run.alpha**2 * run.t, rec,
+            method=run.method, rtol=fs.rtol, atol=fs.atol, lin0=run.lin0, progress=advance,
+        )  # fmt: skip
+    return _result(problem, run, rec, check_idx, stats)
 
 
 def save_npz(result: SimulationResult, problem: Problem, path: str | Path) -> None:
@@ -473,6 +382,129 @@ def csv_text(result: SimulationResult) -> str:
 # ----------------------------------------------------------------------------- helpers
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`simulate` runs: the resolved settings, the constants at w0, the grid."""
+
+    fs: FlowSpec
+    alpha: float
+    method: str
+    note: str
+    y: Array
+    w0: Array
+    lin0: Linearization
+    spec: Spectrum
+    lflow: LinearFlow
+    L0: float
+    t_end: float
+    rule: str
+    t: Array
+    lr: float | None
+    gd_limit: float | None
+    iterations: Array
+
+
+def _plan(problem: Problem, spectrum: Spectrum | None) -> _Plan:
+    """Resolve the method, compute the constants at w0 and the output grid; refuse settings
+    that cannot run (:func:`simulate`)."""
+    fs = problem.spec.flow
+    alpha, method = float(fs.alpha), fs.method
+    if method not in ("auto", EXP_METHOD, *SCIPY_METHODS, "gd"):
+        raise LazycheckError(f"unknown method {method!r}")
+    _refuse_non_smooth(problem, method)
+    _require_memory(problem, fs)
+    y = np.asarray(problem.y, dtype=np.float64)
+    w0 = np.asarray(problem.w0, dtype=np.float64)
+    lin0 = problem.linearize(w0)
+    spec = spectrum if spectrum is not None else jacobian_spectrum(lin0, problem.p)
+    lflow = linear_flow(lin0, y, alpha)
+    lam_max = float(lflow.lam[-1])
+    note = ""
+    if method == "auto":
+        method, fs, note = _resolve_auto(problem, fs, alpha, lam_max)
+    t_end, rule = _horizon(fs, alpha, float(spec.sigma_min), spec.ok, spec.message)
+    _check_horizon(t_end, alpha, spec)
+    _check_cost(method, alpha**2 * lam_max * t_end, problem)
+    t = _time_grid(t_end, alpha, lam_max, fs.n_times)
+    gd_limit: float | None = None
+    lr: float | None = None
+    iterations = np.zeros(0, dtype=np.int64)
+    if method == "gd":
+        gd_limit = check_lr(fs.lr, alpha, lam_max)
+        assert fs.lr is not None  # check_lr raised otherwise
+        lr = float(fs.lr)
+        iterations, t = gd_grid(t, lr)
+    L0 = 0.5 * float(lflow.r0 @ lflow.r0)
+    return _Plan(
+        fs, alpha, method, note, y, w0, lin0, spec, lflow, L0, t_end, rule, t, lr, gd_limit,
+        iterations,
+    )  # fmt: skip
+
+
+def _result(
+    problem: Problem, run: _Plan, rec: _Recorder, check_idx: Array, stats: FlowStats
+) -> SimulationResult:
+    """The :class:`SimulationResult` of a finished (or failed) run."""
+    message = stats.message
+    if not stats.success and not problem.model.smooth:
+        message += (
+            "; the model is not smooth: its Jacobian jumps where a unit switches, so the flow "
+            "can slide along a switch and no ODE solver gets far (nor does the theorem "
+            "apply); --method gd with --lr still runs"
+        )
+    alpha, t, lflow, L0 = run.alpha, run.t, run.lflow, run.L0
+    sigma_min, sigma_max = float(run.spec.sigma_min), float(run.spec.sigma_max)
+    k = t.shape[0] if stats.success else rec.count  # grid times recorded
+    tk = t[:k]
+    keep = check_idx < k
+    if run.spec.ok and sigma_min > 0:  # else Assumption 1 fails and the radii are infinite
+        b_prime = radius_b_prime(alpha, L0, sigma_min, sigma_max)
+        b_lin = radius_b_lin(alpha, L0, sigma_min, sigma_max)
+    else:
+        b_prime = b_lin = math.inf
+    return SimulationResult(
+        success=stats.success,
+        status=stats.status,
+        message=message,
+        alpha=alpha,
+        method=run.method,
+        rtol=float(run.fs.rtol),
+        atol=float(run.fs.atol),
+        lr=run.lr,
+        horizon=run.t_end,
+        horizon_rule=run.rule,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        sigma_method=run.spec.method,
+        L0=L0,
+        loss_floor=0.5 * rec.floor**2,
+        B_prime=b_prime,
+        B_prime_lin=b_lin,
+        gd_stability_limit=run.gd_limit,
+        t=tk.copy(),
+        loss=rec.loss[:k].copy(),
+        loss_lin=lflow.loss(tk),
+        bound=L0 * np.exp(-(alpha**2) * sigma_min**2 * tk / 2.0),
+        disp=rec.disp[:k].copy(),
+        disp_lin=lflow.displacement_norm(tk),
+        gap=rec.gap[:k].copy(),
+        sigma_min_t=rec.smin[:k].copy(),
+        sigma_max_t=rec.smax[:k].copy(),
+        t_check=t[check_idx[keep]].copy(),
+        jdiff=rec.jdiff[keep].copy(),
+        w_final=rec.w_last,
+        u_final=run.w0 + lflow.displacement(float(tk[-1]) if k else 0.0),
+        nfev=stats.nfev + 1,  # + the evaluation at w0
+        nfev_output=stats.nfev_output,
+        n_products=stats.n_products,
+        n_steps=stats.n_steps,
+        n_rejected=stats.n_rejected,
+        wall_time=stats.wall_time,
+        note=run.note,
+        lin_gap=rec.lin_gap[:k].copy(),
+    )
+
+
 class _Recorder:
     """Collects the grid quantities as the integrator reaches each output time."""
 
@@ -498,7 +530,7 @@ class _Recorder:
         self.count = 0
         self.w_last = w0.copy()
         self.signs = probe_signs(w0.shape[0])
-        self.floor = 0.0
+        self.lin_last: Linearization | None = None
 
     def __call__(self, i: int, w: Array, lin: Linearization, lam: Array | None) -> None:
         r = self.alpha * lin.f - self.y
@@ -517,7 +549,14 @@ class _Recorder:
             self.jdiff[k] = math.sqrt(max(float(sym_eigvals(0.5 * (dk + dk.T))[-1]), 0.0))
         self.count = max(self.count, i + 1)
         self.w_last = np.array(w, dtype=np.float64, copy=True)
-        self.floor = residual_floor(lin, w, self.alpha, self.y, self.signs)
+        self.lin_last = lin
+
+    @property
+    def floor(self) -> float:
+        """The residual's rounding floor at the last time recorded (0 before any)."""
+        if self.lin_last is None:
+            return 0.0
+        return residual_floor(self.lin_last, self.w_last, self.alpha, self.y, self.signs)
 
 
 def _resolve_auto(
