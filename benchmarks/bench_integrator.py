@@ -1,39 +1,99 @@
-"""Benchmark: the exponential integrator against scipy's RK45 on the stiff sample problem.
+"""Benchmark: the exponential integrator against the one before issue 9, a tight DOP853 reference
+and scipy's RK45, side by side in one process.
 
-The case: ``samples/two_layer_tanh.toml`` (tanh, NTK parameterization, n = 10 points on the unit
-sphere in R^3, width 200, centered; cond(K0) = sigma_max^2 / sigma_min^2 about 4000), run until
-Theorem 2's bound has fallen by e^-5 (decay = 5), at alpha = 1, 10, 100, 1000. Both methods
-run side by side in one process through :func:`lazycheck.simulate.simulate`, recording the same
-201-point output grid:
+``old-new`` (issue 9, point 2): today's integrator (:mod:`lazycheck.flow`) against the one on
+``main`` before the issue-9 integrator work (commit :data:`BASELINE_REF`, read from git and
+loaded as a module), both through :func:`lazycheck.simulate.simulate` on the same runs:
 
-* ``exp`` (default integrator) at rtol 1e-6;
-* ``RK45`` at rtol 1e-6, the accuracy at which it gives the same final loss as ``exp`` to
-  at least 4 significant digits (the table prints the digits of agreement).
+* ``samples/two_layer_tanh.toml`` (tanh, n = 10 on the sphere in R^3, width 200, cond(K0) about
+  4000) at alpha = 1 and 100, decay 5, rtol 1e-6, atol 1e-15, with the deviation of each from a
+  DOP853 reference at rtol 1e-11 (the largest relative error of the loss over the grid where it
+  lies above 100x its rounding floor, and of the final displacement w - w0);
+* ``benchmarks/specs/wide_tanh.toml`` (width 2000, d = 10, alpha = 1e4, decay 8, default rtol
+  1e-6) at each ``--n`` (default 100; 400 takes minutes for the old integrator), with the
+  deviation between the two (an explicit reference is out of reach there: it would need
+  alpha^2 lambda_max t_end / 6 > 1e5 stages).
 
-Both use atol = 1e-15 so that rtol governs the final loss, which is 1e-15 to 1e-20 and would
-otherwise be resolved only to atol. Counted: model evaluations (one forward + backward pass each,
-including the ones RK45 spends only to record the output grid) and wall time.
-Targets: >= 100x fewer evaluations at alpha >= 100, >= 20x at alpha = 1, same final loss to
-4 significant digits.
+Printed per run: accepted and rejected steps, model evaluations, JVP/VJP products, kernels
+built and eigendecomposed, integrator wall time, and the time ratio old / new.
+
+``rk45``: the default integrator against scipy's RK45 at matched accuracy on the stiff sample at
+alpha = 1, 10, 100, 1000 (targets: >= 100x fewer evaluations at alpha >= 100, >= 20x at
+alpha = 1, the same final loss to 4 significant digits).
+
+Usage: ``python -m benchmarks.bench_integrator [old-new] [rk45] [--n 100 400]`` (default: both
+parts, --n 100). Wall times need an idle machine; counts do not.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
+import subprocess
 import sys
 import time
+import types
 from pathlib import Path
+from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "samples" / "two_layer_tanh.toml"
+WIDE = ROOT / "benchmarks" / "specs" / "wide_tanh.toml"
+#: main before the issue-9 integrator work (branch h-verify started here)
+BASELINE_REF = "3be19411eba3560f7e1a7be0b39852c79c1ceed0"
 ALPHAS = (1.0, 10.0, 100.0, 1000.0)
 DECAY = 5.0
 RTOL_EXP = 1e-6
 RTOL_RK45 = 1e-6
+RTOL_REF = 1e-11
 ATOL = 1e-15
-SPEC = Path(__file__).resolve().parent.parent / "samples" / "two_layer_tanh.toml"
 
 
-def main() -> None:
-    """Run the comparison and print one row per alpha."""
+def main(argv: list[str] | None = None) -> None:
+    """Run the parts asked for."""
+    ap = argparse.ArgumentParser(prog="bench_integrator")
+    ap.add_argument("parts", nargs="*", help="old-new, rk45 (default: both)")
+    ap.add_argument("--n", type=int, nargs="+", default=[100])
+    args = ap.parse_args(argv)
+    from lazycheck.threads import set_threads
+
+    set_threads(None)  # as every command does: BLAS on one thread outside large products
+    parts = args.parts or ["old-new", "rk45"]
+    unknown = set(parts) - {"old-new", "rk45"}
+    if unknown:
+        ap.error(f"unknown part(s) {sorted(unknown)}; choose from old-new, rk45")
+    if "old-new" in parts:
+        old_vs_new(args.n)
+    if "rk45" in parts:
+        exp_vs_rk45()
+
+
+def old_vs_new(sizes: list[int]) -> None:
+    """Today's integrator against the baseline's, on the small sample and on wide_tanh."""
+    from lazycheck.problem import load_problem
+
+    base = _baseline_flow()
+    print(f"old = lazycheck/flow.py at {BASELINE_REF[:10]}, new = this checkout")
+    header = (
+        f"{'case':<26} {'which':<5} {'steps':>6} {'rej':>4} {'evals':>6} {'products':>9} "
+        f"{'kernels':>7} {'int s':>7} | {'dev loss':>9} {'dev disp':>9} | old/new time"
+    )
+    print(header)
+    print("-" * len(header))
+    small = load_problem(SPEC)
+    for alpha in (1.0, 100.0):
+        kw = {"alpha": alpha, "decay": DECAY, "atol": ATOL}
+        ref = _run(None, small, method="DOP853", rtol=RTOL_REF, **kw)
+        runs = {w: _run(base if w == "old" else None, small, rtol=RTOL_EXP, **kw) for w in _W}
+        _rows(f"two_layer_tanh alpha={alpha:g}", runs, ref)
+    for n in sizes:
+        prob = load_problem(WIDE, settings={"data.n": n})
+        runs = {w: _run(base if w == "old" else None, prob) for w in _W}
+        _rows(f"wide_tanh n={n}", runs, runs["old"], ref_name="old")
+
+
+def exp_vs_rk45() -> None:
+    """The default integrator against RK45 at matched accuracy (module docstring)."""
     import numpy as np
 
     from lazycheck.problem import load_problem
@@ -42,12 +102,9 @@ def main() -> None:
     prob = load_problem(SPEC)
     lam = np.linalg.eigvalsh(prob.linearize(prob.w0).kernel())
     print(
-        f"bench_integrator: {prob.model.describe()}, n = {prob.n}, "
-        f"cond(K0) = {lam[-1] / lam[0]:.4g}, decay = {DECAY:g}"
-    )
-    print(
-        f"exp rtol {RTOL_EXP:g} vs RK45 rtol {RTOL_RK45:g}, both atol {ATOL:g}; "
-        "evaluations = forward+backward passes (incl. output recording)"
+        f"\nexp vs RK45: {prob.model.describe()}, n = {prob.n}, "
+        f"cond(K0) = {lam[-1] / lam[0]:.4g}, decay = {DECAY:g}; exp rtol {RTOL_EXP:g} vs RK45 "
+        f"rtol {RTOL_RK45:g}, both atol {ATOL:g}; evaluations = forward+backward passes"
     )
     header = (
         f"{'alpha':>6} | {'exp evals':>9} {'exp s':>6} | {'RK45 evals':>10} {'RK45 s':>7} | "
@@ -79,6 +136,77 @@ def main() -> None:
         )
     if failed:
         print(f"bench_integrator: targets missed at alpha = {failed}", file=sys.stderr)
+
+
+_W = ("old", "new")
+
+
+def _run(flow_module: types.ModuleType | None, prob: Any, **overrides: Any) -> tuple[Any, dict]:
+    """simulate() with the given integrator module (None: today's); (result, counts)."""
+    import lazycheck.flow
+    import lazycheck.simulate as sim
+
+    kernels: dict[str, int] = {"n": 0}
+    module = flow_module or lazycheck.flow
+    integrate = module.integrate
+
+    def counted(*a: Any, **k: Any) -> Any:
+        stats = integrate(*a, **k)
+        kernels["n"] = getattr(stats, "n_kernels", 0)
+        return stats
+
+    saved = sim.integrate
+    sim.integrate = counted
+    try:
+        res = sim.simulate(prob, **overrides)
+    finally:
+        sim.integrate = saved
+    return res, kernels
+
+
+def _rows(case: str, runs: dict[str, tuple[Any, dict]], ref: tuple[Any, dict], **kw: str) -> None:
+    for which in _W:
+        res, counts = runs[which]
+        dev_l, dev_d = _deviation(res, ref[0])
+        ratio = runs["old"][0].wall_time / runs["new"][0].wall_time
+        print(
+            f"{case:<26} {which:<5} {res.n_steps:>6d} {res.n_rejected:>4d} {res.nfev:>6d} "
+            f"{res.n_products:>9d} {counts['n']:>7d} {res.wall_time:>7.2f} | {dev_l:>9.2e} "
+            f"{dev_d:>9.2e} | " + (f"{ratio:.2f}x" if which == "new" else ""),
+            flush=True,
+        )
+    if kw.get("ref_name"):
+        print(f"{'':<26} (dev: new against old)")
+
+
+def _deviation(res: Any, ref: Any) -> tuple[float, float]:
+    """Largest relative deviation of the loss where the reference lies above 100x its
+    rounding floor, and relative deviation of the final displacement."""
+    import numpy as np
+
+    ok = ref.loss > 100.0 * ref.loss_floor
+    dl = np.abs(res.loss - ref.loss)[ok] / ref.loss[ok]
+    dev_l = float(dl.max()) if dl.size else math.nan
+    num = float(np.linalg.norm(res.w_final - ref.w_final))
+    den = max(float(ref.disp[-1]), 1e-300)
+    return dev_l, num / den
+
+
+def _baseline_flow() -> types.ModuleType:
+    """lazycheck/flow.py at BASELINE_REF, loaded as a module (needs git and the history)."""
+    try:
+        src = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{BASELINE_REF}:lazycheck/flow.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"bench_integrator: cannot read the baseline from git: {exc}") from None
+    mod = types.ModuleType("lazycheck_flow_baseline")
+    sys.modules[mod.__name__] = mod  # dataclasses look their module up
+    exec(compile(src, f"{BASELINE_REF[:10]}:lazycheck/flow.py", "exec"), mod.__dict__)
+    return mod
 
 
 def _agreeing_digits(a: float, b: float) -> float:

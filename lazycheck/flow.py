@@ -916,15 +916,19 @@ class _ExpAdams:
         self, err_w: float, err_r: float, cur: _Point, step: Array, r_new_norm: float, gain: float
     ) -> tuple[float, float]:
         """(err, err_sel): the scaled error for the acceptance test (tolerance plus rounding
-        floor) and for the step-size choice, whose rounding floor is multiplied by the
-        estimate's rounding gain (:meth:`_Interp.gains`): an estimate at that level may be
-        rounding alone, which a smaller step does not reduce."""
+        floor) and for the step-size choice, whose rounding floor is raised to twice the
+        estimate's own rounding (its gain, :meth:`_Interp.gains`, times the rounding of r and
+        w) where that is larger: an estimate at that level may be rounding alone, which a
+        smaller step does not reduce, so it must not shrink the steps."""
         d_old = float(np.linalg.norm(cur.d))
         d_new = float(np.linalg.norm(cur.d + step))
         tol_w = self.atol + self.rtol * max(d_old, d_new)
         tol_r = self.atol + self.rtol * r_new_norm
         err = max(err_w / (tol_w + cur.noise_w), err_r / (tol_r + cur.noise_r))
-        sel = max(err_w / (tol_w + gain * cur.noise_w), err_r / (tol_r + gain * cur.noise_r))
+        # the floors are _NOISE times the rounding of r and w; the estimate's own rounding is
+        # up to gain times theirs: twice that is the level below which it may be noise alone
+        g = max(1.0, 2.0 * gain / _NOISE)
+        sel = max(err_w / (tol_w + g * cur.noise_w), err_r / (tol_r + g * cur.noise_r))
         return err, sel
 
 
