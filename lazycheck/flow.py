@@ -52,7 +52,13 @@ a kink). Both tests add a rounding floor to the tolerance: residuals cannot be r
 the rounding of alpha f(w) (:func:`residual_floor`: 16 eps (alpha ||J_w (w o s)|| +
 alpha ||f|| + ||y||) for a fixed random sign vector s, one JVP), nor weights below
 16 eps ||w||; without it, noise in the estimates makes the step size collapse once the loss
-nears float64 resolution. Step sizes follow h_new = h min(2, max(0.2, 0.9 err^(-1/(q+1)))).
+nears float64 resolution. Step sizes follow h_new = h min(2, max(0.2, 0.9 err^(-1/(q+1)))),
+with one difference from the acceptance test: there the rounding floors are raised to twice
+the estimate's own rounding, which is the rounding of F times the sum of the absolute weights
+with which the estimate combines F at the q + 2 points (16 for q = 3 at equal steps). An
+estimate at that level can be rounding alone, which no smaller step reduces; before issue 9 it
+held the steps at a size where it hovered near the floor (wide_tanh, n = 100: the last half of
+the run at h/tau = 0.003; 402 steps where 229 do).
 The integrator lands exactly on every output time, so each recorded point is an accepted step
 at the solver's accuracy and its model evaluation serves both the step and the record. The
 integrated state is the displacement d = w - w0 (w0 + d is formed only to evaluate the model),
@@ -64,8 +70,12 @@ Kernel reuse (issue 9). Any fixed L_b = -J_b^T J_b may replace L_k in the splitt
 remainder N_k(w) = F(w) - F_k - L_b (w - w_k) then also holds (L_k - L_b)(w - w_k), which the
 Adams polynomial integrates explicitly, and both error tests above measure it as they measure
 the curvature. So the eigenbasis of the kernel is built at one point b and kept while it serves:
-it is rebuilt at the current point after a rejected step, and when h ||L_k - L_b|| (one warm
-power-iteration step per accepted point, four products) exceeds 1/4, where the explicit part
+each point's products with it (L_b d_j, Q^T J_b F_j, Q^T J_b L_b d_j: three products, cached)
+give N_k(w_j) and its image for every step whose history holds the point, since
+L_b (d_j - d_k) = L_b d_j - L_b d_k; and where the basis is the current point's own, J_k x
+comes from it (Q (Q^T J x)) with no product. The basis is rebuilt at the current point after
+a rejected step, and when h ||L_k - L_b|| (one warm power-iteration step per accepted point,
+four products) exceeds 1/4, where the explicit part
 would start to limit the step. The residual-space errors are then measured with J_k itself
 (alpha ||J_k est||, one JVP each) instead of the basis. In the lazy regime one kernel serves the
 whole run; far from it (``samples/deep_tanh.toml``, alpha = 1) 7 kernels for 703 steps replace
@@ -101,6 +111,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -293,79 +304,23 @@ def scipy_flow(
             f"--method {method}: an implicit method needs a dense {p + n} x {p + n} Jacobian "
             f"(p = {p} > {DENSE_JACOBIAN_MAX_P}); use --method exp or an explicit method"
         )
-    counts = {"fev": 0, "jev": 0, "prod": 0}
+    counts = {"fev": 0, "jev": 0, "prod": 0, "out": 0, "steps": 0}
     tau = np.asarray(tau, dtype=np.float64)
-
-    def fun(_t: float, s: Array) -> Array:
-        counts["fev"] += 1
-        lin = linearize(w0 + s[:p])
-        r = alpha * lin.f - y
-        g = lin.vjp(r)
-        counts["prod"] += 2
-        out = np.empty(p + n)
-        out[:p] = -g / alpha
-        out[p:] = -lin.jvp(g)
-        return out
-
-    def jac(_t: float, s: Array) -> Array:
-        counts["jev"] += 1
-        lin = linearize(w0 + s[:p])
-        J = lin.jacobian()
-        M = np.zeros((p + n, p + n))
-        M[:p, :p] = -(J.T @ J)
-        M[p:, :p] = -alpha * (lin.kernel() @ J)
-        return M
-
-    nfev_output = 0
+    fun, jac = _scipy_rhs(linearize, w0, y, alpha, counts)
     if lin0 is None:
         lin0 = linearize(w0)
         counts["fev"] += 1
-    r0 = alpha * lin0.f - y
-    s0 = np.concatenate([np.zeros(p), r0])
+    s0 = np.concatenate([np.zeros(p), alpha * lin0.f - y])
     kwargs: dict[str, object] = {"jac": jac} if method in IMPLICIT_METHODS else {}
     solver_cls = _scipy_solver(method)
     solver = solver_cls(fun, 0.0, s0, float(tau[-1]), rtol=rtol, atol=atol, **kwargs)
     record(0, w0.copy(), lin0, None)
     if progress is not None:
         progress(0)
-    i_next = 1
-    n_steps = 0
-    message = ""
-    with np.errstate(over="ignore", invalid="ignore"):
-        while i_next < tau.shape[0]:
-            if counts["fev"] + counts["jev"] > max_nfev:
-                message = f"evaluation budget of {max_nfev} spent"
-                break
-            message = solver.step() or ""
-            if solver.status == "failed":
-                break
-            n_steps += 1
-            if not np.all(np.isfinite(solver.y)):
-                message = "the solution became non-finite"
-                break
-            t_new = solver.t
-            if solver.status == "finished":
-                t_new = float(tau[-1])
-            sol = None
-            while i_next < tau.shape[0] and tau[i_next] <= t_new:
-                if i_next == tau.shape[0] - 1 and solver.status == "finished":
-                    s = solver.y
-                else:
-                    if sol is None:
-                        sol = solver.dense_output()
-                    s = sol(tau[i_next])
-                w = w0 + s[:p]
-                lin = linearize(w)
-                nfev_output += 1
-                record(i_next, w, lin, None)
-                if progress is not None:
-                    progress(i_next)
-                i_next += 1
-            if solver.status == "finished":
-                break
+    i_next, message = _scipy_steps(solver, linearize, w0, tau, record, progress, counts, max_nfev)
     success = i_next == tau.shape[0]
     if success:
-        message = f"{method}: reached tau = {tau[-1]:.6g} in {n_steps} steps"
+        message = f"{method}: reached tau = {tau[-1]:.6g} in {counts['steps']} steps"
     else:
         message = f"{method} failed at tau = {solver.t:.6g}: {message or 'no progress'}"
     return FlowStats(
@@ -373,10 +328,10 @@ def scipy_flow(
         success=success,
         status=0 if success else -1,
         message=message,
-        nfev=counts["fev"] + counts["jev"] + nfev_output,
-        nfev_output=nfev_output,
+        nfev=counts["fev"] + counts["jev"] + counts["out"],
+        nfev_output=counts["out"],
         n_products=counts["prod"],
-        n_steps=n_steps,
+        n_steps=counts["steps"],
         n_rejected=-1,
         n_recorded=i_next,
         max_error=math.nan,
@@ -515,6 +470,86 @@ def residual_floor(
 # ----------------------------------------------------------------------------- helpers
 
 
+def _scipy_rhs(
+    linearize: Callable[[Array], Linearization],
+    w0: Array,
+    y: Array,
+    alpha: float,
+    counts: dict[str, int],
+) -> tuple[Callable[[float, Array], Array], Callable[[float, Array], Array]]:
+    """The right-hand side of (w - w0, rho) in tau-time and its Gauss-Newton Jacobian
+    (:func:`scipy_flow`), counting evaluations and products in ``counts``."""
+    p, n = w0.shape[0], y.shape[0]
+
+    def fun(_t: float, s: Array) -> Array:
+        counts["fev"] += 1
+        lin = linearize(w0 + s[:p])
+        r = alpha * lin.f - y
+        g = lin.vjp(r)
+        counts["prod"] += 2
+        out = np.empty(p + n)
+        out[:p] = -g / alpha
+        out[p:] = -lin.jvp(g)
+        return out
+
+    def jac(_t: float, s: Array) -> Array:
+        counts["jev"] += 1
+        lin = linearize(w0 + s[:p])
+        J = lin.jacobian()
+        M = np.zeros((p + n, p + n))
+        M[:p, :p] = -(J.T @ J)
+        M[p:, :p] = -alpha * (lin.kernel() @ J)
+        return M
+
+    return fun, jac
+
+
+def _scipy_steps(
+    solver: Any,
+    linearize: Callable[[Array], Linearization],
+    w0: Array,
+    tau: Array,
+    record: Recorder,
+    progress: Progress | None,
+    counts: dict[str, int],
+    max_nfev: int,
+) -> tuple[int, str]:
+    """Step a scipy solver to tau[-1], recording the output times it passes from its dense
+    output (one model evaluation each, ``counts["out"]``): (output times recorded, message)."""
+    p = w0.shape[0]
+    i_next, message = 1, ""
+    with np.errstate(over="ignore", invalid="ignore"):
+        while i_next < tau.shape[0]:
+            if counts["fev"] + counts["jev"] > max_nfev:
+                return i_next, f"evaluation budget of {max_nfev} spent"
+            message = solver.step() or ""
+            if solver.status == "failed":
+                break
+            counts["steps"] += 1
+            if not np.all(np.isfinite(solver.y)):
+                return i_next, "the solution became non-finite"
+            finished = solver.status == "finished"
+            t_new = float(tau[-1]) if finished else solver.t
+            sol = None
+            while i_next < tau.shape[0] and tau[i_next] <= t_new:
+                if i_next == tau.shape[0] - 1 and finished:
+                    s = solver.y
+                else:
+                    if sol is None:
+                        sol = solver.dense_output()
+                    s = sol(tau[i_next])
+                w = w0 + s[:p]
+                lin = linearize(w)
+                counts["out"] += 1
+                record(i_next, w, lin, None)
+                if progress is not None:
+                    progress(i_next)
+                i_next += 1
+            if finished:
+                break
+    return i_next, message
+
+
 def _scipy_solver(method: str) -> type:
     import scipy.integrate as si
 
@@ -586,60 +621,19 @@ class _Interp:
         return max(prior, 1.0), post
 
 
-class _ExpAdams:
-    """The variable-step exponential Adams integrator (see the module docstring).
+class _Steps:
+    """The mathematics of one step of the exponential Adams integrator (module docstring): the
+    basis and the products cached with it, the interpolant, the trial step and both error
+    estimates. :class:`_ExpAdams` drives it; the attributes are set by its constructor."""
 
-    ``kernel_reuse``: keep the linear part's eigenbasis from an earlier point and rebuild it
-    only after a rejected step (module docstring, "Kernel reuse"); False rebuilds it at every
-    accepted point (the integrator before issue 9, kept for the benchmark).
-    """
-
-    def __init__(
-        self,
-        linearize: Callable[[Array], Linearization],
-        w0: Array,
-        y: Array,
-        alpha: float,
-        tau: Array,
-        record: Recorder,
-        rtol: float,
-        atol: float,
-        lin0: Linearization | None,
-        progress: Progress | None,
-        max_history: int = 3,
-        max_steps: int = EXP_MAX_STEPS,
-        kernel_reuse: bool = True,
-    ) -> None:
-        self.linearize = linearize
-        self.w0 = np.array(w0, dtype=np.float64, copy=True)
-        self.y = np.asarray(y, dtype=np.float64)
-        self.alpha = float(alpha)
-        self.tau = np.asarray(tau, dtype=np.float64)
-        self.record, self.progress = record, progress
-        self.rtol, self.atol = float(rtol), float(atol)
-        self.lin0 = lin0
-        self.max_history, self.max_steps = max_history, max_steps
-        self.kernel_reuse = kernel_reuse
-        self.nfev = self.n_products = self.n_steps = self.n_rejected = self.n_kernels = 0
-        self.max_error = 0.0
-        self._signs = probe_signs(self.w0.shape[0])
-        self.basis: _Basis | None = None
-        self._drift_vec: Array | None = None
-
-    # -- model access
-    def _point(self, tau: float, d: Array, lin: Linearization | None = None) -> _Point:
-        # The state is d = w - w0, not w: adding tiny steps to w (|w_i| ~ 1) would round every
-        # step and the rounding would accumulate; w0 + d is rounded once per evaluation.
-        w = self.w0 + d
-        if lin is None:
-            lin = self.linearize(w)
-            self.nfev += 1
-        r = self.alpha * lin.f - self.y
-        F = -lin.vjp(r) / self.alpha
-        noise_r = residual_floor(lin, w, self.alpha, self.y, self._signs)
-        self.n_products += 2
-        noise_w = _NOISE * _EPS * float(np.linalg.norm(w))
-        return _Point(tau, d, w, lin, r, F, noise_r, noise_w)
+    alpha: float
+    rtol: float
+    atol: float
+    w0: Array
+    basis: _Basis | None
+    n_products: int
+    n_kernels: int
+    _drift_vec: Array | None
 
     def _rebase(self, cur: _Point) -> _Basis:
         """The eigenbasis of the kernel at ``cur`` (one kernel, one eigendecomposition)."""
@@ -672,23 +666,6 @@ class _ExpAdams:
             self.n_products += 1
         pt.key = b.serial
 
-    def _stats(self, success: bool, message: str, n_recorded: int, start: float) -> FlowStats:
-        return FlowStats(
-            method=EXP_METHOD,
-            success=success,
-            status=0 if success else -1,
-            message=message,
-            nfev=self.nfev,
-            nfev_output=0,
-            n_products=self.n_products,
-            n_steps=self.n_steps,
-            n_rejected=self.n_rejected,
-            n_recorded=n_recorded,
-            max_error=self.max_error,
-            wall_time=time.perf_counter() - start,
-            n_kernels=self.n_kernels,
-        )
-
     def _drift(self, cur: _Point, h: float) -> float:
         """h ||L_k - L_b||: how stiff, over the next step, the part of the linear term the
         basis misses is (it is integrated explicitly). The norm by one power-iteration step per
@@ -706,110 +683,6 @@ class _ExpAdams:
         self._drift_vec = u / nu if nu > 0 else None
         return h * nu
 
-    def _emit(self, i: int, cur: _Point) -> None:
-        """Record output time i; the kernel's eigenvalues go along when the basis is there."""
-        b = self.basis
-        self.record(i, cur.w, cur.lin, b.lam if b is not None and b.lin is cur.lin else None)
-        if self.progress is not None:
-            self.progress(i)
-
-    def run(self) -> FlowStats:
-        start = time.perf_counter()
-        cur = self._point(0.0, np.zeros_like(self.w0), self.lin0)
-        self._rebase(cur)
-        self._emit(0, cur)
-        history: list[_Point] = []
-        n_out = self.tau.shape[0]
-        h = float(self.tau[1]) if n_out > 1 else 0.0
-        i_next = 1
-        while i_next < n_out:
-            out = self._advance(cur, history, float(self.tau[i_next]), h)
-            if isinstance(out, str):
-                return self._stats(False, out, i_next, start)
-            new, history, h, land = out
-            self.n_steps += 1
-            if self.n_steps + self.n_rejected > self.max_steps:
-                return self._stats(
-                    False,
-                    f"exp: step budget of {self.max_steps} steps spent at tau = {new.tau:.6g} "
-                    f"(t = {new.tau / self.alpha**2:.6g}), step size {h:.3g}",
-                    i_next,
-                    start,
-                )
-            history = [cur, *history][: self.max_history]
-            cur = new
-            if not self.kernel_reuse or self._drift(cur, h) > _DRIFT_MAX:
-                self._rebase(cur)
-            if land:
-                self._emit(i_next, cur)
-                i_next += 1
-        return self._stats(
-            True,
-            f"exp: reached tau = {cur.tau:.6g} in {self.n_steps} steps "
-            f"({self.n_rejected} rejected, {self.n_kernels} kernels)",
-            n_out,
-            start,
-        )
-
-    def _advance(
-        self, cur: _Point, history: list[_Point], target: float, h: float
-    ) -> tuple[_Point, list[_Point], float, bool] | str:
-        """One accepted step towards ``target`` (rejecting and retrying as the error control
-        says): (new point, history to keep, next step size, landed on target), or the failure
-        message. A step is accepted when its scaled error is <= 1; the next step size follows
-        the error with the rounding floor amplified as the estimate amplifies rounding
-        (:meth:`_scaled`), so that rounding noise does not shrink the steps."""
-        dist = target - cur.tau
-        interp = self._interpolant(cur, history)
-        rejects = 0
-        while True:
-            if h >= dist * (1.0 - 1e-12):
-                step, land = dist, True
-            else:
-                step, land = dist / math.ceil(dist / h - 1e-12), False
-            new, err, err_sel = self._attempt(cur, interp, step, target if land else cur.tau + step)
-            if new is not None and err <= 1.0:
-                break
-            self.n_rejected += 1
-            rejects += 1
-            if rejects > _MAX_REJECTS or step < 1e-13 * max(cur.tau, target):
-                return (
-                    f"exp: step size collapsed at tau = {cur.tau:.6g} "
-                    f"(t = {cur.tau / self.alpha**2:.6g}) after {rejects} rejections"
-                )
-            stale = self.basis is not None and self.basis.lin is not cur.lin
-            if stale:  # a basis from an earlier point: rebuild it here and retry the step
-                self._rebase(cur)
-            else:
-                h = step * min(_factor(err, interp.q), 0.9)
-            if interp.q > 0 or stale:
-                # restart at order 1: after a rejection the past may not extrapolate
-                # (a kink of a non-smooth model, a sudden change of the flow)
-                history = []
-                interp = self._interpolant(cur, history)
-        self.max_error = max(self.max_error, err)
-        h_next = step * _factor(err_sel, interp.q)
-        if land and step < h:  # a step shortened to land: keep the controller's size
-            h_next = max(h_next, h)
-        return new, history, h_next, land
-
-    def _attempt(
-        self, cur: _Point, interp: _Interp, step: float, tau_new: float
-    ) -> tuple[_Point | None, float, float]:
-        """The trial step, its a-priori error and, when that passes, the new point and the
-        a-posteriori error: (new point or None, scaled error (the larger of the two), the
-        same with the amplified rounding floor for the step-size choice)."""
-        err, sel, trial, tab = self._trial(cur, interp, step)
-        if err > 1.0:
-            return None, err, sel
-        d_new = cur.d + trial
-        if not np.all(np.isfinite(d_new)):
-            return None, math.inf, math.inf
-        new = self._point(tau_new, d_new)
-        err_post, sel_post = self._posterior(cur, interp, step, new, tab)
-        return new, max(err, err_post), max(sel, sel_post)
-
-    # -- one step
     def _L(self, v: Array) -> Array:
         """L v = -J_b^T J_b v (two products)."""
         b = self.basis
@@ -930,6 +803,181 @@ class _ExpAdams:
         g = max(1.0, 2.0 * gain / _NOISE)
         sel = max(err_w / (tol_w + g * cur.noise_w), err_r / (tol_r + g * cur.noise_r))
         return err, sel
+
+
+class _ExpAdams(_Steps):
+    """The variable-step exponential Adams integrator (see the module docstring).
+
+    ``kernel_reuse``: keep the linear part's eigenbasis from an earlier point and rebuild it
+    only after a rejected step (module docstring, "Kernel reuse"); False rebuilds it at every
+    accepted point (the integrator before issue 9, kept for the benchmark).
+    """
+
+    def __init__(
+        self,
+        linearize: Callable[[Array], Linearization],
+        w0: Array,
+        y: Array,
+        alpha: float,
+        tau: Array,
+        record: Recorder,
+        rtol: float,
+        atol: float,
+        lin0: Linearization | None,
+        progress: Progress | None,
+        max_history: int = 3,
+        max_steps: int = EXP_MAX_STEPS,
+        kernel_reuse: bool = True,
+    ) -> None:
+        self.linearize = linearize
+        self.w0 = np.array(w0, dtype=np.float64, copy=True)
+        self.y = np.asarray(y, dtype=np.float64)
+        self.alpha = float(alpha)
+        self.tau = np.asarray(tau, dtype=np.float64)
+        self.record, self.progress = record, progress
+        self.rtol, self.atol = float(rtol), float(atol)
+        self.lin0 = lin0
+        self.max_history, self.max_steps = max_history, max_steps
+        self.kernel_reuse = kernel_reuse
+        self.nfev = self.n_products = self.n_steps = self.n_rejected = self.n_kernels = 0
+        self.max_error = 0.0
+        self._signs = probe_signs(self.w0.shape[0])
+        self.basis: _Basis | None = None
+        self._drift_vec: Array | None = None
+
+    def _point(self, tau: float, d: Array, lin: Linearization | None = None) -> _Point:
+        # The state is d = w - w0, not w: adding tiny steps to w (|w_i| ~ 1) would round every
+        # step and the rounding would accumulate; w0 + d is rounded once per evaluation.
+        w = self.w0 + d
+        if lin is None:
+            lin = self.linearize(w)
+            self.nfev += 1
+        r = self.alpha * lin.f - self.y
+        F = -lin.vjp(r) / self.alpha
+        noise_r = residual_floor(lin, w, self.alpha, self.y, self._signs)
+        self.n_products += 2
+        noise_w = _NOISE * _EPS * float(np.linalg.norm(w))
+        return _Point(tau, d, w, lin, r, F, noise_r, noise_w)
+
+    def _stats(self, success: bool, message: str, n_recorded: int, start: float) -> FlowStats:
+        return FlowStats(
+            method=EXP_METHOD,
+            success=success,
+            status=0 if success else -1,
+            message=message,
+            nfev=self.nfev,
+            nfev_output=0,
+            n_products=self.n_products,
+            n_steps=self.n_steps,
+            n_rejected=self.n_rejected,
+            n_recorded=n_recorded,
+            max_error=self.max_error,
+            wall_time=time.perf_counter() - start,
+            n_kernels=self.n_kernels,
+        )
+
+    def _emit(self, i: int, cur: _Point) -> None:
+        """Record output time i; the kernel's eigenvalues go along when the basis is there."""
+        b = self.basis
+        self.record(i, cur.w, cur.lin, b.lam if b is not None and b.lin is cur.lin else None)
+        if self.progress is not None:
+            self.progress(i)
+
+    def run(self) -> FlowStats:
+        start = time.perf_counter()
+        cur = self._point(0.0, np.zeros_like(self.w0), self.lin0)
+        self._rebase(cur)
+        self._emit(0, cur)
+        history: list[_Point] = []
+        n_out = self.tau.shape[0]
+        h = float(self.tau[1]) if n_out > 1 else 0.0
+        i_next = 1
+        while i_next < n_out:
+            out = self._advance(cur, history, float(self.tau[i_next]), h)
+            if isinstance(out, str):
+                return self._stats(False, out, i_next, start)
+            new, history, h, land = out
+            self.n_steps += 1
+            if self.n_steps + self.n_rejected > self.max_steps:
+                return self._stats(
+                    False,
+                    f"exp: step budget of {self.max_steps} steps spent at tau = {new.tau:.6g} "
+                    f"(t = {new.tau / self.alpha**2:.6g}), step size {h:.3g}",
+                    i_next,
+                    start,
+                )
+            history = [cur, *history][: self.max_history]
+            cur = new
+            if not self.kernel_reuse or self._drift(cur, h) > _DRIFT_MAX:
+                self._rebase(cur)
+            if land:
+                self._emit(i_next, cur)
+                i_next += 1
+        return self._stats(
+            True,
+            f"exp: reached tau = {cur.tau:.6g} in {self.n_steps} steps "
+            f"({self.n_rejected} rejected, {self.n_kernels} kernels)",
+            n_out,
+            start,
+        )
+
+    def _advance(
+        self, cur: _Point, history: list[_Point], target: float, h: float
+    ) -> tuple[_Point, list[_Point], float, bool] | str:
+        """One accepted step towards ``target`` (rejecting and retrying as the error control
+        says): (new point, history to keep, next step size, landed on target), or the failure
+        message. A step is accepted when its scaled error is <= 1; the next step size follows
+        the error with the rounding floor amplified as the estimate amplifies rounding
+        (:meth:`_scaled`), so that rounding noise does not shrink the steps."""
+        dist = target - cur.tau
+        interp = self._interpolant(cur, history)
+        rejects = 0
+        while True:
+            if h >= dist * (1.0 - 1e-12):
+                step, land = dist, True
+            else:
+                step, land = dist / math.ceil(dist / h - 1e-12), False
+            new, err, err_sel = self._attempt(cur, interp, step, target if land else cur.tau + step)
+            if new is not None and err <= 1.0:
+                break
+            self.n_rejected += 1
+            rejects += 1
+            if rejects > _MAX_REJECTS or step < 1e-13 * max(cur.tau, target):
+                return (
+                    f"exp: step size collapsed at tau = {cur.tau:.6g} "
+                    f"(t = {cur.tau / self.alpha**2:.6g}) after {rejects} rejections"
+                )
+            stale = self.basis is not None and self.basis.lin is not cur.lin
+            if stale:  # a basis from an earlier point: rebuild it here and retry the step
+                self._rebase(cur)
+            else:
+                h = step * min(_factor(err, interp.q), 0.9)
+            if interp.q > 0 or stale:
+                # restart at order 1: after a rejection the past may not extrapolate
+                # (a kink of a non-smooth model, a sudden change of the flow)
+                history = []
+                interp = self._interpolant(cur, history)
+        self.max_error = max(self.max_error, err)
+        h_next = step * _factor(err_sel, interp.q)
+        if land and step < h:  # a step shortened to land: keep the controller's size
+            h_next = max(h_next, h)
+        return new, history, h_next, land
+
+    def _attempt(
+        self, cur: _Point, interp: _Interp, step: float, tau_new: float
+    ) -> tuple[_Point | None, float, float]:
+        """The trial step, its a-priori error and, when that passes, the new point and the
+        a-posteriori error: (new point or None, scaled error (the larger of the two), the
+        same with the amplified rounding floor for the step-size choice)."""
+        err, sel, trial, tab = self._trial(cur, interp, step)
+        if err > 1.0:
+            return None, err, sel
+        d_new = cur.d + trial
+        if not np.all(np.isfinite(d_new)):
+            return None, math.inf, math.inf
+        new = self._point(tau_new, d_new)
+        err_post, sel_post = self._posterior(cur, interp, step, new, tab)
+        return new, max(err, err_post), max(sel, sel_post)
 
 
 def _factor(err: float, q: int) -> float:
