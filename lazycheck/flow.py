@@ -703,15 +703,11 @@ class _Steps:
             self._prep(pt)
         N = np.array([old.F - cur.F - (old.Ld - cur.Ld) for old in history])
         JN_hat = np.array([old.hatF - cur.hatF - (old.hatLd - cur.hatLd) for old in history])
-        s = np.array([old.tau - cur.tau for old in history])
-        scale = -s[0]  # solve in the scaled variable s / scale for conditioning
-        V = (s[:, None] / scale) ** np.arange(1, q + 1)[None, :]
-        Vinv = np.linalg.inv(V)
+        Vinv, V1inv, scale = _vandermonde(np.array([old.tau - cur.tau for old in history]))
         powers = scale ** -np.arange(1, q + 1)
         C = powers[:, None] * (Vinv @ N)
         C_hat = powers[:, None] * (Vinv @ JN_hat)
         D, D_hat = C.copy(), C_hat.copy()
-        V1inv = np.linalg.inv(V[: q - 1, : q - 1]) if q > 1 else np.zeros((0, 0))
         if q > 1:
             D[: q - 1] -= powers[: q - 1, None] * (V1inv @ N[: q - 1])
             D_hat[: q - 1] -= powers[: q - 1, None] * (V1inv @ JN_hat[: q - 1])
@@ -978,6 +974,17 @@ class _ExpAdams(_Steps):
         new = self._point(tau_new, d_new)
         err_post, sel_post = self._posterior(cur, interp, step, new, tab)
         return new, max(err, err_post), max(sel, sel_post)
+
+
+def _vandermonde(s: Array) -> tuple[Array, Array, float]:
+    """For the nodes s_j < 0 (j = 1..q) of p(s) = sum_m c_m s^m, p(0) = 0: the inverse of
+    V_jm = (s_j / scale)^m through all q nodes and through the first q - 1, and scale = -s_1
+    (the scaled variable keeps V well conditioned)."""
+    q = s.shape[0]
+    scale = float(-s[0])
+    V = (s[:, None] / scale) ** np.arange(1, q + 1)[None, :]
+    V1inv = np.linalg.inv(V[: q - 1, : q - 1]) if q > 1 else np.zeros((0, 0))
+    return np.linalg.inv(V), V1inv, scale
 
 
 def _factor(err: float, q: int) -> float:
