@@ -14,6 +14,13 @@ on the engine: each configuration is a pure function of its spec.
   scipy) once, and every worker forks from it instead of importing them again.
 * :class:`DaskEngine` (``--dask ADDRESS``): the tasks are submitted to a Dask distributed
   scheduler; needs ``pip install 'lazycheck[dask]'``. Workers must see the same data files.
+  A worker plugin (registered by name, so once per cluster; workers that join later run it
+  too) imports what a run needs and caps BLAS at one thread on every worker before its first
+  configuration, the counterpart of the fork server's preload.
+
+Both parallel engines hand out the configurations longest-expected first (:func:`by_cost`), so
+that the last ones to start are short and no worker idles long at the end while another
+finishes a long run; Dask gets the order as task priorities.
 
 A worker that dies (killed, out of memory) fails only the configurations it was given; they are
 recorded as failed with the reason and the others go on.
