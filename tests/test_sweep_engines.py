@@ -10,7 +10,7 @@ import pytest
 from sweep_helpers import TINY_TANH
 
 from lazycheck.spec import load_spec
-from lazycheck.sweep.engines import by_cost, expected_size
+from lazycheck.sweep.engines import by_cost, expected_cost
 
 
 @pytest.fixture(scope="module")
@@ -20,29 +20,38 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_expected_size_is_n_times_the_weights_of_the_mlp(tiny: Path) -> None:
+def test_expected_cost_grows_with_n_and_width_and_falls_with_alpha(tiny: Path) -> None:
     spec = load_spec(tiny)  # n = 5 points in R^3, one hidden layer of 16, scalar output
-    assert expected_size(spec) == 5 * (3 * 16 + 16 * 1)
-    deep = spec.with_settings({"model.widths": [8, 4], "data.n": 7})
-    assert expected_size(deep) == 7 * (3 * 8 + 8 * 4 + 4 * 1)
+    weights = 3 * 16 + 16 * 1
+    assert expected_cost(spec) == pytest.approx(5**1.15 * weights**0.2 * 10.0**-0.08)
+    deep = spec.with_settings({"model.widths": [8, 4], "data.n": 7, "flow.alpha": 1.0})
+    assert expected_cost(deep) == pytest.approx(7**1.15 * (3 * 8 + 8 * 4 + 4) ** 0.2)
+    assert expected_cost(spec.with_settings({"data.n": 10})) > expected_cost(spec)
+    assert expected_cost(spec.with_settings({"model.widths": [64]})) > expected_cost(spec)
+    assert expected_cost(spec.with_settings({"flow.alpha": 1e4})) < expected_cost(spec)
 
 
-def test_longest_expected_first_largest_problem_then_smallest_alpha(tiny: Path) -> None:
+def test_longest_expected_first_ties_in_the_grid_order(tiny: Path) -> None:
     base = load_spec(tiny)
     grid = [
-        (w, a, s)
-        for w in ([8], [32])
-        for a in (10.0, 0.1, 1000.0)
+        (n, a, s)
+        for n in (5, 20)
+        for a in (10.0, 0.01, 1000.0)
         for s in (0, 1)  # same cost: kept in the grid's order
     ]
     tasks = [
-        (i, base.with_settings({"model.widths": w, "flow.alpha": a, "seed": s}))
-        for i, (w, a, s) in enumerate(grid)
+        (i, base.with_settings({"data.n": n, "flow.alpha": a, "seed": s}))
+        for i, (n, a, s) in enumerate(grid)
     ]
     order = [grid[i] for i, _ in by_cost(tasks)]
-    expected = [(w, a, s) for w in ([32], [8]) for a in (0.1, 10.0, 1000.0) for s in (0, 1)]
+    expected = [(n, a, s) for n in (20, 5) for a in (0.01, 10.0, 1000.0) for s in (0, 1)]
     assert order == expected
-    assert sorted(i for i, _ in by_cost(tasks)) == list(range(len(tasks)))
+    # a small problem far from the lazy regime before a large one deep in it
+    mixed = [
+        (0, base.with_settings({"flow.alpha": 0.01})),
+        (1, base.with_settings({"flow.alpha": 1e4, "model.widths": [18]})),
+    ]
+    assert [i for i, _ in by_cost(mixed[::-1])] == [0, 1]
 
 
 def _worker_state() -> dict:
