@@ -108,15 +108,18 @@ class _Clock:
         self._stop.set()
         self._thread.join()
         self._sample()
-        self.cpu = sum(t - self._base.get(pid, 0.0) for pid, t in self._cpu.items())
+        spent = [t - self._base.get(pid, 0.0) for pid, t in self._cpu.items()]
+        self.cpu = sum(spent) if spent else float("nan")
 
     def _poll(self) -> None:
         while not self._stop.wait(0.1):
             self._sample()
 
     def _sample(self) -> None:
-        import psutil
-
+        try:
+            import psutil  # comes with distributed
+        except ImportError:
+            return
         me = psutil.Process()
         for proc in [me, *me.children(recursive=True)]:
             try:
