@@ -54,21 +54,33 @@ def test_longest_expected_first_ties_in_the_grid_order(tiny: Path) -> None:
     assert [i for i, _ in by_cost(mixed[::-1])] == [0, 1]
 
 
-def _worker_state() -> dict:
+def _worker_state(dask_worker) -> dict:
     from threadpoolctl import threadpool_info
 
     return {
         "preloaded": all(m in sys.modules for m in ("lazycheck.verify", "scipy.linalg")),
         "blas": sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}),
+        "profiling": _profiling(dask_worker),
     }
 
 
+def _profiling(worker) -> bool:
+    """The profiler samples: its callback runs, at its configured period (not paused)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    pc = worker.periodic_callbacks["profile"]
+    period = parse_timedelta(dask.config.get("distributed.worker.profile.interval"), default="ms")
+    return pc.is_running() and pc.callback_time == pytest.approx(period * 1000)
+
+
 @pytest.mark.slow
-def test_dask_workers_are_warmed_before_their_first_configuration(tiny: Path) -> None:
+def test_dask_workers_are_warmed_and_their_profiler_paused_during_a_sweep(tiny: Path) -> None:
     distributed = pytest.importorskip("distributed")
     import dask
 
     from lazycheck.sweep import run_sweep
+    from lazycheck.sweep.engines import _release_workers, _warm_workers
 
     # without Dask's own OPENBLAS_NUM_THREADS=1 for the worker processes: the plugin must cap it
     with (
@@ -83,15 +95,17 @@ def test_dask_workers_are_warmed_before_their_first_configuration(tiny: Path) ->
         distributed.Client(cluster) as client,
     ):
         before = client.run(_worker_state)
-        assert not any(s["preloaded"] for s in before.values()), before
+        assert all(not s["preloaded"] and s["profiling"] for s in before.values()), before
+        _warm_workers(client)  # what DaskEngine does before submitting
+        cluster.scale(3)  # a worker that joins during the sweep is warmed as well
+        client.wait_for_workers(3, timeout=60)
+        during = client.run(_worker_state)
+        assert len(during) == 3
+        for state in during.values():
+            assert state == {"preloaded": True, "blas": [1], "profiling": False}, during
+        _release_workers(client)  # what DaskEngine does at the end
+        assert all(s["profiling"] for s in client.run(_worker_state).values())
         res = run_sweep(tiny, alpha=[3.0], seeds=[0], dask=client)
         assert res.engine == "dask" and res.computed == 1 and res.failed == 0
         after = client.run(_worker_state)
-        assert len(after) == 2
-        for state in after.values():
-            assert state == {"preloaded": True, "blas": [1]}, after
-        # a worker that joins later is warmed by the registered plugin as well
-        cluster.scale(3)
-        client.wait_for_workers(3, timeout=60)
-        late = client.run(_worker_state)
-        assert len(late) == 3 and all(s["preloaded"] for s in late.values()), late
+        assert all(s["profiling"] and s["blas"] == [1] for s in after.values()), after
