@@ -28,17 +28,21 @@ session one fair share of the CPUs: when other sessions keep the cores busy, two
 this session get little more CPU than one, and the speed-up cannot show.
 
 Measured on the shared 2-core machine with the worker plugin (imports, one BLAS thread, the
-profiler paused) and the cost order, three runs at load 1.9-2.6 (other sessions running):
---jobs 1 30.7 s, 26.2 s and 25.2 s; --jobs 2 14.0 s, 14.8 s and 13.8 s (2.19x, 1.76x, 1.82x;
-the first baseline was slowed by the load); Dask 14.6 s, 14.8 s and 16.7 s, i.e. 1.04x, 0.99x
-and 1.20x the time of --jobs 2 (the load rose during the third) and 1.06x, 1.00x and 1.07x its
-CPU time; the JSON reports identical every time. Before the change, at load 3-5, Dask took
-1.37x the CPU time of --jobs 2 (and 1.34x its wall time): each Dask worker's event-loop thread
-spent 2.2 s of CPU in a 29 s sweep, against 1.05 s in a 23 s sweep with the profiler disabled
-by configuration; with the plugin pausing it, 0.4 s per sweep on warm workers. Where the time
-goes in --jobs 2 (busy 92-94%): the fork server's start-up and imports (about 0.7 s, one core
-idle meanwhile) and the aggregates after the runs; at 14 s for 21 runs that keeps the
-speed-up below about 1.9x on this machine.
+profiler paused) and the cost order, four runs at load 1.1-2.6 (other sessions running):
+--jobs 1 30.7 s, 26.2 s, 25.2 s and 26.9 s; --jobs 2 14.0 s, 14.8 s, 13.8 s and 13.1 s (2.19x,
+1.76x, 1.82x, 2.06x; the first baseline was slowed by the load); Dask 14.6 s, 14.8 s, 16.7 s
+and 15.5 s, i.e. 1.04x, 0.99x, 1.20x and 1.18x the time of --jobs 2 and 1.06x, 1.00x, 1.07x
+and 1.19x its CPU time (both goals held every time, Dask's with a margin in two runs of four);
+the JSON reports identical every time. Before the change, at load 3-5, Dask took 1.37x the CPU
+time of --jobs 2 (and 1.34x its wall time): each Dask worker's event-loop thread spent 2.2 s of
+CPU in a 29 s sweep, against 1.05 s in a 23 s sweep with the profiler disabled by
+configuration; with the plugin pausing it, 0.4 s per sweep on warm workers. What is left: the
+Dask workers' run threads used 5-10% more CPU than the pool's for the same runs in most
+measurements (not explained: sys time stayed under 2%, and Dask's MALLOC_TRIM_THRESHOLD_ made
+no measurable difference), and the LocalCluster's scheduler and nannies run in this process.
+Where the time goes in --jobs 2 (busy 92-94%): the fork server's start-up and imports (about
+0.7 s, one core idle meanwhile) and the aggregates after the runs; at 14 s for 21 runs that
+keeps the speed-up below about 1.9x on this machine.
 """
 
 from __future__ import annotations
