@@ -36,10 +36,11 @@ and 1.19x its CPU time (both goals held every time, Dask's with a margin in two 
 the JSON reports identical every time. Before the change, at load 3-5, Dask took 1.37x the CPU
 time of --jobs 2 (and 1.34x its wall time): each Dask worker's event-loop thread spent 2.2 s of
 CPU in a 29 s sweep, against 1.05 s in a 23 s sweep with the profiler disabled by
-configuration; with the plugin pausing it, 0.4 s per sweep on warm workers. What is left: the
-Dask workers' run threads used 5-10% more CPU than the pool's for the same runs in most
-measurements (not explained: sys time stayed under 2%, and Dask's MALLOC_TRIM_THRESHOLD_ made
-no measurable difference), and the LocalCluster's scheduler and nannies run in this process.
+configuration; with the plugin pausing it, 0.4 s per sweep on warm workers. What is left: the two
+Dask worker processes used 27-28 s of CPU per sweep, against 25-27 s for the whole --jobs 2
+tree (not explained: their sys time stayed under 2%, and dropping Dask's
+MALLOC_TRIM_THRESHOLD_ made no measurable difference), and the LocalCluster's scheduler and
+nannies, in this process, used 0.8-1.8 s of CPU per sweep.
 Where the time goes in --jobs 2 (busy 92-94%): the fork server's start-up and imports (about
 0.7 s, one core idle meanwhile) and the aggregates after the runs; at 14 s for 21 runs that
 keeps the speed-up below about 1.9x on this machine.
