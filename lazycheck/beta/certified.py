@@ -147,12 +147,11 @@ def _on_radius(bound: _RadiusBound, sigma_min: float, R: float, what: str) -> Be
 
 def _self_consistent_radius(bound: _RadiusBound, sigma_min: float) -> float | None:
     """The least R with R beta(R) >= sigma_min / 2 (R beta(R) is increasing), to a relative
-    1e-10, by bisection on log R between a bracket found from a positive start."""
+    1e-10, on log R between a bracket found from a positive start (:func:`_refine_radius`)."""
     half = 0.5 * sigma_min
 
-    def above(R: float) -> bool | None:
-        b = bound(R)
-        return None if b is None else R * b >= half
+    def above(R: float) -> bool:
+        return _above(bound, half, R)
 
     b0 = bound(0.0)
     if b0 is None:
@@ -175,17 +174,24 @@ def _self_consistent_radius(bound: _RadiusBound, sigma_min: float) -> float | No
     if not math.isfinite(hi):
         return math.inf
     lo = max(lo, hi * 2.0**-1100)
-    return _refine_radius(bound, above, half, lo, hi)
+    return _refine_radius(bound, half, lo, hi)
 
 
-def _refine_radius(
-    bound: _RadiusBound, above: Callable[[float], bool | None], half: float, lo: float, hi: float
-) -> float:
+def _above(bound: _RadiusBound, half: float, R: float) -> bool:
+    """R beta(R) >= half (False where the bound is not available)."""
+    b = bound(R)
+    return b is not None and R * b >= half
+
+
+def _refine_radius(bound: _RadiusBound, half: float, lo: float, hi: float) -> float:
     """The least R in (lo, hi] with R beta(R) >= half, to a relative 1e-10: Brent's method on
     log R (R beta(R) is increasing and piecewise smooth, so it converges in a few evaluations
     where bisection needs about 33), then a check that the radius returned is above; plain
     bisection on log R takes over where that check fails."""
     from scipy.optimize import brentq
+
+    def above(R: float) -> bool:
+        return _above(bound, half, R)
 
     def excess(x: float) -> float:
         b = bound(math.exp(x))
@@ -349,6 +355,7 @@ class _DeepBound:
         A0 = np.asarray(X, dtype=np.float64)  # a^(l-1) at w0, n x fan_in
         self.n, self.depth = A0.shape[0], model.depth
         self.act = model.activation
+        self._first: tuple[float, Array, Array] | None = None  # (R, u, d2u) of the last call
         self.layers: list[_DeepLayer] = []
         for idx, (layer, (W0, b0)) in enumerate(zip(model.layers, model.unpack(w0), strict=True)):
             last = idx == model.depth
@@ -360,7 +367,7 @@ class _DeepBound:
     def first_sups(self, radius: float) -> tuple[Array, Array] | None:
         """The first hidden layer's per-unit (sup |phi'|, sup |phi''|) from the last call, when
         it was on ``radius`` (None otherwise)."""
-        first = getattr(self, "_first", None)
+        first = self._first
         return (first[1], first[2]) if first is not None and first[0] == float(radius) else None
 
     def __call__(self, radius: float) -> float:
