@@ -128,13 +128,13 @@ def _trajectory_rows(res: SimulationResult, comp: str) -> list[tuple[str, str, A
             "min_sigma_min_t",
             "min_t sigma_min(J_w(t))",
             finite_min(res.sigma_min_t),
-            f"{comp}; Lemma 6: >= sigma_min/2 = {res.sigma_min / 2:.6g}",
+            f"{comp}; {_path(res)}Lemma 6: >= sigma_min/2 = {res.sigma_min / 2:.6g}",
         ),
         (
             "max_sigma_max_t",
             "max_t sigma_max(J_w(t))",
             finite_max(res.sigma_max_t),
-            f"{comp}; Lemma 6: <= 3 sigma_max/2 = {1.5 * res.sigma_max:.6g}",
+            f"{comp}; {_path(res)}Lemma 6: <= 3 sigma_max/2 = {1.5 * res.sigma_max:.6g}",
         ),
         (
             "max_jdiff",
@@ -143,6 +143,11 @@ def _trajectory_rows(res: SimulationResult, comp: str) -> list[tuple[str, str, A
             f"{comp}, at {res.t_check.shape[0]} checkpoints",
         ),
     ]
+
+
+def _path(res: SimulationResult) -> str:
+    """How the sigma's along the path were computed, when it is not the dense kernel."""
+    return f"{res.sigma_path}; " if res.sigma_path.startswith("matrix-free") else ""
 
 
 def result_dict(res: SimulationResult) -> dict[str, Any]:
@@ -154,6 +159,7 @@ def result_dict(res: SimulationResult) -> dict[str, Any]:
         "status": res.status,
         "message": res.message,
         "note": res.note,
+        "sigma_path": res.sigma_path,
         "settings": {
             "alpha": res.alpha,
             "method": res.method,

@@ -27,6 +27,7 @@ from lazycheck.checks import Check, CheckContext, default_tolerances, evaluate_c
 from lazycheck.display import Displayable
 from lazycheck.hypothesis import safe_norm
 from lazycheck.jsonio import encode_float
+from lazycheck.kernel_extremes import MATRIX_FREE_MIN_N, KernelExtremes
 from lazycheck.problem import Problem
 from lazycheck.status import CHECK_STATUSES, Status, VerifyStatus
 
@@ -367,15 +368,30 @@ def _ball_spectra(problem: Problem, bound: BoundReport, B: float) -> tuple[np.nd
         dirs.append(d / np.linalg.norm(d) * (1.0 if rng.random() < 0.5 else rng.random()))
     smin, smax = [], []
     dense = fits(kernel_bytes(problem.n))
+    extremes = _ball_extremes(problem) if dense and problem.n >= MATRIX_FREE_MIN_N else None
     for d in dirs:
         w = problem.w0 + B * d
-        if dense:
+        if extremes is not None:
+            ext = extremes(problem.linearize(w))
+            lo, hi = ext.sigma_min, ext.sigma_max
+        elif dense:
             lo, hi = kernel_sigma_range(problem.kernel(w))
         else:
             lo, hi, _err = matrix_free_sigma_range(problem.linearize(w))
         smin.append(lo)
         smax.append(hi)
     return np.asarray(smin), np.asarray(smax)
+
+
+def _ball_extremes(problem: Problem) -> KernelExtremes:
+    """sigma's at the ball's points matrix-free (:mod:`lazycheck.kernel_extremes`), each
+    started from K0's extreme eigenvectors: one kernel and eigendecomposition at w0 instead of
+    one at every point."""
+    from lazycheck.spectrum import sym_eig
+
+    K0 = problem.linearize(problem.w0).kernel()
+    lam, Q = sym_eig(0.5 * (K0 + K0.T))
+    return KernelExtremes(lam, Q, track=False)
 
 
 def _verdict(checks: tuple[Check, ...], bound: BoundReport) -> tuple[str, str]:
