@@ -18,7 +18,8 @@ the extreme singular values of J_{w(t)}: below n = 256 from the eigenvalues of i
 formed at each time (O(n^2 p)); from n = 256 on matrix-free (:mod:`lazycheck.kernel_extremes`: a
 few products J_w (J_w^T v) per time, modelled on K0's eigendecomposition, to a relative error of
 about 1e-12 that the result reports in ``sigma_path``). At ``checkpoints``
-log-spaced grid times: ||J_{w(t)} - J0|| (operator norm, from the difference kernel).
+log-spaced grid times: ||J_{w(t)} - J0|| (operator norm, from the difference kernel; from n = 256
+on by Lanczos, matrix-free, to residual 1e-6: a value attained by a unit vector).
 
 With ``method = "gd"`` the grid is snapped to whole iterates (t = k lr) and the linear model
 stays the exact linear *flow*, so the gap then also holds gradient descent's discretization
@@ -73,7 +74,7 @@ from lazycheck.linear_flow import LinearFlow, linear_flow
 from lazycheck.models.base import Linearization
 from lazycheck.problem import Problem
 from lazycheck.spec import MAX_TIMES, FlowSpec
-from lazycheck.spectrum import Spectrum, jacobian_spectrum, sym_eigvals
+from lazycheck.spectrum import Spectrum, difference_norm, jacobian_spectrum, sym_eigvals
 from lazycheck.status import SimulationStatus
 
 if TYPE_CHECKING:
@@ -109,6 +110,9 @@ GRID_FIELDS = (
 ARRAY_FIELDS = (*GRID_FIELDS, "t_check", "jdiff", "w_final", "u_final", "lin_gap")
 
 _NPZ_FORMAT = 1
+#: Lanczos residual tolerance of ||J_w - J0|| at the checkpoints when it is matrix-free (the
+#: value is attained by its unit vector, and within about JDIFF_TOL^2 of the norm)
+JDIFF_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -543,8 +547,9 @@ class _Recorder:
         self.w_last = w0.copy()
         self.signs = probe_signs(w0.shape[0])
         self.lin_last: Linearization | None = None
-        #: sigma's along the path matrix-free (None: from the formed kernel)
+        #: sigma's and ||J_w - J0|| along the path matrix-free (None: from formed kernels)
         self.extremes: KernelExtremes | None = None
+        self._jdiff_vec: Array | None = None
 
     def __call__(self, i: int, w: Array, lin: Linearization, lam: Array | None) -> None:
         r = self.alpha * lin.f - self.y
@@ -565,11 +570,21 @@ class _Recorder:
         self.smax[i] = math.sqrt(max(hi, 0.0))
         k = self.check_pos.get(i)
         if k is not None:
-            dk = lin.difference_kernel(self.lin0)
-            self.jdiff[k] = math.sqrt(max(float(sym_eigvals(0.5 * (dk + dk.T))[-1]), 0.0))
+            self.jdiff[k] = self._jdiff(lin)
         self.count = max(self.count, i + 1)
         self.w_last = np.array(w, dtype=np.float64, copy=True)
         self.lin_last = lin
+
+    def _jdiff(self, lin: Linearization) -> float:
+        """||J_w - J0||: from the difference kernel, or matrix-free where the sigma's are
+        (Lanczos warm-started from the last checkpoint's vector, to :data:`JDIFF_TOL`)."""
+        if self.extremes is None:
+            dk = lin.difference_kernel(self.lin0)
+            return math.sqrt(max(float(sym_eigvals(0.5 * (dk + dk.T))[-1]), 0.0))
+        if self._jdiff_vec is None:
+            self._jdiff_vec = np.ones(self.y.shape[0]) / math.sqrt(self.y.shape[0])
+        value, self._jdiff_vec = difference_norm(lin, self.lin0, self._jdiff_vec, JDIFF_TOL)
+        return value
 
     @property
     def sigma_path(self) -> str:
@@ -580,7 +595,8 @@ class _Recorder:
         fell = f", {ext.fallbacks} times dense" if ext.fallbacks else ""
         return (
             f"matrix-free (Davidson on K_w v = J_w J_w^T v modelled on K0, {ext.products} "
-            f"products{fell}); relative error <= {0.5 * ext.max_rel_err:.1e} (estimated)"
+            f"products{fell}); relative error <= {0.5 * ext.max_rel_err:.1e} (estimated); "
+            f"||J_w - J0|| by Lanczos to residual {JDIFF_TOL:g}"
         )
 
     @property

@@ -39,6 +39,7 @@ from lazycheck.resources import kernel_bytes
 
 __all__ = [
     "Spectrum",
+    "difference_norm",
     "jacobian_spectrum",
     "kernel_bytes",
     "kernel_sigma_range",
@@ -237,6 +238,27 @@ def matrix_free_sigma_range(
     delta = rho + n * _EPS * lmax
     err = min(math.sqrt(delta), delta / (2 * smin)) if smin > 0 else math.sqrt(delta)
     return smin, smax, err
+
+
+def difference_norm(
+    lin: Linearization, lin0: Linearization, v0: np.ndarray, tol: float
+) -> tuple[float, np.ndarray]:
+    """||J_lin - J_lin0|| matrix-free and its unit left singular vector x: Lanczos
+    (:func:`lazycheck.lanczos.top_eigenpair`, residual ``tol`` relative, warm-started from
+    ``v0``) on a -> (J - J0)((J - J0)^T a), four products a step, then ||(J - J0)^T x||: a
+    value attained by a unit vector, so never above the norm, and within the Lanczos accuracy
+    of it (about tol^2 relative when the top is separated)."""
+    from lazycheck.lanczos import top_eigenpair
+
+    def dt(a: np.ndarray) -> np.ndarray:  # (J - J0)^T a
+        return lin.vjp(a) - lin0.vjp(a)
+
+    def mv(a: np.ndarray) -> np.ndarray:
+        g = dt(a)
+        return lin.jvp(g) - lin0.jvp(g)
+
+    x = top_eigenpair(mv, v0, tol).vector  # unit, whatever the convergence
+    return float(np.linalg.norm(dt(x))), x
 
 
 def _eigsh_top(op: Any, tol: float, v0: np.ndarray, ncv: int) -> tuple[float, np.ndarray]:

@@ -97,9 +97,9 @@ def _sample(alpha: float):
 def test_simulate_sigmas_along_the_path_match_the_kernel(
     alpha: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """simulate's sigma's along the path, matrix-free (the route from n = 256 on, forced here
-    on the n = 10 sample), match the ones from the kernel formed at each time, near the lazy
-    regime and far from it (alpha = 1: the kernel moves)."""
+    """simulate's sigma's along the path and ||J_w - J0|| at the checkpoints, matrix-free (the
+    route from n = 256 on, forced here on the n = 10 sample), match the ones from the kernels
+    formed at each time, near the lazy regime and far from it (alpha = 1: the kernel moves)."""
     import lazycheck.simulate as sim_mod
 
     prob = _sample(alpha)
@@ -112,6 +112,9 @@ def test_simulate_sigmas_along_the_path_match_the_kernel(
     np.testing.assert_array_equal(res.loss, ref.loss)
     np.testing.assert_allclose(res.sigma_min_t, ref.sigma_min_t, rtol=1e-9)
     np.testing.assert_allclose(res.sigma_max_t, ref.sigma_max_t, rtol=1e-12)
+    # ||J_w - J0|| at the checkpoints by Lanczos: attained (never above), and as accurate
+    assert np.all(res.jdiff <= ref.jdiff * (1 + 1e-13))
+    np.testing.assert_allclose(res.jdiff, ref.jdiff, rtol=1e-9)
 
 
 def test_ball_spectra_match_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -227,21 +227,12 @@ class _JacobianNorm:
     def _lanczos(
         self, lin: Linearization, lin0: Linearization, tol: float = LANCZOS_TOL
     ) -> tuple[float, Array]:
-        from lazycheck.lanczos import top_eigenpair
+        from lazycheck.spectrum import difference_norm
 
         n = int(lin0.f.shape[0])
-
-        def dt(a: Array) -> Array:  # (J_w - J_0)^T a
-            return lin.vjp(a) - lin0.vjp(a)
-
-        def mv(a: Array) -> Array:
-            g = dt(a)
-            return lin.jvp(g) - lin0.jvp(g)
-
         v0 = self.warm if self.warm is not None else np.ones(n) / math.sqrt(n)
-        x = top_eigenpair(mv, v0, tol).vector  # unit, whatever the convergence
-        self.warm = x
-        return float(np.linalg.norm(dt(x))), x
+        value, self.warm = difference_norm(lin, lin0, v0, tol)
+        return value, self.warm
 
 
 class _BetaSearch:
