@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -39,6 +39,44 @@ if TYPE_CHECKING:
     from lazycheck.verify import VerifyReport
 
 
+MethodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--method",
+        help="auto (default: exp, or gd for a non-smooth model), exp, RK45, DOP853, "
+        "LSODA, Radau, BDF or gd.",
+    ),
+]
+RtolOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--rtol", help="Relative tolerance of the integrator (default [flow].rtol, 1e-6)."
+    ),
+]
+AtolOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--atol", help="Absolute tolerance of the integrator (default [flow].atol, 1e-12)."
+    ),
+]
+HorizonOpt = Annotated[float | None, typer.Option("--horizon", help="Stop time t (unscaled).")]
+DecayOpt = Annotated[
+    float | None,
+    typer.Option("--decay", help="Stop when the Theorem 2 bound fell by exp(-DECAY)."),
+]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="Learning rate for --method gd.")]
+SaveOpt = Annotated[Path | None, typer.Option("--save", help="Write run data (.npz).")]
+CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Write trajectories (.csv).")]
+PlotOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        help="Write a figure (.png, .svg or .pdf) that states the verdict: it also "
+        "computes the constants and the checks of verify for this run.",
+    ),
+]
+
+
 @app.command(cls=Command, epilog=epilog("simulate"))
 @guard
 def simulate(
@@ -47,44 +85,15 @@ def simulate(
     seed: SeedOpt = None,
     data_seed: DataSeedOpt = None,
     set_: SetOpt = None,
-    method: Annotated[
-        str | None,
-        typer.Option(
-            "--method",
-            help="auto (default: exp, or gd for a non-smooth model), exp, RK45, DOP853, "
-            "LSODA, Radau, BDF or gd.",
-        ),
-    ] = None,
-    rtol: Annotated[
-        float | None,
-        typer.Option(
-            "--rtol", help="Relative tolerance of the integrator (default [flow].rtol, 1e-6)."
-        ),
-    ] = None,
-    atol: Annotated[
-        float | None,
-        typer.Option(
-            "--atol", help="Absolute tolerance of the integrator (default [flow].atol, 1e-12)."
-        ),
-    ] = None,
-    horizon: Annotated[
-        float | None, typer.Option("--horizon", help="Stop time t (unscaled).")
-    ] = None,
-    decay: Annotated[
-        float | None,
-        typer.Option("--decay", help="Stop when the Theorem 2 bound fell by exp(-DECAY)."),
-    ] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate for --method gd.")] = None,
-    save: Annotated[Path | None, typer.Option("--save", help="Write run data (.npz).")] = None,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Write trajectories (.csv).")] = None,
-    plot: Annotated[
-        Path | None,
-        typer.Option(
-            "--plot",
-            help="Write a figure (.png, .svg or .pdf) that states the verdict: it also "
-            "computes the constants and the checks of verify for this run.",
-        ),
-    ] = None,
+    method: MethodOpt = None,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
+    horizon: HorizonOpt = None,
+    decay: DecayOpt = None,
+    lr: LrOpt = None,
+    save: SaveOpt = None,
+    csv: CsvOpt = None,
+    plot: PlotOpt = None,
     format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
     quiet: QuietOpt = False,
@@ -95,24 +104,14 @@ def simulate(
     """Run the gradient flows of the model and of its linearization."""
     runtime(threads, memory_limit)
     from lazycheck.console import progress
+    from lazycheck.plotting import PLOT_SUFFIXES
     from lazycheck.problem import load_problem
     from lazycheck.simulate import simulate as run_simulation
 
     prob = load_problem(
-        spec,
-        alpha=alpha,
-        seed=seed,
-        data_seed=data_seed,
-        settings=settings_of(set_),
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        horizon=horizon,
-        decay=decay,
-        lr=lr,
-    )
-    from lazycheck.plotting import PLOT_SUFFIXES
-
+        spec, alpha=alpha, seed=seed, data_seed=data_seed, settings=settings_of(set_),
+        method=method, rtol=rtol, atol=atol, horizon=horizon, decay=decay, lr=lr,
+    )  # fmt: skip
     outputs = declare_outputs(
         spec,
         prob,
@@ -129,6 +128,21 @@ def simulate(
 
             # the figure states the verdict: alpha_min, B and the checks of this very run
             report = run_verify(prob, simulation=result, progress=bar)
+    _finish(result, prob, outputs, format, output, quiet, save=save, csv=csv, plot=plot,
+            report=report)  # fmt: skip
+
+
+def _finish(
+    result: SimulationResult,
+    prob: Problem,
+    outputs: Outputs,
+    format: BoundFormat,
+    output: Path | None,
+    quiet: bool,
+    **files: Any,
+) -> None:
+    """Write the outputs (all or none) and print the report; a failed run writes nothing and
+    exits with its message."""
     if not result.success:  # nothing is written; the report (if on stdout) says how far it got
         if output is None and not quiet:
             _print(result, format)
@@ -136,7 +150,7 @@ def simulate(
             typer.echo(result.message)
         fail(result.message)
     with outputs.transaction():  # all or none: a failure below leaves every file as it was
-        _stage_outputs(result, prob, outputs, save=save, csv=csv, plot=plot, report=report)
+        _stage_outputs(result, prob, outputs, **files)
         if output is not None:
             outputs.stage("-o", _report_text(result, format))
         outputs.commit()

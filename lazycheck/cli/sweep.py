@@ -25,73 +25,84 @@ from lazycheck.cli._app import (
 )
 from lazycheck.cli._conventions import Command, epilog
 
+AlphasOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--alpha",
+        metavar="ALPHAS",
+        help="alpha values: a list 1,10,100 or a log range LO:HI:COUNT.",
+    ),
+]
+SetAxisOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=V1,V2,...",
+        help="An axis over any spec key, the values in TOML, split on commas outside "
+        "brackets (--set model.widths=[50],[200] --set model.activation=tanh,erf); one "
+        "value is a fixed setting. Repeatable.",
+    ),
+]
+SeedsOpt = Annotated[
+    str | None, typer.Option("--seeds", help="Initialization seeds: 0-4, 0,3,7 or 0-2,5.")
+]
+DataSeedsOpt = Annotated[
+    str | None, typer.Option("--data-seeds", help="Data seeds ([data].seed), same syntax.")
+]
+ThresholdOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--threshold/--no-threshold",
+        help="Refine the laziness threshold by bisection in log alpha.",
+    ),
+]
+ThresholdRtolOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold-rtol", metavar="RTOL", help="Bisect until high/low <= 1 + RTOL (0.05)."
+    ),
+]
+FitAlphaOpt = Annotated[
+    str | None,
+    typer.Option("--fit-alpha", metavar="LO:HI", help="Fit slopes on alpha in [LO, HI]."),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", help="Worker processes (default: the cores)."),
+]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option("--dask", metavar="ADDRESS", help="Run on this Dask scheduler instead."),
+]
+OutDirOpt = Annotated[
+    Path | None,
+    typer.Option("--out", metavar="DIR", help="Store every configuration here; a rerun resumes."),
+]
+CsvOpt = Annotated[Path | None, typer.Option("--csv", help="One row per run (.csv).")]
+PlotOpt = Annotated[
+    Path | None, typer.Option("--plot", help="Log-log panels (.png, .svg or .pdf).")
+]
+
 
 @app.command(cls=Command, epilog=epilog("sweep"))
 @guard
 def sweep(
     spec: SpecArg,
-    alpha: Annotated[
-        str | None,
-        typer.Option(
-            "--alpha",
-            metavar="ALPHAS",
-            help="alpha values: a list 1,10,100 or a log range LO:HI:COUNT.",
-        ),
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=V1,V2,...",
-            help="An axis over any spec key, the values in TOML, split on commas outside "
-            "brackets (--set model.widths=[50],[200] --set model.activation=tanh,erf); one "
-            "value is a fixed setting. Repeatable.",
-        ),
-    ] = None,
-    seeds: Annotated[
-        str | None, typer.Option("--seeds", help="Initialization seeds: 0-4, 0,3,7 or 0-2,5.")
-    ] = None,
-    data_seeds: Annotated[
-        str | None, typer.Option("--data-seeds", help="Data seeds ([data].seed), same syntax.")
-    ] = None,
-    threshold: Annotated[
-        bool | None,
-        typer.Option(
-            "--threshold/--no-threshold",
-            help="Refine the laziness threshold by bisection in log alpha.",
-        ),
-    ] = None,
-    threshold_rtol: Annotated[
-        float | None,
-        typer.Option(
-            "--threshold-rtol", metavar="RTOL", help="Bisect until high/low <= 1 + RTOL (0.05)."
-        ),
-    ] = None,
-    fit_alpha: Annotated[
-        str | None,
-        typer.Option("--fit-alpha", metavar="LO:HI", help="Fit slopes on alpha in [LO, HI]."),
-    ] = None,
-    jobs: Annotated[
-        int | None,
-        typer.Option("--jobs", "-j", help="Worker processes (default: the cores)."),
-    ] = None,
-    dask: Annotated[
-        str | None,
-        typer.Option("--dask", metavar="ADDRESS", help="Run on this Dask scheduler instead."),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", metavar="DIR", help="Store every configuration here; a rerun resumes."
-        ),
-    ] = None,
+    alpha: AlphasOpt = None,
+    set_: SetAxisOpt = None,
+    seeds: SeedsOpt = None,
+    data_seeds: DataSeedsOpt = None,
+    threshold: ThresholdOpt = None,
+    threshold_rtol: ThresholdRtolOpt = None,
+    fit_alpha: FitAlphaOpt = None,
+    jobs: JobsOpt = None,
+    dask: DaskOpt = None,
+    out: OutDirOpt = None,
     format: BoundFormatOpt = BoundFormat.table,
     output: OutOpt = None,
     quiet: QuietOpt = False,
-    csv: Annotated[Path | None, typer.Option("--csv", help="One row per run (.csv).")] = None,
-    plot: Annotated[
-        Path | None, typer.Option("--plot", help="Log-log panels (.png, .svg or .pdf).")
-    ] = None,
+    csv: CsvOpt = None,
+    plot: PlotOpt = None,
     no_progress: NoProgressOpt = False,
     threads: ThreadsOpt = None,
     memory_limit: MemoryOpt = None,
