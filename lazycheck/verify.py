@@ -199,6 +199,8 @@ class VerifyReport(Displayable):
             "flow": {
                 "method": self.simulation.method if self.simulation is not None else "",
                 "note": self.flow_note,
+                # how sigma_min(J_w(t)), sigma_max(J_w(t)) and ||J_w(t) - J0|| were computed
+                "sigma_path": self.simulation.sigma_path if self.simulation is not None else "",
             },
             "tolerances": {k: encode_float(v) for k, v in self.tolerances.items()},
             "beta_basis": self.bound.beta_basis,
