@@ -2,15 +2,17 @@
 and scipy's RK45, side by side in one process.
 
 ``old-new`` (issue 9, point 2): today's integrator (:mod:`lazycheck.flow`) against the one on
-``main`` before the issue-9 integrator work (commit :data:`BASELINE_REF`, read from git and
-loaded as a module), both through :func:`lazycheck.simulate.simulate` on the same runs:
+``main`` before its cost-aware kernel rebuilds (commit :data:`BASELINE_REF`: the kernel kept
+across steps, rebuilt after every rejection on a stale basis and at h ||L_k - L_b|| > 1/4;
+read from git and loaded as a module), both through :func:`lazycheck.simulate.simulate` on the
+same runs:
 
 * ``samples/two_layer_tanh.toml`` (tanh, n = 10 on the sphere in R^3, width 200, cond(K0) about
   4000) at alpha = 1 and 100, decay 5, rtol 1e-6, atol 1e-15, with the deviation of each from a
   DOP853 reference at rtol 1e-11 (the largest relative error of the loss over the grid where it
   lies above 100x its rounding floor, and of the final displacement w - w0);
 * ``benchmarks/specs/wide_tanh.toml`` (width 2000, d = 10, alpha = 1e4, decay 8, default rtol
-  1e-6) at each ``--n`` (default 100; 400 takes minutes for the old integrator), with the
+  1e-6) at each ``--n`` (default 100; 800 takes minutes), with the
   deviation between the two (an explicit reference is out of reach there: it would need
   alpha^2 lambda_max t_end / 6 > 1e5 stages).
 
@@ -39,8 +41,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "samples" / "two_layer_tanh.toml"
 WIDE = ROOT / "benchmarks" / "specs" / "wide_tanh.toml"
-#: main before the issue-9 integrator work (branch h-verify started here)
-BASELINE_REF = "3be19411eba3560f7e1a7be0b39852c79c1ceed0"
+#: main before the cost-aware kernel rebuilds (issue 9; branch h-rebase started here)
+BASELINE_REF = "81571fe639afb16f1fb2d6c82b5ccd7c1700983a"
 ALPHAS = (1.0, 10.0, 100.0, 1000.0)
 DECAY = 5.0
 RTOL_EXP = 1e-6

@@ -73,16 +73,43 @@ the curvature. So the eigenbasis of the kernel is built at one point b and kept 
 each point's products with it (L_b d_j, Q^T J_b F_j, Q^T J_b L_b d_j: three products, cached)
 give N_k(w_j) and its image for every step whose history holds the point, since
 L_b (d_j - d_k) = L_b d_j - L_b d_k; and where the basis is the current point's own, J_k x
-comes from it (Q (Q^T J x)) with no product. The basis is rebuilt at the current point after
-a rejected step, and when h ||L_k - L_b|| (one warm power-iteration step per accepted point,
-four products) exceeds 1/4, where the explicit part
-would start to limit the step. The residual-space errors are then measured with J_k itself
-(alpha ||J_k est||, one JVP each) instead of the basis. In the lazy regime one kernel serves the
-whole run; far from it (``samples/deep_tanh.toml``, alpha = 1) 7 kernels for 703 steps replace
-659 kernels for 658 steps. Below n = 128 (:data:`KERNEL_REUSE_MIN_N`) a kernel costs less than
-the products reuse adds, and it is rebuilt at every point. The kernel's eigenvalues at the
-recorded times (sigma_min, sigma_max along the path) are then computed by the recorder, at
-those times only.
+comes from it (Q (Q^T J x)) with no product. Where the basis is an earlier point's, the
+residual-space errors are measured with J_k itself (alpha ||J_k est||, one JVP each). In the
+lazy regime one kernel serves most of the run; far from it (``samples/deep_tanh.toml``,
+alpha = 1) 7 kernels for 703 steps replace 659 kernels for 658 steps. Below n = 128
+(:data:`KERNEL_REUSE_MIN_N`) a kernel costs less than the products reuse adds, and it is
+rebuilt at every point. The kernel's eigenvalues at the recorded times (sigma_min, sigma_max
+along the path) are then computed by the recorder, at those times only.
+
+When to rebuild (issue 9, cost-aware). A rebuild (one kernel, ~n^2 p flops, and one
+eigendecomposition, ~n^3) buys nothing the error control needs: it only lets the steps grow
+where the explicit part, of stiffness h ||L_k - L_b||, limits them. So it is paid for only when
+the steps it saves are worth it, by a deterministic cost model (no clock: results must be
+reproducible) in units of JVP/VJP products, R = (n / 80 + 0.5 n^2 / p) / 14 accepted steps
+(:func:`_rebuild_cost`; measured on ``wide_tanh.toml`` at n = 1600, p = 22,000, one BLAS thread:
+a product 13 ms, the kernel 0.27 s = n / 80 products, the eigendecomposition 0.74 s =
+0.5 n^2 / p products, an accepted step one model evaluation (50 ms, ~4 products) and ~10
+products). R is 0.6 at n = 400, 1.7 at n = 800, 5.2 at n = 1600. The basis is rebuilt
+
+* at an accepted point when h ||L_k - L_b|| > (1 + R) / 4 (1/4 before: at n = 1600 that
+  rebuilt it 357 times in 544 steps, 388 s of a 673 s run);
+* after a rejected step on an earlier point's basis, only when the step has already been
+  retried smaller on it (the second rejection at the point), when its predicted drift over
+  the step exceeds the limit above, or when the basis's rejections reach R (the attempts it
+  wasted then cost what a rebuild costs); otherwise the step is retried smaller on the same
+  basis. For R < 1 every such rejection rebuilds, as before: measured at n = 400 (R = 0.6),
+  retrying first took 446 steps, 73 rejected, where rebuilding takes 321 and 22: the
+  controller, shrinking h to what the drift allows, keeps h ||L_k - L_b|| below the limit.
+
+||L_k - L_b|| comes from a power iteration warm-started from the last direction (one step,
+four products: an estimate from below that tightens as it is repeated). It is measured at the
+first accepted point of a basis and wherever its prediction exceeds half the limit; elsewhere
+it is predicted, with no product, from the last measurement scaled with ||d_k - d_b|| (L_w -
+L_b is linear in w - w_b to first order). The rounding floor's probe (one JVP,
+:func:`residual_floor`) is taken at every 8th model evaluation and carried between: it moves
+with J_w and w, which change little over a few steps. The eigendecomposition is LAPACK's
+divide and conquer through scipy (``driver="evd"``; 0.74 s against numpy's ``eigh`` 0.96 s
+at n = 1600).
 
 Measured (``benchmarks/bench_integrator.py``, tanh, n = 10, width 200, cond(K0) = 4014, rtol
 1e-6): 260 to 670 model evaluations where RK45 needs 84,000 to 89,000 at the same final loss.
@@ -167,9 +194,23 @@ _FAC_MAX = 2.0
 _MAX_REJECTS = 60
 _EPS = float(np.finfo(np.float64).eps)
 _NOISE = 16.0  # rounding floor, in units of the estimated rounding of r and w
-#: the kernel's eigenbasis is rebuilt when h ||(L_k - L_b) F|| / ||F|| exceeds this: the part
-#: of the linear term it misses is integrated explicitly, which needs it small over a step
+#: the kernel's eigenbasis is rebuilt when h ||L_k - L_b|| exceeds this times (1 + R), R the
+#: cost of a rebuild in accepted steps (:func:`_rebuild_cost`): the part of the linear term it
+#: misses is integrated explicitly, which needs it small over a step
 _DRIFT_MAX = 0.25
+#: the cost model of a rebuild (module docstring, "Kernel reuse"), in JVP/VJP products: the
+#: kernel about n / _KERNEL_N products, its eigendecomposition _EIG_N2_P n^2 / p, an accepted
+#: step _STEP_PRODUCTS (one model evaluation and the products of a step)
+_KERNEL_N = 80.0
+_EIG_N2_P = 0.5
+_STEP_PRODUCTS = 14.0
+#: the residual_floor probe (one JVP) is computed at every this many-th model evaluation and
+#: carried between (it moves with J_w and w, which change little over a few steps)
+_PROBE_EVERY = 8
+#: the drift ||L_k - L_b|| is measured (four products) at every _DRIFT_EVERY-th accepted point,
+#: and wherever its prediction exceeds _DRIFT_PRED_SHARE of the limit; predicted between
+_DRIFT_EVERY = 4
+_DRIFT_PRED_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -466,7 +507,16 @@ def residual_floor(
     residuals), so losses below (1/2) floor^2 are rounding noise.
     """
     s = probe_signs(w.shape[0]) if signs is None else signs
-    probe = alpha * float(np.linalg.norm(lin.jvp(w * s)))
+    return _floor(_probe(lin, w, alpha, s), lin, alpha, y)
+
+
+def _probe(lin: Linearization, w: Array, alpha: float, signs: Array) -> float:
+    """alpha ||J_w (w o s)||, the forward pass's rounding term of :func:`residual_floor`."""
+    return alpha * float(np.linalg.norm(lin.jvp(w * signs)))
+
+
+def _floor(probe: float, lin: Linearization, alpha: float, y: Array) -> float:
+    """:func:`residual_floor` from its probe term."""
     return _NOISE * _EPS * (probe + alpha * float(np.linalg.norm(lin.f)) + float(np.linalg.norm(y)))
 
 
@@ -588,6 +638,7 @@ class _Basis:
     lam: Array
     Q: Array
     serial: int
+    d: Array  # the displacement at b (the drift is predicted from the distance to it)
 
 
 @dataclass(frozen=True)
@@ -637,14 +688,21 @@ class _Steps:
     n_products: int
     n_kernels: int
     _drift_vec: Array | None
+    _drift_at: tuple[int, float, float] | None  # (basis serial, ||L_k - L_b||, ||d_k - d_b||)
+    _stale_rejects: int
+    _drift_skipped: int  # accepted points since the drift was last measured
 
     def _rebase(self, cur: _Point) -> _Basis:
         """The eigenbasis of the kernel at ``cur`` (one kernel, one eigendecomposition)."""
         if self.basis is None or self.basis.lin is not cur.lin:
             K = cur.lin.kernel()
-            lam, Q = sym_eig(0.5 * (K + K.T))
-            self.basis = _Basis(cur.tau, cur.lin, np.maximum(lam, 0.0), Q, self.n_kernels)
+            S = K + K.T  # a new array (the model may keep K): symmetrized in place
+            S *= 0.5
+            lam, Q = sym_eig(S, driver="evd", overwrite=True)
+            lam = np.maximum(lam, 0.0)
+            self.basis = _Basis(cur.tau, cur.lin, lam, Q, self.n_kernels, cur.d)
             self.n_kernels += 1
+            self._stale_rejects = 0
         return self.basis
 
     def _prep(self, pt: _Point) -> None:
@@ -669,14 +727,22 @@ class _Steps:
             self.n_products += 1
         pt.key = b.serial
 
-    def _drift(self, cur: _Point, h: float) -> float:
+    def _drift(self, cur: _Point, h: float, limit: float) -> float:
         """h ||L_k - L_b||: how stiff, over the next step, the part of the linear term the
-        basis misses is (it is integrated explicitly). The norm by one power-iteration step per
-        accepted point, warm-started from the last one (four products): an estimate from below
-        that tightens as the run goes on."""
+        basis misses is (it is integrated explicitly). The norm by one power-iteration step,
+        warm-started from the last one (four products): an estimate from below that tightens
+        as the run goes on. It is taken at the first accepted point of a basis, at every
+        :data:`_DRIFT_EVERY`-th point and wherever the prediction :meth:`_drift_pred` (no
+        product) exceeds :data:`_DRIFT_PRED_SHARE` of ``limit``; elsewhere the prediction is
+        returned."""
         b = self.basis
         if b is None or b.lin is cur.lin:
             return 0.0
+        pred = self._drift_pred(cur)
+        self._drift_skipped += 1
+        if h * pred <= _DRIFT_PRED_SHARE * limit and self._drift_skipped < _DRIFT_EVERY:
+            return h * pred
+        self._drift_skipped = 0
         v = self._drift_vec
         if v is None:
             v = probe_signs(self.w0.shape[0]) / math.sqrt(self.w0.shape[0])
@@ -684,7 +750,18 @@ class _Steps:
         self.n_products += 2
         nu = float(np.linalg.norm(u))
         self._drift_vec = u / nu if nu > 0 else None
+        self._drift_at = (b.serial, nu, float(np.linalg.norm(cur.d - b.d)))
         return h * nu
+
+    def _drift_pred(self, cur: _Point) -> float:
+        """||L_k - L_b|| predicted from its last measurement with this basis, scaled with the
+        distance ||d_k - d_b|| (L_w - L_b is linear in w - w_b to first order); inf when
+        there is none."""
+        b = self.basis
+        at = self._drift_at
+        if b is None or at is None or at[0] != b.serial or at[2] <= 0.0:
+            return math.inf
+        return at[1] * float(np.linalg.norm(cur.d - b.d)) / at[2]
 
     def _L(self, v: Array) -> Array:
         """L v = -J_b^T J_b v (two products)."""
@@ -843,6 +920,13 @@ class _ExpAdams(_Steps):
         self._signs = probe_signs(self.w0.shape[0])
         self.basis: _Basis | None = None
         self._drift_vec: Array | None = None
+        self._drift_at: tuple[int, float, float] | None = None
+        #: a rebuild's cost in accepted steps, and the drift limit (module docstring)
+        self.rebuild_cost = _rebuild_cost(self.y.shape[0], self.w0.shape[0])
+        self.drift_limit = _DRIFT_MAX * (1.0 + self.rebuild_cost)
+        self._stale_rejects = 0  # rejections on a basis from an earlier point since the rebuild
+        self._drift_skipped = 0
+        self._probe = 0.0  # the residual floor's probe term, computed every _PROBE_EVERY
 
     def _point(self, tau: float, d: Array, lin: Linearization | None = None) -> _Point:
         # The state is d = w - w0, not w: adding tiny steps to w (|w_i| ~ 1) would round every
@@ -853,8 +937,11 @@ class _ExpAdams(_Steps):
             self.nfev += 1
         r = self.alpha * lin.f - self.y
         F = -lin.vjp(r) / self.alpha
-        noise_r = residual_floor(lin, w, self.alpha, self.y, self._signs)
-        self.n_products += 2
+        if (self.nfev - 1) % _PROBE_EVERY == 0 or lin is self.lin0:
+            self._probe = _probe(lin, w, self.alpha, self._signs)
+            self.n_products += 1
+        noise_r = _floor(self._probe, lin, self.alpha, self.y)
+        self.n_products += 1
         noise_w = _NOISE * _EPS * float(np.linalg.norm(w))
         return _Point(tau, d, w, lin, r, F, noise_r, noise_w)
 
@@ -907,7 +994,7 @@ class _ExpAdams(_Steps):
                 )
             history = [cur, *history][: self.max_history]
             cur = new
-            if not self.kernel_reuse or self._drift(cur, h) > _DRIFT_MAX:
+            if not self.kernel_reuse or self._drift(cur, h, self.drift_limit) > self.drift_limit:
                 self._rebase(cur)
             if land:
                 self._emit(i_next, cur)
@@ -946,12 +1033,12 @@ class _ExpAdams(_Steps):
                     f"exp: step size collapsed at tau = {cur.tau:.6g} "
                     f"(t = {cur.tau / self.alpha**2:.6g}) after {rejects} rejections"
                 )
-            stale = self.basis is not None and self.basis.lin is not cur.lin
-            if stale:  # a basis from an earlier point: rebuild it here and retry the step
+            rebuild = self._rebuild_on_reject(cur, step, rejects)
+            if rebuild:  # a basis from an earlier point: rebuild it here and retry the step
                 self._rebase(cur)
             else:
                 h = step * min(_factor(err, interp.q), 0.9)
-            if interp.q > 0 or stale:
+            if interp.q > 0 or rebuild:
                 # restart at order 1: after a rejection the past may not extrapolate
                 # (a kink of a non-smooth model, a sudden change of the flow)
                 history = []
@@ -961,6 +1048,22 @@ class _ExpAdams(_Steps):
         if land and step < h:  # a step shortened to land: keep the controller's size
             h_next = max(h_next, h)
         return new, history, h_next, land
+
+    def _rebuild_on_reject(self, cur: _Point, step: float, rejects: int) -> bool:
+        """After a rejected step on a basis from an earlier point: rebuild it here when the
+        step has already been retried smaller on it, when its drift over the step (as
+        predicted, no product) is large (> the drift limit), or when the attempts the basis
+        has wasted (its rejections) have cost what a rebuild costs; else retry smaller first
+        (module docstring)."""
+        b = self.basis
+        if b is None or b.lin is cur.lin:
+            return False
+        self._stale_rejects += 1
+        return (
+            rejects > 1
+            or self._stale_rejects >= self.rebuild_cost
+            or step * self._drift_pred(cur) > self.drift_limit
+        )
 
     def _attempt(
         self, cur: _Point, interp: _Interp, step: float, tau_new: float
@@ -988,6 +1091,12 @@ def _vandermonde(s: Array) -> tuple[Array, Array, float]:
     V = (s[:, None] / scale) ** np.arange(1, q + 1)[None, :]
     V1inv = np.linalg.inv(V[: q - 1, : q - 1]) if q > 1 else np.zeros((0, 0))
     return np.linalg.inv(V), V1inv, scale
+
+
+def _rebuild_cost(n: int, p: int) -> float:
+    """What a kernel and its eigendecomposition cost, in accepted steps (module docstring,
+    "Kernel reuse"): (n / _KERNEL_N + _EIG_N2_P n^2 / p) products over _STEP_PRODUCTS."""
+    return (n / _KERNEL_N + _EIG_N2_P * n * n / max(p, 1)) / _STEP_PRODUCTS
 
 
 def _factor(err: float, q: int) -> float:
