@@ -87,7 +87,7 @@ where the explicit part, of stiffness h ||L_k - L_b||, limits them. So it is pai
 the steps it saves are worth it, by a deterministic cost model (no clock: results must be
 reproducible) in units of JVP/VJP products, R = (n / 80 + 0.5 n^2 / p) / 14 accepted steps
 (:func:`_rebuild_cost`; measured on ``wide_tanh.toml`` at n = 1600, p = 22,000, one BLAS thread:
-a product 13 ms, the kernel 0.27 s = n / 80 products, the eigendecomposition 0.74 s =
+a product 13 ms, the kernel 0.27 s = n / 80 products, the eigendecomposition ~0.8 s =
 0.5 n^2 / p products, an accepted step one model evaluation (50 ms, ~4 products) and ~10
 products). R is 0.6 at n = 400, 1.7 at n = 800, 5.2 at n = 1600. The basis is rebuilt
 
@@ -107,9 +107,9 @@ first accepted point of a basis and wherever its prediction exceeds half the lim
 it is predicted, with no product, from the last measurement scaled with ||d_k - d_b|| (L_w -
 L_b is linear in w - w_b to first order). The rounding floor's probe (one JVP,
 :func:`residual_floor`) is taken at every 8th model evaluation and carried between: it moves
-with J_w and w, which change little over a few steps. The eigendecomposition is LAPACK's
-divide and conquer through scipy (``driver="evd"``; 0.74 s against numpy's ``eigh`` 0.96 s
-at n = 1600).
+with J_w and w, which change little over a few steps. The eigendecomposition stays numpy's
+``eigh``: scipy's ``eigh(driver="evd")`` (the same LAPACK algorithm through scipy's BLAS) took
+1.04 CPU-s against numpy's 0.95 at n = 1600 (0.199 against 0.208 at n = 1000, one thread).
 
 Measured (``benchmarks/bench_integrator.py``, tanh, n = 10, width 200, cond(K0) = 4014, rtol
 1e-6): 260 to 670 model evaluations where RK45 needs 84,000 to 89,000 at the same final loss.
@@ -696,11 +696,8 @@ class _Steps:
         """The eigenbasis of the kernel at ``cur`` (one kernel, one eigendecomposition)."""
         if self.basis is None or self.basis.lin is not cur.lin:
             K = cur.lin.kernel()
-            S = K + K.T  # a new array (the model may keep K): symmetrized in place
-            S *= 0.5
-            lam, Q = sym_eig(S, driver="evd", overwrite=True)
-            lam = np.maximum(lam, 0.0)
-            self.basis = _Basis(cur.tau, cur.lin, lam, Q, self.n_kernels, cur.d)
+            lam, Q = sym_eig(0.5 * (K + K.T))
+            self.basis = _Basis(cur.tau, cur.lin, np.maximum(lam, 0.0), Q, self.n_kernels, cur.d)
             self.n_kernels += 1
             self._stale_rejects = 0
         return self.basis

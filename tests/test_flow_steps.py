@@ -5,8 +5,8 @@
 * Where the loss nears its rounding floor, the step size is no longer held down by the error
   estimate's rounding noise: on the two-layer sample (alpha = 1e4 of its spec) the run takes one
   step per output time (the integrator before issue 9 took 358 for 200 times).
-* The products cached with the basis: at most 16 JVP/VJP products per attempted step with the
-  kernel kept (25 before issue 9).
+* The products cached with the basis: at most 12.5 JVP/VJP products per attempted step with the
+  kernel kept (25 before issue 9, 16 before the drift and the floor's probe were amortized).
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ def test_products_per_step_with_the_kernel_kept(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
     run = simulate(load_problem(SAMPLE), alpha=100.0, decay=5.0)
     assert run.success, run.message
-    # per attempt: F and the floor (2), the basis products of the new point (3), the trial
-    # step and its estimate (2 VJPs, 2 JVPs), the a-posteriori estimate (2), the drift (4)
-    assert run.n_products <= 16 * (run.n_steps + run.n_rejected), run.n_products
+    # per attempt: F (1) and the floor's probe (1 at every 8th evaluation), the basis products
+    # of the new point (3), the trial step and its estimate (2 VJPs, 2 JVPs), the a-posteriori
+    # estimate (2), the drift (4 at every 4th accepted point, and where it nears its limit):
+    # about 11 (measured 12.0; 14.9 before the drift and the probe were amortized)
+    assert run.n_products <= 12.5 * (run.n_steps + run.n_rejected), run.n_products
