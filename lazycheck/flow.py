@@ -689,7 +689,6 @@ class _Steps:
     n_kernels: int
     _drift_vec: Array | None
     _drift_at: tuple[int, float, float] | None  # (basis serial, ||L_k - L_b||, ||d_k - d_b||)
-    _stale_rejects: int
     _drift_skipped: int  # accepted points since the drift was last measured
 
     def _rebase(self, cur: _Point) -> _Basis:
@@ -699,7 +698,6 @@ class _Steps:
             lam, Q = sym_eig(0.5 * (K + K.T))
             self.basis = _Basis(cur.tau, cur.lin, np.maximum(lam, 0.0), Q, self.n_kernels, cur.d)
             self.n_kernels += 1
-            self._stale_rejects = 0
         return self.basis
 
     def _prep(self, pt: _Point) -> None:
@@ -921,7 +919,6 @@ class _ExpAdams(_Steps):
         #: a rebuild's cost in accepted steps, and the drift limit (module docstring)
         self.rebuild_cost = _rebuild_cost(self.y.shape[0], self.w0.shape[0])
         self.drift_limit = _DRIFT_MAX * (1.0 + self.rebuild_cost)
-        self._stale_rejects = 0  # rejections on a basis from an earlier point since the rebuild
         self._drift_skipped = 0
         self._probe = 0.0  # the residual floor's probe term, computed every _PROBE_EVERY
 
@@ -1030,12 +1027,12 @@ class _ExpAdams(_Steps):
                     f"exp: step size collapsed at tau = {cur.tau:.6g} "
                     f"(t = {cur.tau / self.alpha**2:.6g}) after {rejects} rejections"
                 )
-            rebuild = self._rebuild_on_reject(cur, step, rejects)
-            if rebuild:  # a basis from an earlier point: rebuild it here and retry the step
+            stale = self.basis is not None and self.basis.lin is not cur.lin
+            if stale:  # a basis from an earlier point: rebuild it here and retry the step
                 self._rebase(cur)
             else:
                 h = step * min(_factor(err, interp.q), 0.9)
-            if interp.q > 0 or rebuild:
+            if interp.q > 0 or stale:
                 # restart at order 1: after a rejection the past may not extrapolate
                 # (a kink of a non-smooth model, a sudden change of the flow)
                 history = []
@@ -1045,22 +1042,6 @@ class _ExpAdams(_Steps):
         if land and step < h:  # a step shortened to land: keep the controller's size
             h_next = max(h_next, h)
         return new, history, h_next, land
-
-    def _rebuild_on_reject(self, cur: _Point, step: float, rejects: int) -> bool:
-        """After a rejected step on a basis from an earlier point: rebuild it here when the
-        step has already been retried smaller on it, when its drift over the step (as
-        predicted, no product) is large (> the drift limit), or when the attempts the basis
-        has wasted (its rejections) have cost what a rebuild costs; else retry smaller first
-        (module docstring)."""
-        b = self.basis
-        if b is None or b.lin is cur.lin:
-            return False
-        self._stale_rejects += 1
-        return (
-            rejects > 1
-            or self._stale_rejects >= self.rebuild_cost
-            or step * self._drift_pred(cur) > self.drift_limit
-        )
 
     def _attempt(
         self, cur: _Point, interp: _Interp, step: float, tau_new: float
