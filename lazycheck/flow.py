@@ -89,27 +89,33 @@ reproducible) in units of JVP/VJP products, R = (n / 80 + 0.5 n^2 / p) / 14 acce
 (:func:`_rebuild_cost`; measured on ``wide_tanh.toml`` at n = 1600, p = 22,000, one BLAS thread:
 a product 13 ms, the kernel 0.27 s = n / 80 products, the eigendecomposition ~0.8 s =
 0.5 n^2 / p products, an accepted step one model evaluation (50 ms, ~4 products) and ~10
-products). R is 0.6 at n = 400, 1.7 at n = 800, 5.2 at n = 1600. The basis is rebuilt
+products). R is 0.6 at n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is rebuilt
 
 * at an accepted point when h ||L_k - L_b|| > (1 + R) / 4 (1/4 before: at n = 1600 that
   rebuilt it 357 times in 544 steps, 388 s of a 673 s run);
-* after a rejected step on an earlier point's basis, only when the step has already been
-  retried smaller on it (the second rejection at the point), when its predicted drift over
-  the step exceeds the limit above, or when the basis's rejections reach R (the attempts it
-  wasted then cost what a rebuild costs); otherwise the step is retried smaller on the same
-  basis. For R < 1 every such rejection rebuilds, as before: measured at n = 400 (R = 0.6),
-  retrying first took 446 steps, 73 rejected, where rebuilding takes 321 and 22: the
-  controller, shrinking h to what the drift allows, keeps h ||L_k - L_b|| below the limit.
+* after a rejected step on an earlier point's basis (then the step is retried on the new one
+  and the history dropped, as after any rejection). Retrying smaller on the stale basis first
+  was tried and measured worse, on ``wide_tanh.toml``: at n = 400, retrying first up to the
+  second rejection at a point took 446 steps with 73 rejected against 320 and 14; at n = 800,
+  retrying until the basis's rejections reach R took 1850 steps, 1596 rejected and 829
+  kernels against 416, 38 and 69 (the retry restarts at order 1, and exponential Euler on a
+  basis that is not the point's own integrates the drift at first order only); keeping the
+  history on the retry had not finished after 4.5 minutes where rebuilding took 112 s.
 
 ||L_k - L_b|| comes from a power iteration warm-started from the last direction (one step,
 four products: an estimate from below that tightens as it is repeated). It is measured at the
-first accepted point of a basis and wherever its prediction exceeds half the limit; elsewhere
-it is predicted, with no product, from the last measurement scaled with ||d_k - d_b|| (L_w -
-L_b is linear in w - w_b to first order). The rounding floor's probe (one JVP,
-:func:`residual_floor`) is taken at every 8th model evaluation and carried between: it moves
-with J_w and w, which change little over a few steps. The eigendecomposition stays numpy's
-``eigh``: scipy's ``eigh(driver="evd")`` (the same LAPACK algorithm through scipy's BLAS) took
-1.04 CPU-s against numpy's 0.95 at n = 1600 (0.199 against 0.208 at n = 1000, one thread).
+first accepted point of a basis, at every 4th accepted point (:data:`_DRIFT_EVERY`) and where
+its prediction exceeds a quarter of the limit; elsewhere it is predicted, with no product, from
+the last measurement scaled with ||d_k - d_b|| (L_w - L_b is linear in w - w_b to first
+order). Measuring only where the prediction neared the limit was tried: far from the lazy
+regime (``samples/deep_tanh.toml``, alpha = 1, the basis kept, R = 0) the estimate from one
+power step never converged, the basis was never rebuilt and the run took 20,211 steps where
+726 do.
+The rounding floor's probe (one JVP, :func:`residual_floor`) is taken at every 8th model
+evaluation and carried between: it moves with J_w and w, which change little over a few
+steps. The eigendecomposition stays numpy's ``eigh``: scipy's ``eigh(driver="evd")`` (the
+same LAPACK algorithm through scipy's BLAS) took 1.04 CPU-s against numpy's 0.95 at
+n = 1600 (0.199 against 0.208 at n = 1000, one thread).
 
 Measured (``benchmarks/bench_integrator.py``, tanh, n = 10, width 200, cond(K0) = 4014, rtol
 1e-6): 260 to 670 model evaluations where RK45 needs 84,000 to 89,000 at the same final loss.
