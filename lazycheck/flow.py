@@ -204,6 +204,9 @@ _NOISE = 16.0  # rounding floor, in units of the estimated rounding of r and w
 #: cost of a rebuild in accepted steps (:func:`_rebuild_cost`): the part of the linear term it
 #: misses is integrated explicitly, which needs it small over a step
 _DRIFT_MAX = 0.25
+#: the drift limit never exceeds this, whatever a rebuild costs: beyond it steps are rejected
+#: (and a rejected step on an earlier point's basis rebuilds it anyway)
+_DRIFT_LIMIT_MAX = 0.5
 #: the cost model of a rebuild (module docstring, "Kernel reuse"), in JVP/VJP products: the
 #: kernel about n / _KERNEL_N products, its eigendecomposition _EIG_N2_P n^2 / p, an accepted
 #: step _STEP_PRODUCTS (one model evaluation and the products of a step)
@@ -924,7 +927,7 @@ class _ExpAdams(_Steps):
         self._drift_at: tuple[int, float, float] | None = None
         #: a rebuild's cost in accepted steps, and the drift limit (module docstring)
         self.rebuild_cost = _rebuild_cost(self.y.shape[0], self.w0.shape[0])
-        self.drift_limit = _DRIFT_MAX * (1.0 + self.rebuild_cost)
+        self.drift_limit = min(_DRIFT_MAX * (1.0 + self.rebuild_cost), _DRIFT_LIMIT_MAX)
         self._drift_skipped = 0
         self._probe = 0.0  # the residual floor's probe term, computed every _PROBE_EVERY
 
