@@ -206,8 +206,8 @@ def test_costly_rebuilds_keep_the_error_control(
     # the cost-aware rebuild rule (issue 9) only decides when the basis is rebuilt, never
     # whether a step is accurate. Far from the lazy regime (alpha = 1) with a low drift limit
     # (1/50) the basis is rebuilt several times at no cost; priced at 50 steps (the limit then
-    # 1.02) it serves the whole run, the drift integrated explicitly, with the same C * rtol
-    # agreement with the tight reference
+    # 1/2, its cap) it serves the whole run, the drift integrated explicitly, with the same
+    # C * rtol agreement with the tight reference
     from lazycheck import flow as flow_module
 
     kernels: list[float] = []
