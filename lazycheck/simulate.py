@@ -16,8 +16,9 @@ At each grid time: the two losses, the Theorem 2 bound L0 exp(-alpha^2 sigma_min
 displacements ||w(t) - w0|| and ||u(t) - u0||, the gap ||alpha f(w(t)) - alpha f0(u(t))||, and
 the extreme singular values of J_{w(t)}: below n = 256 from the eigenvalues of its kernel,
 formed at each time (O(n^2 p)); from n = 256 on matrix-free (:mod:`lazycheck.kernel_extremes`: a
-few products J_w (J_w^T v) per time, modelled on K0's eigendecomposition, to a relative error of
-about 1e-12 that the result reports in ``sigma_path``). At ``checkpoints``
+few products J_w (J_w^T v) per time, modelled on K0's eigendecomposition, each value with an
+error estimate, reported in ``sigma_path``: at most the rounding floor 64 eps lambda_max(K) that
+bounds a dense eigensolver's too). At ``checkpoints``
 log-spaced grid times: ||J_{w(t)} - J0|| (operator norm, from the difference kernel; from n = 256
 on by Lanczos, matrix-free, to residual 1e-6: a value attained by a unit vector).
 
@@ -185,8 +186,8 @@ class SimulationResult(Displayable):
     #: ||alpha f(w(t)) - alpha f_lin(w(t))|| on the grid, f_lin(w) = f(w0) + J0 (w - w0): the
     #: linearization evaluated along the nonlinear path (lazycheck sweep's ``lin_gap``)
     lin_gap: Array = dataclasses.field(default_factory=lambda: np.empty(0))
-    #: how sigma_min_t and sigma_max_t were computed: from the kernel formed at each time, or
-    #: matrix-free (:mod:`lazycheck.kernel_extremes`, from n = 256 on) with its error estimate
+    #: how sigma_min_t, sigma_max_t and jdiff were computed: from kernels formed at each time,
+    #: or matrix-free (:mod:`lazycheck.kernel_extremes`, from n = 256 on) with the error estimate
     sigma_path: str = ""
 
     # ------------------------------------------------------------------ derived numbers
