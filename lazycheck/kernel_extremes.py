@@ -41,6 +41,7 @@ dense eigensolver along flows near and far from the lazy regime).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -132,11 +133,13 @@ class KernelExtremes:
 
     # ------------------------------------------------------------------ helpers
 
-    def _refine(self, kv: object, end: End) -> tuple[float, float, Array, int] | None:
+    def _refine(
+        self, kv: Callable[[Array], Array], end: End
+    ) -> tuple[float, float, Array, int] | None:
         """Davidson-Olsen for one end: (theta, error estimate, Ritz vector, products), or
         None when ``max_pairs`` products did not converge."""
         x = self._start[end] / np.linalg.norm(self._start[end])
-        V, AV = x[:, None], kv(x)[:, None]  # type: ignore[operator]
+        V, AV = x[:, None], kv(x)[:, None]
         floor = _FLOOR * _EPS * float(self.lam[-1])
         for pairs in range(1, self.max_pairs + 1):
             theta, x, Ax = _ritz(V, AV, end)
@@ -151,7 +154,7 @@ class KernelExtremes:
             if t is None:  # the search space cannot grow: take the value as it stands
                 return theta, rho + floor, x, pairs
             V = np.column_stack([V, t])
-            AV = np.column_stack([AV, kv(t)])  # type: ignore[operator]
+            AV = np.column_stack([AV, kv(t)])
         return None
 
     def _gap(self, theta: float, end: End) -> float:
