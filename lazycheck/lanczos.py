@@ -1,5 +1,5 @@
-"""The top eigenpair of a symmetric positive semi-definite operator by Lanczos, stopping as
-soon as it has converged.
+"""The top eigenpair of a symmetric operator by Lanczos (the largest eigenvalue, or the one of
+largest magnitude), stopping as soon as it has converged.
 
 ARPACK (``scipy.sparse.linalg.eigsh``) builds its whole basis of ``ncv`` vectors before it
 tests convergence, so a warm start from a nearly right vector still costs ``ncv + 1`` products.
@@ -39,14 +39,21 @@ class RitzPair:
 
 
 def top_eigenpair(
-    matvec: Callable[[Array], Array], v0: Array, tol: float, maxiter: int | None = None
+    matvec: Callable[[Array], Array],
+    v0: Array,
+    tol: float,
+    maxiter: int | None = None,
+    which: str = "LA",
 ) -> RitzPair:
-    """The largest eigenvalue of the symmetric operator ``matvec`` (n x n) and its vector.
+    """The largest eigenvalue of the symmetric operator ``matvec`` (n x n) and its vector;
+    with ``which="LM"`` the eigenvalue of largest magnitude (of either sign) instead.
 
     Starts from ``v0`` (any non-zero vector) and stops when the residual is at most
-    ``tol * theta``, after ``maxiter`` products (default ``min(n, 60)``), or when the Krylov
+    ``tol * |theta|``, after ``maxiter`` products (default ``min(n, 60)``), or when the Krylov
     space is invariant (then the pair is exact to rounding).
     """
+    if which not in ("LA", "LM"):
+        raise ValueError(f"which must be 'LA' or 'LM', got {which!r}")
     n = int(v0.shape[0])
     limit = min(n, 60) if maxiter is None else max(1, min(int(maxiter), n))
     q = np.asarray(v0, dtype=np.float64) / float(np.linalg.norm(v0))
@@ -62,7 +69,7 @@ def top_eigenpair(
         for _ in range(2):  # full reorthogonalization, twice
             w -= basis.T @ (basis @ w)
         b = float(np.linalg.norm(w))
-        theta, s = _top_of_tridiagonal(alphas, betas)
+        theta, s = _top_of_tridiagonal(alphas, betas, which)
         res = b * abs(float(s[-1]))
         scale = max(abs(theta), float(np.max(np.abs(alphas))), 1e-300)
         if res <= tol * abs(theta) or b <= 1e-14 * scale:
@@ -73,15 +80,20 @@ def top_eigenpair(
     return RitzPair(theta, _ritz_vector(Q[:limit], s), res, limit, False)
 
 
-def _top_of_tridiagonal(alphas: list[float], betas: list[float]) -> tuple[float, Array]:
+def _top_of_tridiagonal(
+    alphas: list[float], betas: list[float], which: str = "LA"
+) -> tuple[float, Array]:
     from scipy.linalg import eigh_tridiagonal
 
     k = len(alphas)
     if k == 1:
         return alphas[0], np.ones(1)
-    vals, vecs = eigh_tridiagonal(
-        np.asarray(alphas), np.asarray(betas[: k - 1]), select="i", select_range=(k - 1, k - 1)
-    )
+    d, e = np.asarray(alphas), np.asarray(betas[: k - 1])
+    if which == "LM":  # both ends (k is small), the larger in magnitude
+        vals, vecs = eigh_tridiagonal(d, e)
+        i = int(np.argmax(np.abs(vals)))
+        return float(vals[i]), vecs[:, i]
+    vals, vecs = eigh_tridiagonal(d, e, select="i", select_range=(k - 1, k - 1))
     return float(vals[0]), vecs[:, 0]
 
 

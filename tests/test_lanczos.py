@@ -71,3 +71,19 @@ def test_budget_exhausted_is_reported() -> None:
     # still a Rayleigh quotient of a unit vector: a lower bound of lambda_max
     assert pair.value <= np.linalg.eigvalsh(A)[-1] + 1e-12
     assert math.isfinite(pair.residual)
+
+
+@pytest.mark.parametrize("top", [-2.0, 2.0])
+def test_largest_magnitude_of_either_sign(top: float) -> None:
+    n = 150
+    lam = np.random.default_rng(6).uniform(-1, 1, n)
+    lam[0] = top  # the end of largest magnitude, with a gap of 1 to the rest
+    A = _psd(n, lam, seed=7)
+    pair = top_eigenpair(lambda v: A @ v, np.ones(n), 1e-10, which="LM")
+    assert pair.converged
+    assert pair.value == pytest.approx(top, rel=1e-12)
+    assert np.linalg.norm(A @ pair.vector - pair.value * pair.vector) <= 2e-10 * abs(top)
+    largest = top_eigenpair(lambda v: A @ v, np.ones(n), 1e-10)  # "LA": the top of the line
+    assert abs(largest.value - max(top, float(lam[1:].max()))) <= largest.residual + 1e-13
+    with pytest.raises(ValueError, match="which"):
+        top_eigenpair(lambda v: A @ v, np.ones(n), 1e-10, which="SA")

@@ -1,12 +1,11 @@
 """Sampled lower bounds on beta(R): the largest ratio ||J_w - J_0|| / ||w - w0|| found.
 
 The search (measured on every sample and the scaling benchmark's specs, see the README's
-"Benchmarks"): a higher-order power iteration for the worst direction of the derivative of J at
-w0, a radius scan along it, then projected gradient ascent on the ratio. Random directions
+"Benchmarks"): the worst direction of the derivative of J at w0 (an alternating Lanczos search,
+below), a radius scan along it, then projected gradient ascent on the ratio. Random directions
 never raised the final value on any of them, so they are drawn only when the scan along the
-power iteration's direction finds nothing (``samples`` of them, as starting points for the
-ascent). A lower bound of
-the true constant: an alpha computed from it is optimistic (theory-notes fact 4).
+worst direction finds nothing (``samples`` of them, as starting points for the ascent). A lower
+bound of the true constant: an alpha computed from it is optimistic (theory-notes fact 4).
 
 Every recorded ratio is a value attained at a recorded point, computed one of two ways:
 
@@ -20,13 +19,36 @@ Every recorded ratio is a value attained at a recorded point, computed one of tw
   unit Ritz vector x: attained by x, so a true lower bound of ||J_w - J_0|| whatever the
   convergence.
 
-The power iteration uses that max over unit h of ||dJ[h]|| equals max over unit a, h of
-sum_i a_i h^T H_i h (H_i the Hessian of f(x_i, .), symmetric): it alternates the top singular
-pair (a, b) of dJ[h] (by central differences at w0 +/- eps h; by Lanczos to the loose
-:data:`STEER_TOL` on the large-n route, warm-started) and h <- H(a) b (central differences of
-a VJP at w0 +/- eps b). The ascent stops when an iteration raises the ratio by less than
-:data:`ASCENT_TOL`. (SS-HOPM, a <- (h^T H_i h)_i without a singular value problem, was tried:
-cheaper per step, but it settled on directions 6-16% worse on two samples.)
+The worst direction: max over unit h of ||dJ[h]|| equals max over unit a, h of
+sum_i a_i h^T H_i h (H_i the Hessian of f(x_i, .), symmetric), i.e. max over unit a of the
+largest |eigenvalue| of H(a) = sum_i a_i H_i. The search alternates a <- the top left singular
+vector of dJ[h] (by central differences at w0 +/- eps h; by Lanczos to the loose
+:data:`STEER_TOL` on the large-n route, warm-started) and h <- the eigenvector of H(a) of
+largest magnitude, by Lanczos (:func:`lazycheck.lanczos.top_eigenpair`, ``which="LM"``) on
+Hessian-vector products (central differences of a VJP at w0 +/- eps v), started from h. Until
+issue 9 the h-step was one power step, h <- H(a) b with b the right singular vector, which
+never converged in its 30 iterations on a wide network (the power method on H(a)^2, whose top
+eigenvalues cluster), and the ascent had to climb the rest. Measured on ``wide_tanh.toml``
+(width 2000, one BLAS thread; model evaluations counted, the final beta after the ascent):
+
+======  ==================================  ==================================
+n       power iteration (before)            alternating Lanczos (now)
+======  ==================================  ==================================
+100     171 evaluations, beta 0.029758      102 evaluations, beta 0.030229
+400     169 evaluations, beta 0.052692      91 evaluations, beta 0.052700
+1600    146 evaluations, beta 0.096649      105 evaluations, beta 0.096759
+======  ==================================  ==================================
+
+(4.99 s -> 2.03 s at n = 400 with the machine loaded.) On the samples the alternation alone
+ended in a lower local maximum on one of eight (``two_layer_tanh``: 0.0985 against 0.1049),
+and higher on ``uncentered`` (1.863 against 1.677); so where J is small
+(n p <= :data:`BOTH_SEARCHES_MAX_NP`, milliseconds) the power iteration runs as well from the
+same start and the better direction is kept: every sample's beta is then the old one or
+higher, but for ``numpy_model`` at -4e-5 relative (0.1052097 against 0.1052136: where the
+ascent stopped).
+The ascent stops when an iteration raises the ratio by less than :data:`ASCENT_TOL`. (SS-HOPM,
+a <- (h^T H_i h)_i without a singular value problem, was tried: cheaper per step, but it
+settled on directions 6-16% worse on two samples.)
 """
 
 from __future__ import annotations
@@ -48,14 +70,21 @@ Array = np.ndarray
 #: about the tolerance squared where the top eigenvalue is separated, and the value recorded is
 #: attained whatever the convergence (module docstring)
 LANCZOS_TOL = 1e-6
-#: the power iteration stops when its value changes by less than this (relative)
+#: the worst-direction searches stop when their value changes by less than this (relative)
 POWER_TOL = 1e-4
-#: Lanczos tolerance of the singular pair that steers the power iteration (its direction
+#: Lanczos tolerance of the singular pair that steers the searches (their direction
 #: only: the values recorded as ratios are computed to :data:`LANCZOS_TOL`)
 STEER_TOL = 1e-3
 #: the ascent stops when an iteration raises the ratio by less than this (relative); measured
 #: on wide_tanh at n = 400, the 20 iterations past that point added 1.5e-4 together
 ASCENT_TOL = 1e-4
+#: the alternating search's Lanczos on sum_i a_i H_i: residual tolerance (relative) and the
+#: most Hessian-vector products per alternation (each two model evaluations)
+HESSIAN_LANCZOS_TOL = 1e-2
+HESSIAN_LANCZOS_MAX = 40
+#: up to this many Jacobian entries n p the power iteration runs too (it costs milliseconds
+#: there), and the better direction is kept: on one sample of eight it found a better one
+BOTH_SEARCHES_MAX_NP = 1_000_000
 #: the radius scan along the worst direction, as fractions of R, both signs
 SCAN_FRACTIONS = (0.01, 0.1, 0.3, 1.0)
 #: above this n the norms are computed by Lanczos (the dense route costs n^2 (width) + n^3 a
@@ -272,12 +301,62 @@ class _BetaSearch:
     def worst_direction(
         self, iterations: int, report: Callable[[float], None]
     ) -> tuple[Array, float, int, bool]:
+        """A unit h with large ||dJ_{w0}[h]||, and that value: the alternating Lanczos search
+        (:meth:`_alternate`) and, for a small J (n p <= :data:`BOTH_SEARCHES_MAX_NP`), the
+        power iteration (:meth:`_power`) as well, both from the same random start; the better
+        of the two is kept (module docstring)."""
+        h0 = self.rng.standard_normal(self.w0.size)
+        h0 /= np.linalg.norm(h0)
+        h, val, its, conv = self._alternate(h0, iterations, report)
+        if self.lin0.f.shape[0] * self.w0.size <= BOTH_SEARCHES_MAX_NP:
+            hp, vp, itp, convp = self._power(h0, iterations, report)
+            its += itp
+            if vp > val:
+                h, val, conv = hp, vp, convp
+        return h, val, its, conv
+
+    def _alternate(
+        self, h: Array, iterations: int, report: Callable[[float], None]
+    ) -> tuple[Array, float, int, bool]:
+        """max over unit a, h of sum_i a_i h^T H_i h by alternation: a <- the top left
+        singular vector of dJ[h] (central differences at w0 +/- eps h, to :data:`STEER_TOL`),
+        then h <- the eigenvector of sum_i a_i H_i of largest magnitude by Lanczos on
+        Hessian-vector products (:meth:`_hvp`), started from h, to
+        :data:`HESSIAN_LANCZOS_TOL`. Stops when ||dJ[h]|| changes by less than
+        :data:`POWER_TOL`; returns the last h measured and its ||dJ[h]||."""
+        from lazycheck.lanczos import top_eigenpair
+
+        val = 0.0
+        for k in range(1, iterations + 1):
+            lp = self.model.linearize(self.w0 + self.eps * h, self.X)
+            lm = self.model.linearize(self.w0 - self.eps * h, self.X)
+            new, a = self.norm.top_pair(lp, lm, tol=STEER_TOL)
+            new /= 2 * self.eps
+            report(0.3 * k / iterations)
+            if new == 0 or abs(new - val) <= POWER_TOL * new:
+                return h, new, k, True
+            val = new
+            if k == iterations:
+                break
+            pair = top_eigenpair(
+                lambda v, a=a: self._hvp(a, v),
+                h,
+                HESSIAN_LANCZOS_TOL,
+                maxiter=HESSIAN_LANCZOS_MAX,
+                which="LM",
+            )
+            if pair.value == 0:
+                return h, val, k, True
+            h = pair.vector
+        return h, val, iterations, False
+
+    def _power(
+        self, h: Array, iterations: int, report: Callable[[float], None]
+    ) -> tuple[Array, float, int, bool]:
         """Alternating power iteration for max over unit h of ||dJ_{w0}[h]||: the top singular
         pair (a, b) of dJ[h] ~ (J(w0 + eps h) - J(w0 - eps h)) / 2 eps, then h <- H(a) b.
         The singular pair only steers the iteration: by Lanczos it is solved to the loose
         :data:`STEER_TOL`, warm-started from the previous iteration's vector."""
-        h = self.rng.standard_normal(self.w0.size)
-        h /= np.linalg.norm(h)
         val = 0.0
         for k in range(1, iterations + 1):
             lp = self.model.linearize(self.w0 + self.eps * h, self.X)
