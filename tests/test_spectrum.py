@@ -145,3 +145,102 @@ def test_svd_route_leaves_a_cached_jacobian_alone() -> None:
     ref = np.linalg.svd(before, compute_uv=False)
     assert sp.sigma_min == pytest.approx(ref[-1], rel=1e-12)
     assert sp.sigma_max == pytest.approx(ref[0], rel=1e-12)
+
+
+def _given(J: np.ndarray):
+    """A Linearization of a given J (kernel and products formed from it)."""
+    from lazycheck.models.base import Linearization
+
+    class Given(Linearization):
+        f = np.zeros(J.shape[0])
+
+        def jvp(self, v: np.ndarray) -> np.ndarray:
+            return J @ v
+
+        def vjp(self, r: np.ndarray) -> np.ndarray:
+            return J.T @ r
+
+        def jacobian(self) -> np.ndarray:
+            return J
+
+        def kernel(self) -> np.ndarray:
+            return J @ J.T
+
+        def cross_kernel(self, other: Linearization) -> np.ndarray:
+            return J @ other.jacobian().T
+
+    return Given()
+
+
+def _with_singular_values(s: np.ndarray, p: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((s.size, s.size)))[0]
+    V = np.linalg.qr(rng.standard_normal((p, s.size)))[0]
+    return (U * s) @ V.T
+
+
+@pytest.mark.parametrize("cond", [1e1, 1e3, 1e4])
+def test_refined_matches_the_svd_within_its_stated_accuracy(cond: float) -> None:
+    """The refined route (kernel eigenvectors, then ||J^T v||) against numpy's SVD of J up
+    to cond 1e4, where the kernel's own eigenvalues keep only 8 digits of sigma_min^2:
+    sigma_min to the svd's accuracy, never below the true one but for one product's
+    rounding (it is attained)."""
+    n, p = 80, 600
+    eps = np.finfo(float).eps
+    J = _with_singular_values(np.geomspace(1.0, 1.0 / cond, n), p)
+    ref = np.linalg.svd(J, compute_uv=False)
+    sp = jacobian_spectrum(_given(J), p)
+    assert sp.method == "refined" and sp.ok and sp.rank == n
+    assert abs(sp.sigma_min - ref[-1]) <= sp.sigma_min_abs_error
+    assert sp.sigma_min_abs_error <= 2 * max(n, p) * eps * ref[0]
+    assert sp.sigma_min >= ref[-1] - max(n, p) * eps * ref[0]
+    assert sp.sigma_min == pytest.approx(ref[-1], rel=64 * eps * cond)
+    assert sp.sigma_max == pytest.approx(ref[0], rel=1e-14)
+    kernel = jacobian_spectrum(_given(J), p, method="kernel")
+    if cond >= 1e4:  # squaring: the kernel's sigma_min is off by far more than refined's
+        assert abs(kernel.sigma_min - ref[-1]) > 100 * abs(sp.sigma_min - ref[-1])
+
+
+def test_refined_beyond_its_reach_hands_over() -> None:
+    """cond 1e5: the enclosure, of width ~ ((n + p) eps)^2 cond^3 sigma_max, is wider than
+    twice the svd's accuracy, so auto takes the svd; an explicit refined states it. cond 1e7:
+    lambda_min is below the rounding floor (n + p) eps lambda_max, so no enclosure is
+    certified: an explicit refined hands over to the kernel, whose stated accuracy then says
+    how little it knows."""
+    n, p = 80, 600
+    J = _with_singular_values(np.geomspace(1.0, 1e-5, n), p)
+    ref = np.linalg.svd(J, compute_uv=False)
+    assert jacobian_spectrum(_given(J), p).method == "svd"
+    sp = jacobian_spectrum(_given(J), p, method="refined")
+    assert sp.method == "refined" and abs(sp.sigma_min - ref[-1]) <= sp.sigma_min_abs_error
+    assert sp.sigma_min_abs_error <= 1e-5 * ref[-1]
+    J = _with_singular_values(np.geomspace(1.0, 1e-7, n), p)
+    ref = np.linalg.svd(J, compute_uv=False)
+    assert jacobian_spectrum(_given(J), p).method == "svd"
+    sp = jacobian_spectrum(_given(J), p, method="refined")
+    assert sp.method == "kernel" and abs(sp.sigma_min - ref[-1]) <= sp.sigma_min_abs_error
+
+
+def test_refined_on_a_double_bottom_states_the_kernel_accuracy() -> None:
+    """lambda_1 = lambda_2: the Ritz value cannot be told from lambda_2, so no Kato-Temple;
+    the enclosure falls back to eigh's lambda_1 minus its rounding, and auto keeps the svd
+    when that is worse than twice the svd's accuracy."""
+    n, p = 70, 400
+    s_true = np.r_[np.geomspace(1.0, 1e-3, n - 2), 1e-3, 1e-3]
+    J = _with_singular_values(s_true, p, seed=3)
+    ref = np.linalg.svd(J, compute_uv=False)
+    sp = jacobian_spectrum(_given(J), p, method="refined")
+    assert sp.method == "refined" and sp.ok
+    assert abs(sp.sigma_min - ref[-1]) <= sp.sigma_min_abs_error
+    assert sp.sigma_min >= ref[-1] - max(n, p) * np.finfo(float).eps * ref[0]
+    auto = jacobian_spectrum(_given(J), p)
+    sharp = sp.sigma_min_abs_error <= 2 * max(n, p) * np.finfo(float).eps * ref[0]
+    assert auto.method == ("refined" if sharp else "svd")
+
+
+def test_refined_leaves_the_rank_to_the_svd_near_deficiency() -> None:
+    n, p = 70, 300
+    J = _with_singular_values(np.r_[np.geomspace(1.0, 1e-2, n - 1), 1e-15], p, seed=4)
+    sp = jacobian_spectrum(_given(J), p)
+    assert sp.method == "svd" and sp.status == "rank_deficient" and sp.rank == n - 1
+    assert jacobian_spectrum(_given(J), p, method="refined").method == "kernel"
