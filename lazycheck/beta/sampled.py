@@ -25,21 +25,25 @@ largest |eigenvalue| of H(a) = sum_i a_i H_i. The search alternates a <- the top
 vector of dJ[h] (by central differences at w0 +/- eps h; by Lanczos to the loose
 :data:`STEER_TOL` on the large-n route, warm-started) and h <- the eigenvector of H(a) of
 largest magnitude, by Lanczos (:func:`lazycheck.lanczos.top_eigenpair`, ``which="LM"``) on
-Hessian-vector products (central differences of a VJP at w0 +/- eps v), started from h. Until
-issue 9 the h-step was one power step, h <- H(a) b with b the right singular vector, which
-never converged in its 30 iterations on a wide network (the power method on H(a)^2, whose top
-eigenvalues cluster), and the ascent had to climb the rest. Measured on ``wide_tanh.toml``
-(width 2000, one BLAS thread; model evaluations counted, the final beta after the ascent):
+Hessian-vector products, started from h. The products are exact where the model provides them
+(``Linearization.hvp``: the built-in MLP, :mod:`lazycheck.models.mlp_second`, about 3x
+cheaper than differencing on a wide network), else central differences of a VJP at
+w0 +/- eps v; the ascent's gradient uses them the same way. Until issue 9 the h-step was one
+power step, h <- H(a) b with b the right singular vector, which never converged in its 30
+iterations on a wide network (the power method on H(a)^2, whose top eigenvalues cluster), and
+the ascent had to climb the rest. Measured on ``wide_tanh.toml`` (width 2000, one BLAS
+thread; forward/backward passes counted, the final beta after the ascent):
 
-======  ==================================  ==================================
-n       power iteration (before)            alternating Lanczos (now)
-======  ==================================  ==================================
-100     171 evaluations, beta 0.029758      102 evaluations, beta 0.030229
-400     169 evaluations, beta 0.052692      91 evaluations, beta 0.052700
-1600    146 evaluations, beta 0.096649      105 evaluations, beta 0.096759
-======  ==================================  ==================================
+======  ===========================  ===========================  =======================
+n       power iteration (before)     alternating Lanczos          and exact products
+======  ===========================  ===========================  =======================
+100     171 passes, beta 0.029758    102 passes, beta 0.030229    26 passes, same beta
+400     169 passes, beta 0.052692    91 passes, beta 0.052700     27 passes, same beta
+1600    146 passes, beta 0.096649    105 passes, beta 0.096759    33 passes, same beta
+======  ===========================  ===========================  =======================
 
-(4.99 s -> 2.03 s at n = 400 with the machine loaded.) On the samples the alternation alone
+(4.99 s -> 2.03 s at n = 400 for the alternation, the machine loaded; wall times with the exact
+products are in the README's benchmarks.) On the samples the alternation alone
 ended in a lower local maximum on one of eight (``two_layer_tanh``: 0.0985 against 0.1049),
 and higher on ``uncentered`` (1.863 against 1.677); so where J is small
 (n p <= :data:`BOTH_SEARCHES_MAX_NP`, milliseconds) the power iteration runs as well from the
@@ -379,7 +383,11 @@ class _BetaSearch:
         return h, val, iterations, False
 
     def _hvp(self, a: Array, b: Array) -> Array:
-        """sum_i a_i H_i b by central differences of J^T a."""
+        """sum_i a_i H_i b at w0: exact where the model provides it (the built-in MLP), else
+        by central differences of J^T a."""
+        exact = self.lin0.hvp(a, b)
+        if exact is not None:
+            return exact
         gp = self.model.linearize(self.w0 + self.eps * b, self.X).vjp(a)
         gm = self.model.linearize(self.w0 - self.eps * b, self.X).vjp(a)
         return (gp - gm) / (2 * self.eps)
@@ -446,9 +454,11 @@ class _BetaSearch:
         if sig == 0 or a is None:
             return None
         b = (lin.vjp(a) - self.lin0.vjp(a)) / sig  # right singular vector of J_w - J_0
-        gp = self.model.linearize(self.w0 + d + self.eps * b, self.X).vjp(a)
-        gm = self.model.linearize(self.w0 + d - self.eps * b, self.X).vjp(a)
-        grad_sig = (gp - gm) / (2 * self.eps)
+        grad_sig = lin.hvp(a, b)  # sum_i a_i H_i(w) b: exact where the model provides it
+        if grad_sig is None:
+            gp = self.model.linearize(self.w0 + d + self.eps * b, self.X).vjp(a)
+            gm = self.model.linearize(self.w0 + d - self.eps * b, self.X).vjp(a)
+            grad_sig = (gp - gm) / (2 * self.eps)
         nd = float(np.linalg.norm(d))
         grad = grad_sig / nd - sig * d / nd**3
         gn = float(np.linalg.norm(grad))

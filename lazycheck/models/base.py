@@ -48,6 +48,12 @@ class Linearization(ABC):
     def cross_kernel(self, other: Linearization) -> Array:
         """J_w J_v^T where ``other`` is the linearization at v (same model, same X)."""
 
+    def hvp(self, a: Array, v: Array) -> Array | None:
+        """sum_i a_i H_i(w) v (H_i the Hessian of f(x_i, .) at w), i.e. the derivative of
+        J_w^T a along v, shape (p,); None (the default) where the model has no exact
+        second-order product: callers then difference the VJP."""
+        return None
+
     def difference_kernel(self, other: Linearization) -> Array:
         """(J_w - J_v)(J_w - J_v)^T. The default subtracts kernels; implementations override
         it with a form free of cancellation when J_w is close to J_v."""

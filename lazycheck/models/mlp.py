@@ -135,7 +135,8 @@ class MLP(Model):
                 slopes.append(slope)
             else:
                 f = z[:, 0].copy()
-        return _MLPLinearization(self, f, inputs, self._backward(params, slopes, X.shape[0]))
+        deltas = self._backward(params, slopes, X.shape[0])
+        return _MLPLinearization(self, f, inputs, deltas, params)
 
     def _backward(
         self, params: list[tuple[Array, Array | None]], slopes: list[Array], n: int
@@ -168,11 +169,45 @@ class MLP(Model):
 
 
 class _MLPLinearization(Linearization):
-    def __init__(self, model: MLP, f: Array, inputs: list[Array], deltas: list[Array]) -> None:
+    def __init__(
+        self,
+        model: MLP,
+        f: Array,
+        inputs: list[Array],
+        deltas: list[Array],
+        params: list[tuple[Array, Array | None]] | None = None,
+    ) -> None:
         self.model = model
         self.f = f
         self.inputs = inputs
         self.deltas = deltas
+        self.params = params if params is not None else []
+        self._second: tuple[list[Array], list[Array]] | None = None
+
+    def hvp(self, a: Array, v: Array) -> Array | None:
+        """sum_i a_i H_i(w) v exactly (:mod:`lazycheck.models.mlp_second`)."""
+        if not self.params or not self.model.smooth:
+            return None
+        from lazycheck.models.mlp_second import mlp_hvp
+
+        return mlp_hvp(self, a, v)
+
+    def second_order(self) -> tuple[list[Array], list[Array]]:
+        """(phi'(z_i), phi''(z_i)) of every hidden layer at w, computed on first use."""
+        if self._second is None:
+            act = self.model.activation
+            d1: list[Array] = []
+            d2: list[Array] = []
+            for i in range(self.model.depth):
+                layer, A, (W, b) = self.model.layers[i], self.inputs[i], self.params[i]
+                z = A @ W.T
+                z *= layer.c_w
+                if b is not None:
+                    z += layer.c_b * b
+                d1.append(act.d1(z))
+                d2.append(act.d2(z))
+            self._second = (d1, d2)
+        return self._second
 
     def jvp(self, v: Array) -> Array:
         """J v, layer by layer: sum over units of delta_ij (c a_i^T V_j + c_b vb_j), the

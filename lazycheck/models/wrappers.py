@@ -94,6 +94,9 @@ class _ShiftedLinearization(Linearization):
     def jacobian(self) -> Array:
         return self.inner.jacobian()
 
+    def hvp(self, a: Array, v: Array) -> Array | None:
+        return self.inner.hvp(a, v)  # the offset is constant: the same Hessians
+
     def kernel(self) -> Array:
         return self.inner.kernel()
 
@@ -126,6 +129,13 @@ class _SymmetricLinearization(Linearization):
 
     def jacobian(self) -> Array:
         return np.hstack([self.a.jacobian(), -self.b.jacobian()]) * _INV_SQRT2
+
+    def hvp(self, a: Array, v: Array) -> Array | None:
+        q = v.shape[0] // 2  # block-diagonal: each half's Hessians, with the output's sign
+        ha, hb = self.a.hvp(a, v[:q]), self.b.hvp(a, v[q:])
+        if ha is None or hb is None:
+            return None
+        return np.concatenate([ha, -hb]) * _INV_SQRT2
 
     def kernel(self) -> Array:
         return 0.5 * (self.a.kernel() + self.b.kernel())
