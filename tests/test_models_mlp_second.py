@@ -91,3 +91,11 @@ def test_one_hidden_layer_path_agrees_with_the_recursion(bias: bool) -> None:
     d1, d2 = lin.second_order()
     general = mlp_second._recursion(lin, a, model.unpack(v), d1, d2)
     assert np.linalg.norm(fused - general) <= 1e-13 * np.linalg.norm(general)
+
+
+def test_hvp_through_the_guard_of_user_models() -> None:
+    from lazycheck.models.guard import GuardedModel
+
+    model, X, w, a, v = _case((7,), seed=8)
+    guarded = GuardedModel(model, "net.py:make")
+    assert np.array_equal(guarded.linearize(w, X).hvp(a, v), model.linearize(w, X).hvp(a, v))

@@ -88,6 +88,9 @@ class _GuardedLinearization(Linearization):
     def jacobian(self) -> Array:
         return self.model._call("jacobian", self.inner.jacobian)
 
+    def hvp(self, a: Array, v: Array) -> Array | None:
+        return self.model._call("the Hessian-vector product", self.inner.hvp, a, v)
+
     def kernel(self) -> Array:
         return self.model._call("the kernel", self.inner.kernel)
 
