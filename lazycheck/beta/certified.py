@@ -199,7 +199,7 @@ def _refine_radius(bound: _RadiusBound, half: float, lo: float, hi: float) -> fl
     log R (R beta(R) is increasing and piecewise smooth, so it converges in a few evaluations
     where bisection needs about 33), then a check that the radius returned is above; plain
     bisection on log R takes over where that check fails."""
-    from scipy.optimize import brentq
+    from lazycheck.roots import brent_root
 
     def above(R: float) -> bool:
         return _above(bound, half, R)
@@ -214,7 +214,7 @@ def _refine_radius(bound: _RadiusBound, half: float, lo: float, hi: float) -> fl
         return min(R * b / half - 1.0, 1e300)
 
     if lo > 0 and hi > lo * (1 + 1e-10):
-        x = brentq(excess, math.log(lo), math.log(hi), xtol=_LOG_XTOL, rtol=4 * _EPS)
+        x = brent_root(excess, math.log(lo), math.log(hi), xtol=_LOG_XTOL, rtol=4 * _EPS)
         up, down = math.exp(x + 2 * _LOG_XTOL), math.exp(x - 2 * _LOG_XTOL)
         if lo < up < hi and above(up):
             hi = up

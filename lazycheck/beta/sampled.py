@@ -164,7 +164,7 @@ def critical_radius(
     Brent's method); inf if not reached. ``s_min``: a radius below which the norm is known to
     stay under the target (from a certified beta: beta R < target on the ball of radius R), where
     the scan starts instead. ``progress(fraction)``: the fraction of the grid scanned."""
-    from scipy.optimize import brentq
+    from lazycheck.roots import brent_root
 
     h = direction / np.linalg.norm(direction)
     norm = _JacobianNorm(model, X, lin0)
@@ -186,7 +186,7 @@ def critical_radius(
         if progress is not None:
             progress(i / grid.size)
         if gap(s) >= 0:
-            return float(brentq(gap, lo, s, xtol=1e-12 * s, rtol=1e-12))
+            return float(brent_root(gap, lo, s, xtol=1e-12 * s, rtol=1e-12))
         lo = s
     return math.inf
 
