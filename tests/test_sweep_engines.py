@@ -262,7 +262,7 @@ def _wait_for(what: str, condition: Callable[[], bool], timeout: float = 120.0) 
 
 @pytest.mark.slow
 def test_a_killed_client_leaves_no_plugin_and_the_profilers_restored(
-    cluster, tiny: Path, tmp_path: Path
+    cluster, tiny: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import distributed
 
@@ -298,6 +298,7 @@ def test_a_killed_client_leaves_no_plugin_and_the_profilers_restored(
             assert dumps(by_dask.to_dict()) == dumps(run_sweep(tiny, **kwargs, jobs=1).to_dict())
             assert all(s["profiling"] for s in client.run(_worker_state).values())
             assert _scheduler(client)["plugins"] == dasks_own
+            assert "Exception while handling op" not in caplog.text  # the scheduler's log
     finally:
         if proc.poll() is None:
             proc.kill()

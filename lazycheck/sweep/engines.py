@@ -233,13 +233,18 @@ def _warm_workers(client: Any) -> None:
     """Import what a run needs and cap BLAS at one thread on every current worker, in parallel,
     before the first task (a one-off ``client.run``: a worker that joins later imports on its
     first task); remove the worker plugin an earlier lazycheck registered for its sweeps if a
-    client that died left it on the scheduler (its teardown restarts the profilers)."""
+    client that died left it on the cluster (its teardown restarts the profilers)."""
     # a worker that cannot import lazycheck fails here: each of its tasks records why
     with contextlib.suppress(Exception):
-        client.run(_preload)
-    # the scheduler answers ValueError when there is none: the usual case
-    with contextlib.suppress(Exception):
-        client.unregister_worker_plugin(_PLUGIN_NAME)
+        left_over = any(client.run(_warm_worker).values())
+        if left_over:  # asked only then: the scheduler logs an error for a plugin it lacks
+            client.unregister_worker_plugin(_PLUGIN_NAME)
+
+
+def _warm_worker(dask_worker: Any) -> bool:
+    """On a Dask worker: :func:`_preload`; whether it runs an earlier lazycheck's plugin."""
+    _preload()
+    return _PLUGIN_NAME in getattr(dask_worker, "plugins", {})
 
 
 def _dask_task(spec: Spec, build: ProblemBuilder | None) -> dict[str, Any]:
@@ -328,9 +333,9 @@ def _sync_profiler(worker: Any) -> None:
                 callbacks[key].stop()
         elif state.running == 0 and state.stopped is not None:
             if getattr(worker.status, "name", "") in _LIVE:  # not on a closing worker
-                for key in state.stopped:
-                    if not callbacks[key].is_running():
-                        callbacks[key].start()
+                for pc in filter(None, map(callbacks.get, state.stopped)):
+                    if not pc.is_running():
+                        pc.start()
             state.stopped = None
 
 
