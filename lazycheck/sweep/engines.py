@@ -266,7 +266,8 @@ def _profiler_paused() -> Iterator[None]:
     it falls back to 0, so it never outlives the last running configuration, whoever submitted
     it, and a sweep whose client died leaves nothing behind (the scheduler cancels its queued
     tasks; the running ones end). Several tasks on one worker (threads) or concurrent sweeps
-    share the count. The stop and the restart run on the worker's event loop
+    share the count; the profiler is the worker's, so other tasks running there meanwhile go
+    unsampled too. The stop and the restart run on the worker's event loop
     (``loop.add_callback``, the thread-safe way in): tornado's ``PeriodicCallback`` is not
     thread-safe.
 
