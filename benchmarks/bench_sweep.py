@@ -50,11 +50,12 @@ Where the time goes in --jobs 2 (busy 92-94%): the fork server's start-up and im
 0.7 s, one core idle meanwhile) and the aggregates after the runs; at 14 s for 21 runs that
 keeps the speed-up below about 1.9x on this machine.
 With the pause moved into the configurations (nothing registered on the cluster, so a client
-that dies leaves no paused profiler behind), two rounds each at load 2.2-5.9 (other sessions
-busy: the wall times and the --jobs 2 speed-up, 0.78x-1.30x, say nothing): Dask / --jobs 2
-time 1.12 and CPU 0.90 before the change, 1.00 / 1.08 and 1.12 / 1.23 in two runs after it; the
-load-proof figure, the workers' event-loop CPU of a warm sweep, was 2.99x and 2.27x higher with
-the profiler left on (``profiler on`` row) than with the per-configuration pause.
+that dies leaves no paused profiler behind), measured at load 2.2-5.9 (other sessions busy: the
+wall times and the --jobs 2 speed-up, 0.78x-1.74x, say little), two rounds per run: Dask /
+--jobs 2 time and CPU 1.12 / 0.90 and 1.33 / 1.33 in two runs before the change, 1.00 / 1.08,
+1.12 / 1.23 and 1.29 / 1.12 in three runs after it. The load-proof figure, the workers'
+event-loop CPU in a warm sweep, was 1.6x to 4.3x higher with the profiler left on (``profiler
+on`` row) than with the per-configuration pause (2.99, 2.27, 1.64 and 4.33 in four rounds).
 """
 
 from __future__ import annotations
