@@ -9,16 +9,20 @@ The case: ``samples/two_layer_tanh.toml`` over 7 alphas (1e-2 to 1e4, log-spaced
   fork server importing lazycheck and scipy once) is inside the clock;
 * ``--dask (2 workers)``: a ``distributed.LocalCluster`` of two worker processes with one
   thread each on 127.0.0.1, started before the clock (a lab's cluster is already running);
-  the warm-up of its workers by lazycheck's worker plugin (imports, one BLAS thread) is inside
-  the clock, as the fork server's is for ``--jobs 2``;
+  the warm-up of its workers (``client.run``: imports, one BLAS thread) is inside the clock,
+  as the fork server's is for ``--jobs 2``;
 * ``--dask, warm workers``: the same sweep again on the same cluster, whose workers are warm
-  (as a lab's long-running cluster is after its first sweep): not a goal, for comparison.
+  (as a lab's long-running cluster is after its first sweep): not a goal, for comparison;
+* ``--dask, profiler on``: the same again with the tasks' pause of Dask's statistical
+  profiler switched off on the workers (the baseline of that pause, side by side).
 
 ``busy`` is the configurations' own time (the sum of the records' ``wall_time``) over wall time
 x workers: the share of the workers' time spent in runs (start-up, scheduling, the tail and
 the aggregates make the rest). ``CPU s`` is the CPU time of this process and all below it
 (workers, fork server; the LocalCluster's scheduler and nannies run in this process): the
 engine's own overhead shows there even when other sessions' load makes the wall times noisy.
+``loop s`` is the CPU time of the Dask workers' main threads, where their event loops run
+(the profiler's sampling, heartbeats, messages; the configurations run in other threads).
 
 Targets: ``--jobs 2`` at least 1.7x faster than ``--jobs 1`` on 2 cores; Dask within 20% of
 ``--jobs 2``. The JSON reports must be identical. The load average is printed before and
@@ -27,8 +31,9 @@ Linux's autogroup scheduler (``/proc/sys/kernel/sched_autogroup_enabled``) gives
 session one fair share of the CPUs: when other sessions keep the cores busy, two processes of
 this session get little more CPU than one, and the speed-up cannot show.
 
-Measured on the shared 2-core machine with the worker plugin (imports, one BLAS thread, the
-profiler paused) and the cost order, four runs at load 1.1-2.6 (other sessions running):
+Measured on the shared 2-core machine with the workers warmed and their profiler paused (then
+by a worker plugin for the whole sweep) and the cost order, four runs at load 1.1-2.6 (other
+sessions running):
 --jobs 1 30.7 s, 26.2 s, 25.2 s and 26.9 s; --jobs 2 14.0 s, 14.8 s, 13.8 s and 13.1 s (2.19x,
 1.76x, 1.82x, 2.06x; the first baseline was slowed by the load); Dask 14.6 s, 14.8 s, 16.7 s
 and 15.5 s, i.e. 1.04x, 0.99x, 1.20x and 1.18x the time of --jobs 2 and 1.06x, 1.00x, 1.07x
@@ -36,7 +41,7 @@ and 1.19x its CPU time (both goals held every time, Dask's with a margin in two 
 the JSON reports identical every time. Before the change, at load 3-5, Dask took 1.37x the CPU
 time of --jobs 2 (and 1.34x its wall time): each Dask worker's event-loop thread spent 2.2 s of
 CPU in a 29 s sweep, against 1.05 s in a 23 s sweep with the profiler disabled by
-configuration; with the plugin pausing it, 0.4 s per sweep on warm workers. What is left: the two
+configuration; with a plugin pausing it, 0.4 s per sweep on warm workers. What is left: the two
 Dask worker processes used 27-28 s of CPU per sweep, against 25-27 s for the whole --jobs 2
 tree (not explained: their sys time stayed under 2%, and dropping Dask's
 MALLOC_TRIM_THRESHOLD_ made no measurable difference), and the LocalCluster's scheduler and
@@ -44,6 +49,13 @@ nannies, in this process, used 0.8-1.8 s of CPU per sweep.
 Where the time goes in --jobs 2 (busy 92-94%): the fork server's start-up and imports (about
 0.7 s, one core idle meanwhile) and the aggregates after the runs; at 14 s for 21 runs that
 keeps the speed-up below about 1.9x on this machine.
+With the pause moved into the configurations (nothing registered on the cluster, so a client
+that dies leaves no paused profiler behind), measured at load 2.2-5.9 (other sessions busy: the
+wall times and the --jobs 2 speed-up, 0.78x-1.74x, say little), two rounds per run: Dask /
+--jobs 2 time and CPU 1.12 / 0.90 and 1.33 / 1.33 in two runs before the change, 1.00 / 1.08,
+1.12 / 1.23 and 1.29 / 1.12 in three runs after it. The load-proof figure, the workers'
+event-loop CPU in a warm sweep, was 1.6x to 4.3x higher with the profiler left on (``profiler
+on`` row) than with the per-configuration pause (2.99, 2.27, 1.64 and 4.33 in four rounds).
 """
 
 from __future__ import annotations
@@ -81,15 +93,16 @@ def main() -> None:
     rows = {label: min((r[label] for r in rounds), key=lambda t: t[0]) for label in rounds[0]}
     base = rows["--jobs 1"][0]
     print(
-        f"{'engine':<24} {'wall s':>8} {'speed-up':>9} {'CPU s':>7} {'busy':>5} {'failed':>6} "
-        f"{'same JSON':>9}  every round's wall s"
+        f"{'engine':<26} {'wall s':>8} {'speed-up':>9} {'CPU s':>7} {'loop s':>6} {'busy':>5} "
+        f"{'failed':>6} {'same JSON':>9}  every round's wall s"
     )
-    for label, (wall, cpu, _doc, failed, busy) in rows.items():
+    for label, (wall, cpu, _doc, failed, busy, loop) in rows.items():
         same = "yes" if all(r[label][2] == rounds[0]["--jobs 1"][2] for r in rounds) else "NO"
         walls = " ".join(f"{r[label][0]:.2f}" for r in rounds)
+        loops = "     -" if loop != loop else f"{loop:6.2f}"  # nan: not a Dask row
         print(
-            f"{label:<24} {wall:8.2f} {base / wall:9.2f} {cpu:7.1f} {busy:5.0%} {failed:6d} "
-            f"{same:>9}  {walls}"
+            f"{label:<26} {wall:8.2f} {base / wall:9.2f} {cpu:7.1f} {loops} {busy:5.0%} "
+            f"{failed:6d} {same:>9}  {walls}"
         )
     two, dask = rows["--jobs 2"], rows[_DASK]
     print(
@@ -97,9 +110,18 @@ def main() -> None:
         f"{dask[0] / two[0]:.2f} (goal <= 1.2), CPU {dask[1] / two[1]:.2f}; "
         f"load average {_load()}"
     )
+    if _DASK_ON in rows:  # every round's, not the best: the same round's two sweeps compared
+        ratios = " ".join(
+            f"{r[_DASK_ON][5] / r[_DASK_WARM][5]:.2f}/{r[_DASK_ON][1] / r[_DASK_WARM][1]:.2f}"
+            for r in rounds
+        )
+        print(f"warm Dask, profiler on / paused, workers' loop CPU / all CPU, by round: {ratios}")
 
 
-def _round(dumps) -> dict[str, tuple[float, float, str, int, float]]:
+Row = tuple[float, float, str, int, float, float]  # wall, CPU, JSON, failed, busy, loop CPU
+
+
+def _round(dumps) -> dict[str, Row]:
     """One round: --jobs 1, --jobs 2, then Dask (fresh cluster, then warm)."""
     from lazycheck.sweep import run_sweep
 
@@ -115,6 +137,7 @@ def _round(dumps) -> dict[str, tuple[float, float, str, int, float]]:
 
 _DASK = "--dask (2 workers)"
 _DASK_WARM = "--dask, warm workers"
+_DASK_ON = "--dask, profiler on"
 
 
 class _Clock:
@@ -160,36 +183,66 @@ class _Clock:
                 pass
 
 
-def _row(clock: _Clock, res, workers: int, dumps) -> tuple[float, float, str, int, float]:
-    """(wall, CPU, JSON, failed, busy): busy is the configurations' own time (each record's
-    ``wall_time``) over wall x workers, i.e. how much of the workers' time went to runs."""
+def _row(clock: _Clock, res, workers: int, dumps, loop: float = float("nan")) -> Row:
+    """(wall, CPU, JSON, failed, busy, loop): busy is the configurations' own time (each
+    record's ``wall_time``) over wall x workers, i.e. how much of the workers' time went to
+    runs; loop the Dask workers' event-loop CPU time (nan for the other engines)."""
     own = sum(r["record"].get("wall_time", 0.0) for r in res.runs)
-    return clock.wall, clock.cpu, dumps(res.to_dict()), res.failed, own / (clock.wall * workers)
+    busy = own / (clock.wall * workers)
+    return clock.wall, clock.cpu, dumps(res.to_dict()), res.failed, busy, loop
 
 
-def _dask(run_sweep, kwargs, dumps) -> dict[str, tuple[float, float, str, int, float]]:
-    """The sweep on a fresh LocalCluster (its workers warmed inside the clock), then again on
-    the same cluster (warmed already, as a lab's long-running cluster is after its first
-    sweep)."""
+def _dask(run_sweep, kwargs, dumps) -> dict[str, Row]:
+    """The sweep on a fresh LocalCluster (its workers warmed inside the clock), again on the
+    same cluster (warmed already, as a lab's long-running cluster is after its first sweep),
+    and once more with the tasks' pause of the profiler switched off on its workers."""
     try:
         import distributed
     except ImportError:
         print("--dask: skipped (pip install 'lazycheck[dask]')")
         nan = float("nan")
-        return {_DASK: (nan, nan, "", 0, nan)}
+        return {_DASK: (nan, nan, "", 0, nan, nan)}
     rows = {}
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
-        for label in (_DASK, _DASK_WARM):
-            with _Clock() as clock:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        for label in (_DASK, _DASK_WARM, _DASK_ON):
+            if label == _DASK_ON:
+                client.run(_profiler_left_on)
+            loop = _loop_cpu(pids)
+            with _Clock() as clock:  # the engine's own client, as from the command line
                 res = run_sweep(SPEC, **kwargs, dask=cluster.scheduler_address)
-            rows[label] = _row(clock, res, 2, dumps)
+            rows[label] = _row(clock, res, 2, dumps, _loop_cpu(pids) - loop)
     return rows
+
+
+def _profiler_left_on() -> None:
+    """On a Dask worker: the configurations no longer pause its profiler."""
+    import contextlib
+
+    from lazycheck.sweep import engines
+
+    engines._profiler_paused = contextlib.nullcontext
+
+
+def _loop_cpu(pids: list[int]) -> float:
+    """The CPU time of the main threads (the event loops) of the processes ``pids``."""
+    import psutil
+
+    spent = 0.0
+    for pid in pids:
+        spent += sum(
+            t.user_time + t.system_time for t in psutil.Process(pid).threads() if t.id == pid
+        )
+    return spent
 
 
 def _autogroup() -> str:

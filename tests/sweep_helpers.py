@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from lazycheck.data import load_data
 from lazycheck.models.mlp import MLP
 from lazycheck.models.wrappers import CenteredModel
@@ -59,3 +63,45 @@ def build_linear(spec: Spec) -> Problem:
     base = MLP(data.dim, (), "tanh", "ntk", False, 1.0, 1.0)
     w0 = base.init(rng_for(spec.seed, "init"))
     return Problem(spec, data.X, data.y, CenteredModel(base, w0), w0, "synthetic")
+
+
+@dataclass(frozen=True)
+class GatedBuild:
+    """A problem builder that holds a configuration on its worker: it marks its start with a file
+    ``started-*`` in ``directory``, waits until a file ``open`` appears there, then builds the
+    problem as usual (:func:`lazycheck.problem.make_problem`)."""
+
+    directory: str
+    timeout: float = 120.0
+
+    def __call__(self, spec: Spec) -> Problem:
+        import time
+        import uuid
+
+        from lazycheck.problem import make_problem
+
+        folder = Path(self.directory)
+        (folder / f"started-{uuid.uuid4().hex}").touch()
+        deadline = time.monotonic() + self.timeout
+        while not (folder / "open").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{folder / 'open'} never appeared")
+            time.sleep(0.01)
+        return make_problem(spec)
+
+
+def profiler_plugin(name: str = "lazycheck-sweep") -> Any:
+    """A worker plugin as an earlier lazycheck registered for a sweep: ``setup`` stops the
+    worker's profiler, ``teardown`` (on unregistering) starts it again."""
+    from distributed import WorkerPlugin
+
+    class ProfilerPause(WorkerPlugin):
+        def setup(self, worker: Any) -> None:
+            worker.periodic_callbacks["profile"].stop()
+
+        def teardown(self, worker: Any) -> None:
+            worker.periodic_callbacks["profile"].start()
+
+    plugin = ProfilerPause()
+    plugin.name = name
+    return plugin

@@ -14,11 +14,14 @@ on the engine: each configuration is a pure function of its spec.
   scipy) once, and every worker forks from it instead of importing them again.
 * :class:`DaskEngine` (``--dask ADDRESS``): the tasks are submitted to a Dask distributed
   scheduler; needs ``pip install 'lazycheck[dask]'``. Workers must see the same data files.
-  While a sweep runs, a worker plugin (workers that join meanwhile run it too) imports what a
-  run needs and caps BLAS at one thread on every worker before its first configuration, the
-  counterpart of the fork server's preload, and pauses Dask's statistical profiler on the
-  workers (it samples every task's stack 100 times a second; it took about 9% of the runs' CPU
-  time); unregistered at the end of the sweep, it restarts the profilers.
+  Before submitting, every current worker imports what a run needs and caps BLAS at one thread
+  (``client.run``: a one-off call, nothing stays registered), the counterpart of the fork
+  server's preload. Each worker's statistical profiler (it samples every running task's stack
+  100 times a second; it took about 9% of the runs' CPU time) is paused by the tasks
+  themselves, only while lazycheck configurations run on that worker
+  (:func:`_profiler_paused`), so nothing outlives the sweep even when its client dies: the
+  scheduler cancels the queued tasks when the client goes, and the last running one restores
+  the profiler when it ends.
 
 Both parallel engines hand out the configurations longest-expected first (:func:`by_cost`), so
 that the last ones to start are short and no worker idles long at the end while another
@@ -31,9 +34,12 @@ recorded as failed with the reason and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -67,11 +73,13 @@ _PRELOAD = [
     "threadpoolctl",
 ]
 OnDone = Callable[[int, dict[str, Any]], None]
+#: the worker plugin an earlier lazycheck registered for a sweep (removed if a dead client left it)
 _PLUGIN_NAME = "lazycheck-sweep"
-#: a Dask worker's statistical profiler (its sampling and its cycling), paused during a sweep
+#: a Dask worker's statistical profiler (its sampling and its cycling), paused while
+#: lazycheck configurations run on the worker
 _PROFILER = ("profile", "profile-cycle")
-_YEAR_MS = 365 * 86400 * 1000.0
-_plugin_cls: type | None = None
+#: worker statuses in which a restored profiler is restarted (not a closing or closed worker)
+_LIVE = frozenset({"running", "paused", "closing_gracefully"})
 
 
 class Engine:
@@ -151,7 +159,6 @@ class DaskEngine(Engine):
             for fut in distributed.as_completed(list(futures)):
                 on_done(futures[fut], _result(fut))
         finally:
-            _release_workers(client)
             if own:
                 client.close()
 
@@ -223,68 +230,114 @@ def _preload() -> None:
 
 
 def _warm_workers(client: Any) -> None:
-    """Register the worker plugin (:func:`_plugin_class`) on every worker, and on every worker
-    that joins while the sweep runs."""
-    import contextlib
-
-    # a worker that cannot import lazycheck fails the registration: each task records why
+    """Import what a run needs and cap BLAS at one thread on every current worker, in parallel,
+    before the first task (a one-off ``client.run``: a worker that joins later imports on its
+    first task); remove the worker plugin an earlier lazycheck registered for its sweeps if a
+    client that died left it on the cluster (its teardown restarts the profilers)."""
+    # a worker that cannot import lazycheck fails here: each of its tasks records why
     with contextlib.suppress(Exception):
-        client.register_plugin(_plugin_class()(), name=_PLUGIN_NAME)
+        left_over = any(client.run(_warm_worker).values())
+        if left_over:  # asked only then: the scheduler logs an error for a plugin it lacks
+            client.unregister_worker_plugin(_PLUGIN_NAME)
 
 
-def _release_workers(client: Any) -> None:
-    """Unregister the plugin: its teardown restarts each worker's profiler."""
-    import contextlib
-
-    with contextlib.suppress(Exception):  # a closed client or a lost worker: nothing to undo
-        client.unregister_worker_plugin(_PLUGIN_NAME)
-
-
-def _plugin_class() -> type:
-    """A ``distributed.WorkerPlugin`` for the sweep's workers (defined on first use:
-    distributed is imported only with ``--dask``). ``setup`` runs :func:`_preload` (imports
-    once per worker, in parallel, before the first task, as the fork server does for
-    ``--jobs``; one BLAS thread) and pauses the worker's statistical profiler, which samples
-    every running task's stack 100 times a second for the dashboard: measured on the two-layer
-    tanh sweep (21 runs, 2 workers), each worker's event-loop thread spent 2.2 s of CPU in a
-    29 s sweep with it (about 9% of the runs' own CPU time), 1.05 s in a 23 s sweep with it
-    disabled, 0.4 s in a 13-14 s sweep with it paused. ``teardown`` (when the sweep
-    unregisters the plugin) restarts it."""
-    global _plugin_cls
-    if _plugin_cls is None:
-        from distributed import WorkerPlugin
-
-        class LazycheckSweepPlugin(WorkerPlugin):
-            paused: dict[str, float] = {}  # noqa: RUF012 (replaced, never mutated)
-
-            def setup(self, worker: Any) -> None:
-                _preload()
-                # a period of a year: stopping would not do for a worker that joins now, whose
-                # periodic callbacks are started after its plugins (distributed itself sets
-                # the heartbeat's callback_time the same way)
-                callbacks = getattr(worker, "periodic_callbacks", {})
-                self.paused = {k: callbacks[k].callback_time for k in _PROFILER if k in callbacks}
-                for key in self.paused:
-                    callbacks[key].callback_time = _YEAR_MS
-
-            def teardown(self, worker: Any) -> None:
-                callbacks = getattr(worker, "periodic_callbacks", {})
-                for key, period in self.paused.items():
-                    pc = callbacks.get(key)
-                    if pc is not None:
-                        pc.callback_time = period
-                        if pc.is_running():  # reschedule now, not in a year
-                            pc.stop()
-                            pc.start()
-                self.paused = {}
-
-        _plugin_cls = LazycheckSweepPlugin
-    return _plugin_cls
+def _warm_worker(dask_worker: Any) -> bool:
+    """On a Dask worker: :func:`_preload`; whether it runs an earlier lazycheck's plugin."""
+    _preload()
+    return _PLUGIN_NAME in getattr(dask_worker, "plugins", {})
 
 
 def _dask_task(spec: Spec, build: ProblemBuilder | None) -> dict[str, Any]:
-    _init_worker()
-    return run_config(spec, build)
+    with _profiler_paused():
+        _init_worker()
+        return run_config(spec, build)
+
+
+@contextlib.contextmanager
+def _profiler_paused() -> Iterator[None]:
+    """Pause the Dask worker's statistical profiler while this task runs.
+
+    Why not a worker plugin registered for the sweep (what lazycheck did before): only the
+    client can unregister it, so a client that died mid-sweep (killed, connection lost) left
+    it on the scheduler and the profilers of a shared cluster paused for good, also on every
+    worker that joined later. A lease renewed by the client would need a timer on every worker
+    and a lease length to tune. Here the pause lives in the tasks: a per-worker count of the
+    running lazycheck tasks pauses the profiler when it goes from 0 to 1 and restores it when
+    it falls back to 0, so it never outlives the last running configuration, whoever submitted
+    it, and a sweep whose client died leaves nothing behind (the scheduler cancels its queued
+    tasks; the running ones end). Several tasks on one worker (threads) or concurrent sweeps
+    share the count; the profiler is the worker's, so other tasks running there meanwhile go
+    unsampled too. The stop and the restart run on the worker's event loop
+    (``loop.add_callback``, the thread-safe way in): tornado's ``PeriodicCallback`` is not
+    thread-safe.
+
+    Why pause it: it samples every running task's stack 100 times a second for the dashboard;
+    measured on the two-layer tanh sweep (21 runs, 2 workers), each worker's event-loop thread
+    spent 2.2 s of CPU in a 29 s sweep with it (about 9% of the runs' own CPU time), 1.05 s in
+    a 23 s sweep with it disabled. Outside a Dask worker (the task called directly) nothing is
+    paused."""
+    worker = _current_worker()
+    if worker is None:
+        yield
+        return
+    _count_task(worker, +1)
+    try:
+        yield
+    finally:
+        _count_task(worker, -1)
+
+
+@dataclass
+class _Pause:
+    running: int = 0  # lazycheck tasks running on the worker
+    stopped: tuple[str, ...] | None = None  # the profiler's callbacks stopped, None: not paused
+
+
+_PAUSE_LOCK = threading.Lock()
+_PAUSES: weakref.WeakKeyDictionary[Any, _Pause] = weakref.WeakKeyDictionary()
+
+
+def _current_worker() -> Any:
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker
+        return None
+
+
+def _count_task(worker: Any, step: int) -> None:
+    """Count a lazycheck task starting (+1) or ending (-1) on ``worker``; when the count goes
+    0 -> 1 or back to 0, bring the profiler in line on the worker's event loop."""
+    with _PAUSE_LOCK:
+        state = _PAUSES.setdefault(worker, _Pause())
+        state.running += step
+        changed = state.running == (1 if step > 0 else 0)
+    if changed:
+        with contextlib.suppress(RuntimeError):  # the worker's loop is closed: it is gone
+            worker.loop.add_callback(_sync_profiler, worker)
+
+
+def _sync_profiler(worker: Any) -> None:
+    """On the worker's event loop: stop the profiler's running callbacks while lazycheck tasks
+    run, start them again when none does (idempotent: the latest count decides)."""
+    callbacks = getattr(worker, "periodic_callbacks", {})
+    with _PAUSE_LOCK:
+        state = _PAUSES.get(worker)
+        if state is None:
+            return
+        if state.running > 0 and state.stopped is None:
+            state.stopped = tuple(
+                k for k in _PROFILER if k in callbacks and callbacks[k].is_running()
+            )
+            for key in state.stopped:
+                callbacks[key].stop()
+        elif state.running == 0 and state.stopped is not None:
+            if getattr(worker.status, "name", "") in _LIVE:  # not on a closing worker
+                for pc in filter(None, map(callbacks.get, state.stopped)):
+                    if not pc.is_running():
+                        pc.start()
+            state.stopped = None
 
 
 def _result(fut: Any) -> dict[str, Any]:
