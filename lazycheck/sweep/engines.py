@@ -69,7 +69,6 @@ _PRELOAD = [
     "lazycheck.verify",
     "lazycheck.simulate",
     "scipy.linalg",
-    "scipy.optimize",
     "threadpoolctl",
 ]
 OnDone = Callable[[int, dict[str, Any]], None]
