@@ -36,32 +36,59 @@ never forming J: phi_j(hL) v = v / j! - h J^T Q diag(phi_{j+1}(-h lambda)) Q^T (
 step costs one VJP; a step costs one model evaluation (at the new point, which is needed anyway
 to start the next step). With q = 3 the method is of order 4.
 
-Error control. (1) A priori: the local error estimate is the difference between the steps
-made with the interpolant through q and through q - 1 past points, a genuine O(h^(q+1))
-estimate; the step keeps the higher-order value (local extrapolation). It is measured twice and
-both must pass: in weight space, ||est|| <= atol + rtol ||w - w0||, and in residual space,
+Error control. (1) A priori: the local error estimate is the difference between the steps made
+with the interpolant through q and through q - 1 past points, a genuine O(h^(q+1)) estimate;
+the step keeps the higher-order value (local extrapolation). It is measured twice and both must
+pass: in weight space, ||est|| <= atol + rtol ||w - w0||, and in residual space,
 alpha ||J_k est|| <= atol + rtol ||r||, which keeps the loss accurate relative to itself after
-it has fallen by many orders of magnitude. (2) A posteriori: after evaluating the model at
-w_{k+1}, the actual N_k(w_{k+1}) is compared with p(h); since the interpolation error grows on
-[0, h] no faster than linearly and exp((h-s)L) has positive weights, h phi2(hL) (N_k(w_{k+1}) -
-p(h)) bounds the error the interpolant committed over the step and must pass the same test, or
-the step is rejected. This catches what extrapolation from the past cannot see, and starts the
+it has fallen by many orders of magnitude. (2) A posteriori: after evaluating the model at w_{k+1},
+the actual N_k(w_{k+1}) is compared with p(h); since the interpolation error grows on [0, h] no
+faster than linearly and exp((h-s)L) has positive weights, h phi2(hL) (N_k(w_{k+1}) - p(h))
+bounds the error the interpolant committed over the step and must pass the same test, or the
+step is rejected. This catches what extrapolation from the past cannot see, and starts the
 integration (the first step is exponential Euler checked this way). After a rejection the
 history is dropped and the integrator restarts at order 1 (the past may not extrapolate across
-a kink). Both tests add a rounding floor to the tolerance: residuals cannot be resolved below
-the rounding of alpha f(w) (:func:`residual_floor`: 16 eps (alpha ||J_w (w o s)|| +
-alpha ||f|| + ||y||) for a fixed random sign vector s, one JVP), nor weights below
-16 eps ||w||; without it, noise in the estimates makes the step size collapse once the loss
-nears float64 resolution. Step sizes follow h_new = h min(2, max(0.2, 0.9 err^(-1/(q+1)))),
-with one difference from the acceptance test: there the rounding floors are raised to twice
-the estimate's own rounding, which is the rounding of F times the sum of the absolute weights
-with which the estimate combines F at the q + 2 points (16 for q = 3 at equal steps). An
-estimate at that level can be rounding alone, which no smaller step reduces; before issue 9 it
-held the steps at a size where it hovered near the floor (wide_tanh, n = 100: the last half of
-the run at h/tau = 0.003; 402 steps where 229 do).
-The integrator lands exactly on every output time, so each recorded point is an accepted step
-at the solver's accuracy and its model evaluation serves both the step and the record. The
-integrated state is the displacement d = w - w0 (w0 + d is formed only to evaluate the model),
+a kink), with one exception, "Kernel reuse" below: a step rejected on an earlier point's basis
+is retried on a basis rebuilt at the point with the same history. Both tests add a rounding
+floor to the tolerance: residuals cannot be resolved below the rounding of alpha f(w)
+(:func:`residual_floor`: 16 eps (alpha ||J_w (w o s)|| + alpha ||f|| + ||y||) for a fixed
+random sign vector s, one JVP), nor weights below 16 eps ||w||; without it, noise in the
+estimates makes the step size collapse once the loss nears float64 resolution. Step sizes
+follow h_new = h min(2, max(0.2, 0.9 err^(-1/(q+1)))), with one difference from the acceptance
+test: there the rounding floors are raised to twice the estimate's own rounding, which is the
+rounding of F times the sum of the absolute weights with which the estimate combines F at the
+q + 2 points (16 for q = 3 at equal steps). An estimate at that level can be rounding alone,
+which no smaller step reduces; before issue 9 it held the steps at a size where it hovered near
+the floor (wide_tanh, n = 100: the last half of the run at h/tau = 0.003; 402 steps where 229
+do).
+Dense output (issue 9). The steps are the size the error control chooses; only the last is
+cut to land on tau[-1] (in one step, or in two equal ones rather than leave a sliver). An
+output time tau_k + s inside an accepted step [tau_k, tau_k + h] comes from the step's own
+continuous extension: variation of constants with the same Adams polynomial integrated over
+[0, s],
+
+    w(tau_k + s) = w_k + s phi1(sL) F_k + sum_m m! s^(m+1) phi_{m+1}(sL) c_m,
+
+the phi's of sL through the same eigenbasis (one VJP), of the step's order. The recorder gets
+the model at that w (one evaluation, ``nfev_output``) but no error-control products, no
+drift measurement and no rebuild. Nothing more is needed for the error control: the step's
+a-priori estimate is int_0^h e^{(h-u)L} c g(u) du with a fixed vector c (the divided
+difference of N) and g(u) = u prod_j (u - s_j), which is >= 0 and increasing on [0, h]
+(the nodes s_j < 0), so in each eigendirection of L (weight e^{-mu (s-u)}) the estimate at s
+grows with s: the step's bounds the continuous extension's everywhere in the step, exactly
+(tests/test_flow_dense.py checks it componentwise on every step of a run); the local error
+itself has that form to leading order (c = N^(q+1) / (q+1)!), and the a-posteriori bound's
+e(u) <= (u/h) e(h) likewise. The residual-space tolerance rtol ||r|| is no smaller at s than
+at h, as ||r|| does not grow along the flow (d||r||^2/dtau = -2 r^T K r); the weight-space one
+is rtol max(||d_k||, ||d(s)||) against the step's rtol max(||d_k||, ||d_{k+1}||), smaller at
+most by the relative motion over the step. Measured against DOP853 at rtol 1e-10 on
+test_flow.py's problem (rtol 1e-5 to 1e-8), the dense points' loss error is 2 to 3 rtol and
+falls like rtol (slope 1.03), as at the steps' ends. The first steps are the log grid's first
+spacing, as before; later a step spans several output times (wide_tanh, n = 100: 76 steps
+for 200 output times where 232 landed on them). Longer steps do let more error accumulate per
+step where the loss has fallen by orders of magnitude: on test_flow.py's problem at alpha = 1
+the largest relative loss error went from 5.2 to 7.8 rtol (at the end, loss 4e-9 L0).
+The integrated state is the displacement d = w - w0 (w0 + d is formed only to evaluate the model),
 so tiny steps do not round away against |w_i| ~ 1. A step budget (``EXP_MAX_STEPS``) ends runs
 that crawl: a non-smooth model (relu) has a Jacobian that jumps where a unit switches, its flow
 can slide along the switch, and no integrator of any order gets far there.
@@ -97,8 +124,20 @@ products). R is 0.6 at n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is re
   rebuilds: 609 steps, 243 rejected, 312 kernels; capped, 535 steps, 18 rejected, 317
   kernels. At n = 1600 the drift late in the run, where h is large, still asks for a kernel
   at most steps: the rule saves 11% of them there, 32% at n = 800;
-* after a rejected step on an earlier point's basis (then the step is retried on the new one
-  and the history dropped, as after any rejection). Retrying smaller on the stale basis first
+* after a rejected step on an earlier point's basis. The same step is then retried on the new
+  basis with the same history (the drift the old one missed may be all that failed); if that
+  is rejected too, the step shrinks at the same order, and only a rejection by the
+  a-posteriori test or a third rejection restarts at order 1. (Before dense output the retry
+  restarted at order 1 at once. With steps no longer cut at output times that set up a cycle
+  far from the lazy regime, on test_flow.py's costly-rebuild case (alpha = 1, rtol 1e-7): the
+  steps grew back to the size rejected, were rejected again on a stale basis, and every
+  restart took two steps of order 1 and 2 accepted at err ~ 0.85: 796 steps, 247 rejected,
+  83 kernels and a loss error of 18.9 rtol, where this rule takes 492, 29, 12 and 1.8 rtol.
+  Keeping the order after any a-priori rejection, on the point's own basis too, took 1463
+  steps and 214 rejections on ``samples/narrow_plateau.toml`` where restarting takes 1306 and
+  26; shrinking the retry on the new basis took 343 steps, 202 rejected and 204 kernels on
+  ``wide_tanh.toml`` at n = 400, against 163, 23 and 28.) Retrying smaller on the stale basis
+  first
   was tried and measured worse, on ``wide_tanh.toml``: at n = 400, retrying first up to the
   second rejection at a point took 446 steps with 73 rejected against 320 and 14; at n = 800,
   retrying until the basis's rejections reach R took 1850 steps, 1596 rejected and 829
@@ -147,7 +186,12 @@ but lazycheck refuses it: the comparison with the flow is the point). Its error 
 flow is first order in lr.
 
 Counting: one ``linearize`` (a forward and a backward pass) is one model evaluation (nfev);
-JVPs and VJPs on a linearization already computed are counted apart (n_products).
+JVPs and VJPs on a linearization already computed are counted apart (n_products). The
+evaluations spent only to record output are counted in nfev too and apart in nfev_output: the
+scipy methods' at every output time, ``exp``'s at the output times inside a step (n_dense).
+Kernels (n_kernels) are those the integrator builds and eigendecomposes; the basis at w0 is
+not among them when the caller passes K0's eigendecomposition (``eig0``, as simulate does
+from the linear flow's).
 """
 
 from __future__ import annotations
@@ -241,14 +285,17 @@ class FlowStats:
             -1: failed; ``n_recorded`` output times were recorded before the failure).
         nfev: model evaluations (one forward + backward pass each) by the integrator,
             including those at output times.
-        nfev_output: of these, evaluations spent only to record output (scipy methods and gd
-            evaluate the model at output times separately; ``exp`` lands on them, so 0).
+        nfev_output: of these, evaluations spent only to record output (scipy methods
+            evaluate the model at every output time from their dense output; ``exp`` at the
+            output times inside a step, ``n_dense``; gd records its iterates, so 0).
         n_products: JVP/VJP products on already computed linearizations (cheap).
         n_steps, n_rejected: accepted and rejected steps (for gd: iterations, 0).
         n_recorded: output times recorded.
         max_error: largest accepted scaled error estimate (<= 1), nan when not tracked.
         wall_time: seconds.
-        n_kernels: kernels built and eigendecomposed by the integrator (exp only).
+        n_kernels: kernels built and eigendecomposed by the integrator (exp only; the one at
+            w0 is not counted when the caller passed its eigendecomposition, ``eig0``).
+        n_dense: output times recorded from the continuous extension of a step (exp only).
     """
 
     method: str
@@ -264,6 +311,7 @@ class FlowStats:
     max_error: float
     wall_time: float
     n_kernels: int = 0
+    n_dense: int = 0
 
 
 def integrate(
@@ -280,16 +328,19 @@ def integrate(
     lin0: Linearization | None = None,
     progress: Progress | None = None,
     budget: int | None = None,
+    eig0: tuple[Array, Array] | None = None,
 ) -> FlowStats:
     """Integrate the flow from w0 over the output times ``tau`` (tau-time, tau[0] = 0,
     increasing), calling ``record`` at each. ``method``: ``"exp"`` or a scipy method.
     ``budget``: the step budget of ``exp`` or the evaluation budget of a scipy method (the
-    run stops with success False when it is spent)."""
+    run stops with success False when it is spent). ``eig0``: (lam, Q) of the kernel at w0
+    when the caller has it (``lin0`` must then be given; ``exp`` starts from it)."""
     common = {"rtol": rtol, "atol": atol, "lin0": lin0, "progress": progress}
     if method == EXP_METHOD:
         return exp_flow(
-            linearize, w0, y, alpha, tau, record, max_steps=budget or EXP_MAX_STEPS, **common
-        )
+            linearize, w0, y, alpha, tau, record, max_steps=budget or EXP_MAX_STEPS,
+            eig0=eig0, **common,
+        )  # fmt: skip
     if method in SCIPY_METHODS:
         return scipy_flow(
             linearize,
@@ -322,18 +373,23 @@ def exp_flow(
     max_history: int = 3,
     max_steps: int = EXP_MAX_STEPS,
     kernel_reuse: bool | None = None,
+    eig0: tuple[Array, Array] | None = None,
 ) -> FlowStats:
     """The exponential Adams integrator of the module docstring, of order max_history + 1
     (``max_history`` past points interpolated; 0 gives exponential Euler). ``kernel_reuse``:
     keep the kernel's eigenbasis across steps (module docstring); False rebuilds it at every
-    point (the integrator before issue 9); None: reuse when n >= :data:`KERNEL_REUSE_MIN_N`."""
+    point (the integrator before issue 9); None: reuse when n >= :data:`KERNEL_REUSE_MIN_N`.
+    ``eig0``: (lam, Q) with K0 = Q diag(lam) Q^T, the kernel of ``lin0`` (symmetrized, as
+    :func:`lazycheck.linear_flow.linear_flow` has it): the first basis, not computed again."""
     if not 0 <= max_history <= 6:
         raise ValueError(f"max_history must lie in 0..6, got {max_history}")
     if kernel_reuse is None:
         kernel_reuse = np.asarray(y).shape[0] >= KERNEL_REUSE_MIN_N
+    if eig0 is not None and lin0 is None:
+        raise ValueError("eig0 is the eigendecomposition of lin0's kernel: give lin0 too")
     integrator = _ExpAdams(
         linearize, w0, y, alpha, tau, record, rtol, atol, lin0, progress, max_history,
-        max_steps, kernel_reuse,
+        max_steps, kernel_reuse, eig0,
     )  # fmt: skip
     return integrator.run()
 
@@ -705,17 +761,24 @@ class _Steps:
     basis: _Basis | None
     n_products: int
     n_kernels: int
+    _serial: int  # the next basis's serial
     _drift_vec: Array | None
     _drift_at: tuple[int, float, float] | None  # (basis serial, ||L_k - L_b||, ||d_k - d_b||)
     _drift_skipped: int  # accepted points since the drift was last measured
 
-    def _rebase(self, cur: _Point) -> _Basis:
-        """The eigenbasis of the kernel at ``cur`` (one kernel, one eigendecomposition)."""
+    def _rebase(self, cur: _Point, eig: tuple[Array, Array] | None = None) -> _Basis:
+        """The eigenbasis of the kernel at ``cur``: one kernel and one eigendecomposition, or
+        ``eig`` = (lam, Q) when the caller has it already (K = Q diag(lam) Q^T, symmetrized,
+        as :func:`lazycheck.linear_flow.linear_flow` computes it; no kernel counted)."""
         if self.basis is None or self.basis.lin is not cur.lin:
-            K = cur.lin.kernel()
-            lam, Q = sym_eig(0.5 * (K + K.T))
-            self.basis = _Basis(cur.tau, cur.lin, np.maximum(lam, 0.0), Q, self.n_kernels, cur.d)
-            self.n_kernels += 1
+            if eig is None:
+                K = cur.lin.kernel()
+                lam, Q = sym_eig(0.5 * (K + K.T))
+                self.n_kernels += 1
+            else:
+                lam, Q = eig
+            self.basis = _Basis(cur.tau, cur.lin, np.maximum(lam, 0.0), Q, self._serial, cur.d)
+            self._serial += 1
         return self.basis
 
     def _prep(self, pt: _Point) -> None:
@@ -917,6 +980,7 @@ class _ExpAdams(_Steps):
         max_history: int = 3,
         max_steps: int = EXP_MAX_STEPS,
         kernel_reuse: bool = True,
+        eig0: tuple[Array, Array] | None = None,
     ) -> None:
         self.linearize = linearize
         self.w0 = np.array(w0, dtype=np.float64, copy=True)
@@ -928,7 +992,10 @@ class _ExpAdams(_Steps):
         self.lin0 = lin0
         self.max_history, self.max_steps = max_history, max_steps
         self.kernel_reuse = kernel_reuse
+        self.eig0 = eig0
         self.nfev = self.n_products = self.n_steps = self.n_rejected = self.n_kernels = 0
+        self.n_dense = self._serial = 0
+        self.i_next = 1  # the next output time to record
         self.max_error = 0.0
         self._signs = probe_signs(self.w0.shape[0])
         self.basis: _Basis | None = None
@@ -964,7 +1031,7 @@ class _ExpAdams(_Steps):
             status=0 if success else -1,
             message=message,
             nfev=self.nfev,
-            nfev_output=0,
+            nfev_output=self.n_dense,
             n_products=self.n_products,
             n_steps=self.n_steps,
             n_rejected=self.n_rejected,
@@ -972,6 +1039,7 @@ class _ExpAdams(_Steps):
             max_error=self.max_error,
             wall_time=time.perf_counter() - start,
             n_kernels=self.n_kernels,
+            n_dense=self.n_dense,
         )
 
     def _emit(self, i: int, cur: _Point) -> None:
@@ -984,82 +1052,112 @@ class _ExpAdams(_Steps):
     def run(self) -> FlowStats:
         start = time.perf_counter()
         cur = self._point(0.0, np.zeros_like(self.w0), self.lin0)
-        self._rebase(cur)
+        self._rebase(cur, self.eig0 if cur.lin is self.lin0 else None)
         self._emit(0, cur)
         history: list[_Point] = []
         n_out = self.tau.shape[0]
         h = float(self.tau[1]) if n_out > 1 else 0.0
-        i_next = 1
-        while i_next < n_out:
-            out = self._advance(cur, history, float(self.tau[i_next]), h)
+        end = float(self.tau[-1])
+        while self.i_next < n_out:
+            out = self._advance(cur, history, end, h)
             if isinstance(out, str):
-                return self._stats(False, out, i_next, start)
-            new, history, h, land = out
+                return self._stats(False, out, self.i_next, start)
+            new, history, h, interp = out
             self.n_steps += 1
             if self.n_steps + self.n_rejected > self.max_steps:
                 return self._stats(
                     False,
                     f"exp: step budget of {self.max_steps} steps spent at tau = {new.tau:.6g} "
                     f"(t = {new.tau / self.alpha**2:.6g}), step size {h:.3g}",
-                    i_next,
+                    self.i_next,
                     start,
                 )
+            self._dense(cur, interp, new.tau)  # on the step's basis, before any rebuild
             history = [cur, *history][: self.max_history]
             cur = new
             if not self.kernel_reuse or self._drift(cur, h, self.drift_limit) > self.drift_limit:
                 self._rebase(cur)
-            if land:
-                self._emit(i_next, cur)
-                i_next += 1
+            while self.i_next < n_out and self.tau[self.i_next] <= cur.tau:
+                self._emit(self.i_next, cur)
+                self.i_next += 1
         return self._stats(
             True,
             f"exp: reached tau = {cur.tau:.6g} in {self.n_steps} steps "
-            f"({self.n_rejected} rejected, {self.n_kernels} kernels)",
+            f"({self.n_rejected} rejected, {self.n_kernels} kernels, {self.n_dense} output "
+            "times from dense output)",
             n_out,
             start,
         )
 
+    def _dense(self, cur: _Point, interp: _Interp, tau_new: float) -> None:
+        """Record the output times strictly inside the accepted step (cur.tau, tau_new) from
+        the step's continuous extension (module docstring, "Dense output"): the same
+        polynomial integrated over [0, s], one VJP and one model evaluation (for the
+        recorder) each; the recorder computes the kernel's eigenvalues itself."""
+        b = self.basis
+        assert b is not None
+        C = np.vstack([cur.F[None, :], interp.C])
+        C_hat = np.vstack([cur.hatF[None, :], interp.C_hat])
+        while self.i_next < self.tau.shape[0] and self.tau[self.i_next] < tau_new:
+            s = float(self.tau[self.i_next]) - cur.tau
+            tab = phi_table(max(interp.q + 2, 3), s * b.lam)
+            x, _ = self._integrate_poly(C, C_hat, s, tab, 0)
+            w = self.w0 + (cur.d + x)
+            lin = self.linearize(w)
+            self.nfev += 1
+            self.n_dense += 1
+            self.record(self.i_next, w, lin, None)
+            if self.progress is not None:
+                self.progress(self.i_next)
+            self.i_next += 1
+
     def _advance(
-        self, cur: _Point, history: list[_Point], target: float, h: float
-    ) -> tuple[_Point, list[_Point], float, bool] | str:
-        """One accepted step towards ``target`` (rejecting and retrying as the error control
-        says): (new point, history to keep, next step size, landed on target), or the failure
-        message. A step is accepted when its scaled error is <= 1; the next step size follows
-        the error with the rounding floor amplified as the estimate amplifies rounding
-        (:meth:`_scaled`), so that rounding noise does not shrink the steps."""
-        dist = target - cur.tau
+        self, cur: _Point, history: list[_Point], end: float, h: float
+    ) -> tuple[_Point, list[_Point], float, _Interp] | str:
+        """One accepted step towards ``end`` (rejecting and retrying as the error control
+        says): (new point, history to keep, next step size, the interpolant the step used),
+        or the failure message. The step is h, the controller's size, except near ``end``:
+        it lands there, in one step or in two equal ones (no sliver of a last step); output
+        times inside a step come from dense output (:meth:`_dense`). A step is accepted when
+        its scaled error is <= 1; the next step size follows the error with the rounding
+        floor amplified as the estimate amplifies rounding (:meth:`_scaled`), so that
+        rounding noise does not shrink the steps."""
+        dist = end - cur.tau
         interp = self._interpolant(cur, history)
         rejects = 0
+        rebuilt = False  # the basis was rebuilt here after a rejection on an earlier one
         while True:
-            if h >= dist * (1.0 - 1e-12):
-                step, land = dist, True
-            else:
-                step, land = dist / math.ceil(dist / h - 1e-12), False
-            new, err, err_sel = self._attempt(cur, interp, step, target if land else cur.tau + step)
+            pieces = math.ceil(dist / h - 1e-12)
+            step = dist / pieces if pieces <= 2 else h
+            land = pieces <= 1
+            new, err, err_sel = self._attempt(cur, interp, step, end if land else cur.tau + step)
             if new is not None and err <= 1.0:
                 break
             self.n_rejected += 1
             rejects += 1
-            if rejects > _MAX_REJECTS or step < 1e-13 * max(cur.tau, target):
+            if rejects > _MAX_REJECTS or step < 1e-13 * max(cur.tau, float(self.tau[1])):
                 return (
                     f"exp: step size collapsed at tau = {cur.tau:.6g} "
                     f"(t = {cur.tau / self.alpha**2:.6g}) after {rejects} rejections"
                 )
-            stale = self.basis is not None and self.basis.lin is not cur.lin
-            if stale:  # a basis from an earlier point: rebuild it here and retry the step
+            if self.basis is not None and self.basis.lin is not cur.lin:
+                # a basis from an earlier point: rebuild it here and retry the same step with
+                # the same history (the drift the old basis missed may be all that failed)
                 self._rebase(cur)
-            else:
-                h = step * min(_factor(err, interp.q), 0.9)
-            if interp.q > 0 or stale:
-                # restart at order 1: after a rejection the past may not extrapolate
-                # (a kink of a non-smooth model, a sudden change of the flow)
+                interp = self._interpolant(cur, history)
+                rebuilt = True
+                continue
+            h = step * min(_factor(err, interp.q), 0.9)
+            if interp.q > 0 and (not rebuilt or new is not None or rejects > 2):
+                # restart at order 1 (module docstring): the past may not extrapolate (a kink
+                # of a non-smooth model, a sudden change of the flow)
                 history = []
                 interp = self._interpolant(cur, history)
         self.max_error = max(self.max_error, err)
         h_next = step * _factor(err_sel, interp.q)
-        if land and step < h:  # a step shortened to land: keep the controller's size
+        if step < h:  # a step shortened to land: keep the controller's size
             h_next = max(h_next, h)
-        return new, history, h_next, land
+        return new, history, h_next, interp
 
     def _attempt(
         self, cur: _Point, interp: _Interp, step: float, tau_new: float

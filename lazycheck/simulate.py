@@ -305,6 +305,7 @@ def simulate(
         stats = integrate(
             problem.linearize, w0, y, run.alpha, run.alpha**2 * run.t, rec,
             method=run.method, rtol=fs.rtol, atol=fs.atol, lin0=run.lin0, progress=advance,
+            eig0=(run.lflow.lam, run.lflow.Q),
         )  # fmt: skip
     return _result(problem, run, rec, check_idx, stats)
 

@@ -99,11 +99,21 @@ def test_exp_integrator_is_exact_on_a_linear_model() -> None:
     assert lam[-1] / lam[0] > 1e3
     run = simulate(lin_prob, alpha=2.0, method="exp", rtol=1e-3, decay=6.0)
     assert run.success and run.n_rejected == 0
-    assert run.n_steps == run.t.shape[0] - 1  # one step per output time, none in between
+    # the steps grow at the controller's pace (x2 per step, no error to limit them) and the
+    # output times inside them come from dense output, which is exact here too
+    assert run.n_steps < (run.t.shape[0] - 1) / 5, run.n_steps
+    assert run.nfev_output >= run.t.shape[0] - 1 - run.n_steps
     np.testing.assert_allclose(run.loss, run.loss_lin, rtol=1e-9, atol=1e-15 * run.L0)
     np.testing.assert_allclose(run.disp, run.disp_lin, rtol=1e-9, atol=1e-14)
     assert np.max(run.gap) <= 1e-9 * math.sqrt(2 * run.L0)
-    np.testing.assert_allclose(run.w_final, run.u_final, rtol=0, atol=1e-12)
+    # N_k is rounding noise here, of size eps lambda_max ||d|| (L (d_j - d_k) is formed as
+    # L d_j - L d_k), and the Adams terms extrapolate it over steps with h lambda_max up to
+    # ~1e4 (the steps double when nothing limits them): exact to that rounding
+    lam_max = float(np.linalg.eigvalsh(lin_prob.linearize(w0).kernel())[-1])
+    h_max = 2.0**2 * run.t[-1]  # tau = alpha^2 t; no step exceeds the whole run
+    d_end = float(np.linalg.norm(run.u_final - w0))
+    tol_w = 4 * np.finfo(float).eps * h_max * lam_max * d_end
+    np.testing.assert_allclose(run.w_final, run.u_final, rtol=0, atol=max(tol_w, 1e-12))
 
 
 def test_gd_converges_to_the_flow_at_first_order(prob: Problem) -> None:
@@ -197,7 +207,8 @@ def test_exp_integrator_with_kernel_reuse_agrees_with_dop853(
     assert run.success, run.message
     err = _errors(run, reference[alpha], prob.w0)
     assert max(err.values()) <= C_EXP * rtol, err
-    assert 1 <= len(kernels) < run.n_steps / 5, (len(kernels), run.n_steps)
+    # (the basis at w0 is the linear flow's eigendecomposition of K0, not counted here)
+    assert len(kernels) < run.n_steps / 5, (len(kernels), run.n_steps)
 
 
 def test_costly_rebuilds_keep_the_error_control(
@@ -206,7 +217,8 @@ def test_costly_rebuilds_keep_the_error_control(
     # the cost-aware rebuild rule (issue 9) only decides when the basis is rebuilt, never
     # whether a step is accurate. Far from the lazy regime (alpha = 1) with a low drift limit
     # (1/50) the basis is rebuilt several times at no cost; priced at 50 steps (the limit then
-    # 1/2, its cap) it serves the whole run, the drift integrated explicitly, with the same
+    # 1/2, its cap) the basis at w0 (the linear flow's eigendecomposition of K0, so no kernel
+    # is built) serves the whole run, the drift integrated explicitly, with the same
     # C * rtol agreement with the tight reference
     from lazycheck import flow as flow_module
 
@@ -222,4 +234,4 @@ def test_costly_rebuilds_keep_the_error_control(
         assert run.success, run.message
         err = _errors(run, reference[1.0], prob.w0)
         assert max(err.values()) <= C_EXP * rtol, (cost, err)
-    assert kernels.count(50.0) == 1 < kernels.count(0.0), (kernels.count(0.0), kernels.count(50.0))
+    assert kernels.count(50.0) == 0 < kernels.count(0.0), (kernels.count(0.0), kernels.count(50.0))
