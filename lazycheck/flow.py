@@ -48,8 +48,8 @@ bounds the error the interpolant committed over the step and must pass the same 
 step is rejected. This catches what extrapolation from the past cannot see, and starts the
 integration (the first step is exponential Euler checked this way). After a rejection the
 history is dropped and the integrator restarts at order 1 (the past may not extrapolate across
-a kink), with one exception, "Kernel reuse" below: a step rejected on an earlier point's basis
-is retried on a basis rebuilt at the point with the same history. Both tests add a rounding
+a kink), with one exception, "Kernel reuse" below, for steps rejected on an earlier point's
+basis. Both tests add a rounding
 floor to the tolerance: residuals cannot be resolved below the rounding of alpha f(w)
 (:func:`residual_floor`: 16 eps (alpha ||J_w (w o s)|| + alpha ||f|| + ||y||) for a fixed
 random sign vector s, one JVP), nor weights below 16 eps ||w||; without it, noise in the
@@ -125,24 +125,25 @@ products). R is 0.6 at n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is re
   kernels. At n = 1600 the drift late in the run, where h is large, still asks for a kernel
   at most steps: the rule saves 11% of them there, 32% at n = 800;
 * after a rejected step on an earlier point's basis. The same step is then retried on the new
-  basis with the same history (the drift the old one missed may be all that failed); if that
-  is rejected too, the step shrinks at the same order, and only a rejection by the
-  a-posteriori test or a third rejection restarts at order 1. (Before dense output the retry
-  restarted at order 1 at once. With steps no longer cut at output times that set up a cycle
-  far from the lazy regime, on test_flow.py's costly-rebuild case (alpha = 1, rtol 1e-7): the
-  steps grew back to the size rejected, were rejected again on a stale basis, and every
-  restart took two steps of order 1 and 2 accepted at err ~ 0.85: 796 steps, 247 rejected,
-  83 kernels and a loss error of 18.9 rtol, where this rule takes 492, 29, 12 and 1.8 rtol.
-  Keeping the order after any a-priori rejection, on the point's own basis too, took 1463
-  steps and 214 rejections on ``samples/narrow_plateau.toml`` where restarting takes 1306 and
-  26; shrinking the retry on the new basis took 343 steps, 202 rejected and 204 kernels on
-  ``wide_tanh.toml`` at n = 400, against 163, 23 and 28.) Retrying smaller on the stale basis
-  first
-  was tried and measured worse, on ``wide_tanh.toml``: at n = 400, retrying first up to the
-  second rejection at a point took 446 steps with 73 rejected against 320 and 14; at n = 800,
-  retrying until the basis's rejections reach R took 1850 steps, 1596 rejected and 829
-  kernels against 416, 38 and 69 (the retry restarts at order 1, and exponential Euler on a
-  basis that is not the point's own integrates the drift at first order only); keeping the
+  basis at order 1 (exponential Euler, the history set aside); if that is rejected too, it is
+  retried with the history back, smaller (by the first rejection's error), and from then on
+  only a rejection by the a-posteriori test or a fourth rejection restarts at order 1. (Before
+  dense output the order-1 retry was the end of it: the history was dropped and the step shrunk
+  from there. With steps no longer cut at output times that set up a cycle far from the lazy
+  regime, on test_flow.py's costly-rebuild case (alpha = 1, rtol 1e-7): the steps grew back to
+  the size rejected, were rejected again on a stale basis, and every restart took two steps of
+  order 1 and 2 accepted at err ~ 0.85: 796 steps, 247 rejected, 83 kernels and a loss error of
+  18.9 rtol, where this rule takes 492, 30, 12 and 1.8 rtol. On ``wide_tanh.toml`` at n = 400,
+  where exponential Euler on the new basis passes, the counts are those of the order-1 retry
+  alone: 156 steps, 9 rejected, 20 kernels. Retrying at once with the history took 163, 23 and
+  28 there, and shrinking that retry 343, 202 and 204; keeping the order after any a-priori
+  rejection, on the point's own basis too, took 1463 steps and 214 rejections on
+  ``samples/narrow_plateau.toml`` where restarting takes 1306 and 26.) Retrying smaller on the
+  stale basis first was tried and measured worse, on ``wide_tanh.toml``: at n = 400, retrying
+  first up to the second rejection at a point took 446 steps with 73 rejected against 320 and
+  14; at n = 800, retrying until the basis's rejections reach R took 1850 steps, 1596 rejected
+  and 829 kernels against 416, 38 and 69 (the retry restarts at order 1, and exponential Euler
+  on a basis that is not the point's own integrates the drift at first order only); keeping the
   history on the retry had not finished after 4.5 minutes where rebuilding took 112 s.
 
 ||L_k - L_b|| comes from a power iteration warm-started from the last direction (one step,
@@ -1126,6 +1127,7 @@ class _ExpAdams(_Steps):
         interp = self._interpolant(cur, history)
         rejects = 0
         rebuilt = False  # the basis was rebuilt here after a rejection on an earlier one
+        held: tuple[list[_Point], float, int] | None = None  # history set aside meanwhile
         while True:
             pieces = math.ceil(dist / h - 1e-12)
             step = dist / pieces if pieces <= 2 else h
@@ -1141,14 +1143,20 @@ class _ExpAdams(_Steps):
                     f"(t = {cur.tau / self.alpha**2:.6g}) after {rejects} rejections"
                 )
             if self.basis is not None and self.basis.lin is not cur.lin:
-                # a basis from an earlier point: rebuild it here and retry the same step with
-                # the same history (the drift the old basis missed may be all that failed)
+                # a basis from an earlier point: rebuild it here and retry the same step at
+                # order 1, the history set aside (module docstring, "Kernel reuse")
                 self._rebase(cur)
+                held, history, rebuilt = (history, err, interp.q), [], True
                 interp = self._interpolant(cur, history)
-                rebuilt = True
+                continue
+            if held is not None:  # that failed too: back to the history, the step shrunk
+                history, err_held, q_held = held
+                held = None
+                interp = self._interpolant(cur, history)
+                h = step * min(_factor(err_held, q_held), 0.9)
                 continue
             h = step * min(_factor(err, interp.q), 0.9)
-            if interp.q > 0 and (not rebuilt or new is not None or rejects > 2):
+            if interp.q > 0 and (not rebuilt or new is not None or rejects > 3):
                 # restart at order 1 (module docstring): the past may not extrapolate (a kink
                 # of a non-smooth model, a sudden change of the flow)
                 history = []

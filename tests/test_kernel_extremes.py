@@ -112,8 +112,11 @@ def test_simulate_sigmas_along_the_path_match_the_kernel(
     np.testing.assert_array_equal(res.loss, ref.loss)
     np.testing.assert_allclose(res.sigma_min_t, ref.sigma_min_t, rtol=1e-9)
     np.testing.assert_allclose(res.sigma_max_t, ref.sigma_max_t, rtol=1e-12)
-    # ||J_w - J0|| at the checkpoints by Lanczos: attained (never above), and as accurate
-    assert np.all(res.jdiff <= ref.jdiff * (1 + 1e-13))
+    # ||J_w - J0|| at the checkpoints by Lanczos: attained (never above, up to the rounding
+    # of products with J_w and J0, a few eps sigma_max absolute: near w0, where ||J_w - J0||
+    # is 1e-6 sigma_max, that is 1e-10 of it), and as accurate
+    slack = 4 * np.finfo(float).eps * res.sigma_max
+    assert np.all(res.jdiff <= ref.jdiff * (1 + 1e-13) + slack)
     np.testing.assert_allclose(res.jdiff, ref.jdiff, rtol=1e-9)
 
 
