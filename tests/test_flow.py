@@ -27,17 +27,22 @@ C_EXP = 10.0
 REF_RTOL, REF_ATOL = 1e-10, 1e-14
 
 
-@pytest.fixture(scope="module")
-def prob() -> Problem:
+def small_problem(n_times: int = 40, checkpoints: int = 4) -> Problem:
+    """The small problem of the module docstring on a grid of ``n_times`` output times."""
     spec = parse_spec(
         {
             "seed": 0,
             "data": {"source": "synthetic", "n": 6, "dim": 3},
             "model": {"widths": [32], "center": True},
-            "flow": {"decay": 3.0, "n_times": 40, "checkpoints": 4},
+            "flow": {"decay": 3.0, "n_times": n_times, "checkpoints": checkpoints},
         }
     )
     return make_problem(spec)
+
+
+@pytest.fixture(scope="module")
+def prob() -> Problem:
+    return small_problem()
 
 
 @pytest.fixture(scope="module")

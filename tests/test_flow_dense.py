@@ -21,27 +21,17 @@ import pytest
 from lazycheck import flow as flow_module
 from lazycheck.flow import exp_flow
 from lazycheck.linear_flow import linear_flow, phi_table
-from lazycheck.problem import Problem, make_problem
+from lazycheck.problem import Problem
 from lazycheck.simulate import SimulationResult, simulate
-from lazycheck.spec import parse_spec
+from tests.test_flow import C_EXP, REF_ATOL, REF_RTOL, small_problem
 
-C_EXP = 10.0  # as in test_flow.py
-REF_RTOL, REF_ATOL = 1e-10, 1e-14
 ALPHA = 100.0
 
 
 @pytest.fixture(scope="module")
 def prob() -> Problem:
     # the small problem of test_flow.py on a finer grid: several output times per step
-    spec = parse_spec(
-        {
-            "seed": 0,
-            "data": {"source": "synthetic", "n": 6, "dim": 3},
-            "model": {"widths": [32], "center": True},
-            "flow": {"decay": 3.0, "n_times": 120, "checkpoints": 2},
-        }
-    )
-    return make_problem(spec)
+    return small_problem(n_times=120, checkpoints=2)
 
 
 @pytest.fixture(scope="module")
