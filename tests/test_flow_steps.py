@@ -3,8 +3,8 @@
 * The rounding gains of the error estimates (:meth:`lazycheck.flow._Interp.gains`) against an
   independent Lagrange extrapolation, and their closed forms at equal steps (4, 8, 16).
 * Where the loss nears its rounding floor, the step size is no longer held down by the error
-  estimate's rounding noise: on the two-layer sample (alpha = 1e4 of its spec) the run takes one
-  step per output time (the integrator before issue 9 took 358 for 200 times).
+  estimate's rounding noise: on the two-layer sample (alpha = 1e6 of its spec) the run takes
+  far fewer steps than output times (the integrator before issue 9 took 358 for 200 times).
 * The products cached with the basis: at most 12.5 JVP/VJP products per attempted step with the
   kernel kept (25 before issue 9, 16 before the drift and the floor's probe were amortized).
 """
@@ -73,7 +73,9 @@ def test_steps_are_not_held_down_by_rounding_near_the_floor() -> None:
     assert run.success, run.message
     assert run.loss[-1] < 1e3 * run.loss_floor  # the run does reach its rounding floor
     n_out = run.t.shape[0] - 1
-    assert run.n_steps + run.n_rejected <= 1.05 * n_out, (run.n_steps, run.n_rejected)
+    # measured: 31 steps and 3 rejected with dense output (200 and 0 when every output time
+    # was a step; 358 steps before the fix, the steps held at h/tau ~ 0.003 near the floor)
+    assert run.n_steps + run.n_rejected <= 0.25 * n_out, (run.n_steps, run.n_rejected)
 
 
 def test_products_per_step_with_the_kernel_kept(monkeypatch: pytest.MonkeyPatch) -> None:
