@@ -70,24 +70,24 @@ continuous extension: variation of constants with the same Adams polynomial inte
     w(tau_k + s) = w_k + s phi1(sL) F_k + sum_m m! s^(m+1) phi_{m+1}(sL) c_m,
 
 the phi's of sL through the same eigenbasis (one VJP), of the step's order. The recorder gets
-the model at that w (one evaluation, ``nfev_output``) but no error-control products, no
-drift measurement and no rebuild. Nothing more is needed for the error control: the step's
-a-priori estimate is int_0^h e^{(h-u)L} c g(u) du with a fixed vector c (the divided
-difference of N) and g(u) = u prod_j (u - s_j), which is >= 0 and increasing on [0, h]
-(the nodes s_j < 0), so in each eigendirection of L (weight e^{-mu (s-u)}) the estimate at s
-grows with s: the step's bounds the continuous extension's everywhere in the step, exactly
-(tests/test_flow_dense.py checks it componentwise on every step of a run); the local error
-itself has that form to leading order (c = N^(q+1) / (q+1)!), and the a-posteriori bound's
-e(u) <= (u/h) e(h) likewise. The residual-space tolerance rtol ||r|| is no smaller at s than
-at h, as ||r|| does not grow along the flow (d||r||^2/dtau = -2 r^T K r); the weight-space one
-is rtol max(||d_k||, ||d(s)||) against the step's rtol max(||d_k||, ||d_{k+1}||), smaller at
-most by the relative motion over the step. Measured against DOP853 at rtol 1e-10 on
-test_flow.py's problem (rtol 1e-5 to 1e-8), the dense points' loss error is 2 to 3 rtol and
-falls like rtol (slope 1.03), as at the steps' ends. The first steps are the log grid's first
-spacing, as before; later a step spans several output times (wide_tanh, n = 100: 76 steps
-for 200 output times where 232 landed on them). Longer steps do let more error accumulate per
-step where the loss has fallen by orders of magnitude: on test_flow.py's problem at alpha = 1
-the largest relative loss error went from 5.2 to 7.8 rtol (at the end, loss 4e-9 L0).
+the model at that w (one evaluation, ``nfev_output``) but no error-control products, no drift
+measurement and no rebuild. Nothing more is needed for the error control: the step's a-priori
+estimate is int_0^h e^{(h-u)L} c g(u) du with a fixed vector c (the divided difference of N)
+and g(u) = u prod_j (u - s_j), which is >= 0 and increasing on [0, h] (the nodes s_j < 0), so
+in each eigendirection of L (weight e^{-mu (s-u)}) the estimate at s grows with s: the step's
+bounds the continuous extension's everywhere in the step, exactly (tests/test_flow_dense.py
+checks it on every step of a run: in norm, and componentwise on the range of J_b^T); the local
+error itself has that form to leading order (c = N^(q+1) / (q+1)!), and the a-posteriori
+bound's e(u) <= (u/h) e(h) likewise. The residual-space tolerance rtol ||r|| is no smaller at s
+than at h, as ||r|| does not grow along the flow (d||r||^2/dtau = -2 r^T K r); the weight-space
+one is rtol max(||d_k||, ||d(s)||) against the step's rtol max(||d_k||, ||d_{k+1}||), smaller
+at most by the relative motion over the step. Measured against DOP853 at rtol 1e-10 on
+test_flow.py's problem (rtol 1e-5 to 1e-8), the dense points' loss error is 1.2 to 2.5 rtol and
+falls like rtol (slope 1.10), as at the steps' ends. The first steps are the log grid's first
+spacing, as before; later a step spans several output times (wide_tanh, n = 100: 75 steps for
+200 output times where 232 landed on them). Longer steps do let more error accumulate per step
+where the loss has fallen by orders of magnitude: on test_flow.py's problem at alpha = 1 the
+largest relative loss error went from 5.2 to 7.8 rtol (at the end, loss 4e-9 L0).
 The integrated state is the displacement d = w - w0 (w0 + d is formed only to evaluate the model),
 so tiny steps do not round away against |w_i| ~ 1. A step budget (``EXP_MAX_STEPS``) ends runs
 that crawl: a non-smooth model (relu) has a Jacobian that jumps where a unit switches, its flow
@@ -170,7 +170,11 @@ the amortized drift and probe against commit 81571fe (one BLAS thread, machine s
 1-2; counts are exact, times are not): n = 400, 333 -> 320 steps, 24 -> 14 rejected, 41 -> 26
 kernels, 5190 -> 4081 products, 1.37x faster side by side; n = 800, 371 -> 390 steps,
 53 -> 42 rejected, 121 -> 82 kernels, 6324 -> 5514 products; n = 1600 (``simulate`` alone),
-544 -> 535 steps, 20 -> 18 rejected, 357 -> 317 kernels, 10,874 -> 9567 products.
+544 -> 535 steps, 20 -> 18 rejected, 357 -> 317 kernels, 10,874 -> 9567 products. Dense
+output against commit dbb9e81 (load 3.4-4.9): n = 100, 232 -> 75 steps (7 -> 3 rejected),
+4160 -> 1518 products, 233 -> 75 kernels, integrator 1.83x faster; n = 400, 320 -> 156 steps
+(14 -> 9 rejected), 4081 -> 2351 products, 26 -> 20 kernels, 1.41x; ``verify`` (one BLAS
+thread, interleaved) 9.8-11.6 s -> 6.9-7.7 s at n = 100 and 39.6 s -> 32.9 s at n = 400.
 
 Reference methods: scipy's ODE solvers (RK45, DOP853, LSODA, Radau, BDF, the classes behind
 ``solve_ivp``) in tau-time on the state (w - w0, rho), where rho' = -K(w) r(w),
