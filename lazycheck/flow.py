@@ -173,8 +173,14 @@ kernels, 5190 -> 4081 products, 1.37x faster side by side; n = 800, 371 -> 390 s
 544 -> 535 steps, 20 -> 18 rejected, 357 -> 317 kernels, 10,874 -> 9567 products. Dense
 output against commit dbb9e81 (load 3.4-4.9): n = 100, 232 -> 75 steps (7 -> 3 rejected),
 4160 -> 1518 products, 233 -> 75 kernels, integrator 1.83x faster; n = 400, 320 -> 156 steps
-(14 -> 9 rejected), 4081 -> 2351 products, 26 -> 20 kernels, 1.41x; ``verify`` (one BLAS
-thread, interleaved) 9.8-11.6 s -> 6.9-7.7 s at n = 100 and 39.6 s -> 32.9 s at n = 400.
+(14 -> 9 rejected), 4081 -> 2351 products, 26 -> 20 kernels, 1.41x; n = 200 (simulate
+alone, load 1-2), 290 -> 97 steps, 14 -> 24 rejected, 18 -> 25 kernels, 3612 -> 1579
+products, 8.9 s -> 6.6 s; n = 1600 (simulate alone, new only, against the figures above):
+535 -> 379 steps, 18 -> 8 rejected, 317 -> 275 kernels, 9567 -> 7554 products. ``verify``
+(one BLAS thread, interleaved with main at d78ed6c, load 0.8-1.0): 4.8-5.8 s -> 4.0-4.1 s at
+n = 100, 21.2-21.7 s -> 18.4-19.3 s at n = 400, where the recorder's sigma's and
+||J_w - J0|| at the 200 output times (4.7 s under cProfile) and the model evaluations there
+(1.8 s) now take more than the steps (5.7 s).
 
 Reference methods: scipy's ODE solvers (RK45, DOP853, LSODA, Radau, BDF, the classes behind
 ``solve_ivp``) in tau-time on the state (w - w0, rho), where rho' = -K(w) r(w),
