@@ -184,6 +184,23 @@ def test_lemma4_nonlinear_uses_running_inf_of_lambda() -> None:
     assert _by_id(ctx2)["lemma4.nonlinear"].status == "fail"
 
 
+@pytest.mark.parametrize("level", [0.0, 0.5, 2.0])  # sigma_min(t)^2 in units of n eps smax^2
+def test_lemma4_nonlinear_skips_at_the_kernels_rounding_whatever_its_bits(level: float) -> None:
+    """sigma_min(J_w(t))^2 at or below the kernel's rounding n eps sigma_max^2 cannot be told
+    from 0: exactly 0 and half the rounding both skip the check (the eigensolver gives either,
+    run to run); twice the rounding is a value, and the check is made."""
+    good = _good_context()
+    noise = good.n * np.finfo(float).eps * float(good.sigma_max_t.max()) ** 2
+    smin_t = good.sigma_min_t.copy()
+    smin_t[30:] = math.sqrt(level * noise)
+    ctx = dataclasses.replace(good, sigma_min_t=smin_t)
+    check = _by_id(ctx)["lemma4.nonlinear"]
+    if level <= 1.0:
+        assert check.status == "skipped" and "rounding" in check.message
+    else:
+        assert check.status == "pass"
+
+
 # ----------------------------------------------------------------------------- relations
 
 
