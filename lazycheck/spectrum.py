@@ -10,7 +10,8 @@ Four methods, chosen by size:
   eigenvalues carry an absolute error of about ``n * eps * lambda_max``, so sigma_min carries
   ``min(sqrt(delta), delta / (2 sigma_min))`` with ``delta = n eps sigma_max^2``: relative
   accuracy ``eps * cond(J)^2``. The report states the figure.
-* ``refined`` (issue 9; from n = 64 on where the kernel fits the memory limit): the kernel's
+* ``refined`` (issue 9; where the kernel fits the memory limit, from n = 64 on or wherever J
+  does not fit): the kernel's
   eigendecomposition K = Q Lambda Q^T, then sigma_min = ||J^T v|| and sigma_max = ||J^T u||
   for the unit eigenvectors v, u of its extremes (one VJP each: sigma_min is attained by v,
   so never below the true one, and carries only the rounding of one product, as the svd's
@@ -121,10 +122,11 @@ def jacobian_spectrum(
     """Extreme singular values of J at a linearization, with the rank check.
 
     ``method``: ``"svd"``, ``"kernel"``, ``"refined"``, ``"matrix-free"`` or ``"auto"``:
-    from n = :data:`REFINED_MIN_N` on, ``refined`` when the kernel fits the memory limit and
-    its stated accuracy of sigma_min is within twice the svd's (else the svd when J fits,
-    else the better of refined and kernel); below it svd when n*p*8 bytes fit the budget;
-    else kernel when the kernel fits the memory limit, else matrix-free.
+    ``refined`` when the kernel fits the memory limit, from n = :data:`REFINED_MIN_N` on or
+    wherever J (n*p*8 bytes) does not fit its budget, and its stated accuracy of sigma_min is
+    within twice the svd's where the svd is possible; else svd when J fits; else kernel when
+    the kernel fits the memory limit (refined could not certify an enclosure), else
+    matrix-free.
     """
     from lazycheck.resources import fits
 
@@ -150,14 +152,14 @@ def jacobian_spectrum(
 def _try_refined(
     lin: Linearization, n: int, p: int, method: str, svd_fits: bool
 ) -> tuple[np.ndarray, float, float, str] | None:
-    """The refined route's parts when ``method`` asks for it (``auto``: from
-    :data:`REFINED_MIN_N` on, the kernel fitting, and within twice the svd's accuracy where
-    the svd is possible), else None."""
+    """The refined route's parts when ``method`` asks for it (``auto``: the kernel fitting,
+    from :data:`REFINED_MIN_N` on or wherever J does not fit, and within twice the svd's
+    accuracy where the svd is possible), else None."""
     from lazycheck.resources import fits
 
     if method not in ("auto", "refined") or not p > n >= 2:
         return None
-    if method == "auto" and not (n >= REFINED_MIN_N and fits(kernel_bytes(n))):
+    if method == "auto" and not ((n >= REFINED_MIN_N or not svd_fits) and fits(kernel_bytes(n))):
         return None
     parts = _refined(lin, n, p)
     sharper_svd = parts is not None and parts[2] > 2 * max(n, p) * _EPS * parts[0][0]
