@@ -338,10 +338,7 @@ class _BetaSearch:
 
         val = 0.0
         for k in range(1, iterations + 1):
-            lp = self.model.linearize(self.w0 + self.eps * h, self.X)
-            lm = self.model.linearize(self.w0 - self.eps * h, self.X)
-            new, a = self.norm.top_pair(lp, lm, tol=STEER_TOL)
-            new /= 2 * self.eps
+            new, a, _lp, _lm = self._steer(h)
             report(0.3 * k / iterations)
             if new == 0 or abs(new - val) <= POWER_TOL * new:
                 return h, new, k, True
@@ -369,10 +366,7 @@ class _BetaSearch:
         :data:`STEER_TOL`, warm-started from the previous iteration's vector."""
         val = 0.0
         for k in range(1, iterations + 1):
-            lp = self.model.linearize(self.w0 + self.eps * h, self.X)
-            lm = self.model.linearize(self.w0 - self.eps * h, self.X)
-            new, a = self.norm.top_pair(lp, lm, tol=STEER_TOL)
-            new /= 2 * self.eps
+            new, a, lp, lm = self._steer(h)
             b = (lp.vjp(a) - lm.vjp(a)) / (2 * self.eps)
             nb = np.linalg.norm(b)
             if nb == 0:
@@ -387,6 +381,14 @@ class _BetaSearch:
                 return h, new, k, True
             val = new
         return h, val, iterations, False
+
+    def _steer(self, h: Array) -> tuple[float, Array, Linearization, Linearization]:
+        """||dJ[h]|| and its top left singular vector a, dJ[h] by central differences at
+        w0 +/- eps h (to :data:`STEER_TOL` on the Lanczos route), with both linearizations."""
+        lp = self.model.linearize(self.w0 + self.eps * h, self.X)
+        lm = self.model.linearize(self.w0 - self.eps * h, self.X)
+        value, a = self.norm.top_pair(lp, lm, tol=STEER_TOL)
+        return value / (2 * self.eps), a, lp, lm
 
     def _hvp(self, a: Array, b: Array) -> Array:
         """sum_i a_i H_i b at w0: exact where the model provides it (the built-in MLP), else
