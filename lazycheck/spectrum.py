@@ -206,11 +206,14 @@ def _by_method(
 def _refined(lin: Linearization, n: int, p: int) -> tuple[np.ndarray, float, float, str] | None:
     """sigma_min and sigma_max as ||J^T v|| for K's extreme eigenvectors v, with a certified
     enclosure of sigma_min (module docstring, ``refined``); None when sigma_min is not clear
-    of the rank tolerance (the svd or the kernel decides the rank then)."""
+    of the rank tolerance (the svd or the kernel decides the rank then) or the kernel is not
+    finite."""
     from lazycheck.resources import require_kernel
 
     require_kernel(n, "sigma_min, sigma_max from the tangent kernel")
     K = lin.kernel()
+    if not np.all(np.isfinite(K)):  # the other routes report it as they always have
+        return None
     lam, v, theta, u = _kernel_ends(K)
     g = lin.vjp(v)
     smin = float(np.linalg.norm(g))  # attained by the unit v: never below sigma_min
