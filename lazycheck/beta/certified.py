@@ -234,15 +234,22 @@ def _refine_radius(bound: _RadiusBound, half: float, lo: float, hi: float) -> fl
 
 
 def _remembered(bound: _RadiusBound) -> _RadiusBound:
-    """``bound`` evaluating each radius once (a search revisits its bracket's ends)."""
-    seen: dict[float, float | None] = {}
+    """``bound`` evaluating each radius once (a search revisits its bracket's ends); a bound
+    that already remembers is returned as it is."""
+    return bound if isinstance(bound, _Remembered) else _Remembered(bound)
 
-    def remembered(R: float) -> float | None:
-        if R not in seen:
-            seen[R] = bound(R)
-        return seen[R]
 
-    return remembered
+class _Remembered:
+    """A radius bound with its values kept by radius."""
+
+    def __init__(self, bound: _RadiusBound) -> None:
+        self.bound = bound
+        self.seen: dict[float, float | None] = {}
+
+    def __call__(self, R: float) -> float | None:
+        if R not in self.seen:
+            self.seen[R] = self.bound(R)
+        return self.seen[R]
 
 
 def _bound_on_radii(model: Model, X: Array, w0: Array) -> _RadiusBound:

@@ -390,14 +390,17 @@ class _BetaSearch:
         value, a = self.norm.top_pair(lp, lm, tol=STEER_TOL)
         return value / (2 * self.eps), a, lp, lm
 
-    def _hvp(self, a: Array, b: Array) -> Array:
-        """sum_i a_i H_i b at w0: exact where the model provides it (the built-in MLP), else
-        by central differences of J^T a."""
-        exact = self.lin0.hvp(a, b)
+    def _hvp(
+        self, a: Array, b: Array, lin: Linearization | None = None, d: Array | None = None
+    ) -> Array:
+        """sum_i a_i H_i b at w0 + d (``lin`` its linearization; w0 by default): exact where
+        the model provides it (the built-in MLP), else by central differences of J^T a."""
+        exact = (self.lin0 if lin is None else lin).hvp(a, b)
         if exact is not None:
             return exact
-        gp = self.model.linearize(self.w0 + self.eps * b, self.X).vjp(a)
-        gm = self.model.linearize(self.w0 - self.eps * b, self.X).vjp(a)
+        w = self.w0 if d is None else self.w0 + d
+        gp = self.model.linearize(w + self.eps * b, self.X).vjp(a)
+        gm = self.model.linearize(w - self.eps * b, self.X).vjp(a)
         return (gp - gm) / (2 * self.eps)
 
     def scan(self, h: Array, R: float) -> None:
@@ -463,11 +466,7 @@ class _BetaSearch:
         if sig == 0 or a is None:
             return None
         b = (lin.vjp(a) - self.lin0.vjp(a)) / sig  # right singular vector of J_w - J_0
-        grad_sig = lin.hvp(a, b)  # sum_i a_i H_i(w) b: exact where the model provides it
-        if grad_sig is None:
-            gp = self.model.linearize(self.w0 + d + self.eps * b, self.X).vjp(a)
-            gm = self.model.linearize(self.w0 + d - self.eps * b, self.X).vjp(a)
-            grad_sig = (gp - gm) / (2 * self.eps)
+        grad_sig = self._hvp(a, b, lin, d)  # sum_i a_i H_i(w) b
         nd = float(np.linalg.norm(d))
         grad = grad_sig / nd - sig * d / nd**3
         gn = float(np.linalg.norm(grad))

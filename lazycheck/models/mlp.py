@@ -175,18 +175,18 @@ class _MLPLinearization(Linearization):
         f: Array,
         inputs: list[Array],
         deltas: list[Array],
-        params: list[tuple[Array, Array | None]] | None = None,
+        params: list[tuple[Array, Array | None]],
     ) -> None:
         self.model = model
         self.f = f
         self.inputs = inputs
         self.deltas = deltas
-        self.params = params if params is not None else []
+        self.params = params  # the weights' views, layer by layer (for hvp)
         self._second: tuple[list[Array], list[Array]] | None = None
 
     def hvp(self, a: Array, v: Array) -> Array | None:
         """sum_i a_i H_i(w) v exactly (:mod:`lazycheck.models.mlp_second`)."""
-        if not self.params or not self.model.smooth:
+        if not self.model.smooth:
             return None
         from lazycheck.models.mlp_second import mlp_hvp
 
