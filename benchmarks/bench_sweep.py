@@ -72,8 +72,10 @@ SPEC = Path(__file__).resolve().parent.parent / "samples" / "two_layer_tanh.toml
 #: interleaved rounds: every engine once per round, the best wall time of each kept. The
 #: machine's speed drifts (one run here: the same --jobs 1 sweep took 23.9 and 33.8 CPU-s in two
 #: rounds minutes apart), so a single sequential pass can favour whichever engine ran in a fast
-#: minute; the best of several rounds compares each engine at its undisturbed speed.
-ROUNDS = int(os.environ.get("BENCH_SWEEP_ROUNDS", "3"))
+#: minute; the best of several rounds compares each engine at its undisturbed speed. Five, not
+#: three: in one run of five the same --jobs 2 sweep took 7.75 s to 12.87 s by round and
+#: --jobs 1 14.2 s to 21.9 s, so three rounds could miss every engine's undisturbed minute.
+ROUNDS = int(os.environ.get("BENCH_SWEEP_ROUNDS", "5"))
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ Four methods, chosen by size:
   eigenvalues carry an absolute error of about ``n * eps * lambda_max``, so sigma_min carries
   ``min(sqrt(delta), delta / (2 sigma_min))`` with ``delta = n eps sigma_max^2``: relative
   accuracy ``eps * cond(J)^2``. The report states the figure.
-* ``refined`` (issue 9; where the kernel fits the memory limit, from n = 64 on or wherever J
-  does not fit): the kernel's bottom eigenpairs (``dsyevr`` on an index range: one
+* ``refined`` (issue 9; where the kernel fits the memory limit, from n = 64 on, from a J of
+  2^18 entries on or wherever J does not fit): the kernel's bottom eigenpairs (``dsyevr`` on an index range: one
   tridiagonal reduction) and its top eigenpair (Lanczos on K), then sigma_min = ||J^T v|| and
   sigma_max = ||J^T u|| for the unit eigenvectors v, u of its extremes (one VJP each:
   sigma_min is attained by v, so never below the true one but for one product's rounding, as
@@ -124,8 +124,8 @@ def jacobian_spectrum(
     """Extreme singular values of J at a linearization, with the rank check.
 
     ``method``: ``"svd"``, ``"kernel"``, ``"refined"``, ``"matrix-free"`` or ``"auto"``:
-    ``refined`` when the kernel fits the memory limit, from n = :data:`REFINED_MIN_N` on or
-    wherever J (n*p*8 bytes) does not fit its budget, and its stated accuracy of sigma_min is
+    ``refined`` when the kernel fits the memory limit, from n = :data:`REFINED_MIN_N` on, from
+    n p = :data:`REFINED_MIN_NP` on or wherever J (n*p*8 bytes) does not fit its budget, and its stated accuracy of sigma_min is
     within twice the svd's where the svd is possible; else svd when J fits; else kernel when
     the kernel fits the memory limit (refined could not certify an enclosure), else
     matrix-free.
@@ -155,13 +155,15 @@ def _try_refined(
     lin: Linearization, n: int, p: int, method: str, svd_fits: bool
 ) -> tuple[np.ndarray, float, float, str] | None:
     """The refined route's parts when ``method`` asks for it (``auto``: the kernel fitting,
-    from :data:`REFINED_MIN_N` on or wherever J does not fit, and within twice the svd's
+    from :data:`REFINED_MIN_N` on, from n p = :data:`REFINED_MIN_NP` on or wherever J does not
+    fit, and within twice the svd's
     accuracy where the svd is possible), else None."""
     from lazycheck.resources import fits
 
     if method not in ("auto", "refined") or not p > n >= 2:
         return None
-    if method == "auto" and not ((n >= REFINED_MIN_N or not svd_fits) and fits(kernel_bytes(n))):
+    large = n >= REFINED_MIN_N or n * p >= REFINED_MIN_NP or not svd_fits
+    if method == "auto" and not (large and fits(kernel_bytes(n))):
         return None
     parts = _refined(lin, n, p)
     sharper_svd = parts is not None and parts[2] > 2 * max(n, p) * _EPS * parts[0][0]
@@ -174,6 +176,11 @@ def _try_refined(
 #: ``wide_tanh.toml``, p = 22,000, one BLAS thread, machine loaded: n = 100, svd 0.28-0.68 s
 #: against 0.008-0.010 s; n = 400, 2.8-6.4 s against 0.15-0.17 s; both agree to 1e-15)
 REFINED_MIN_N = 64
+#: ... and below it from this size of J (n p entries, 2 MB) on: J and its QR cost ~n^2 p, the
+#: refined route ~n^3 + a few products (one thread, load 0.7: n = 32, p = 22,000, svd 13 ms
+#: against 2.2 ms; n = 20, p = 110,000, 46 ms against 4.3 ms; n = 50, p = 110,000, 0.17-0.25 s
+#: against 7 ms; sigma_min and its stated accuracy the same to 1e-15 and 2e-5 relative)
+REFINED_MIN_NP = 2**18
 
 
 def _by_method(

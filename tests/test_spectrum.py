@@ -39,6 +39,24 @@ def test_auto_picks_the_kernel_routes_when_J_is_too_big() -> None:
     assert sp2.method == "svd"
 
 
+def test_auto_picks_refined_for_a_large_J_below_n_64() -> None:
+    """Below n = 64 auto keeps the svd for a small J and takes the refined route from
+    REFINED_MIN_NP entries on (the svd's QR costs n^2 p there), to the svd's accuracy."""
+    from lazycheck.spectrum import REFINED_MIN_NP
+
+    n, d = 20, 4
+    width = REFINED_MIN_NP // (n * (d + 1)) + 1  # p = width (d + 1), n p just above
+    model, lin = _lin(n, d, [width])
+    assert n * model.n_params >= REFINED_MIN_NP
+    ref = np.linalg.svd(lin.jacobian(), compute_uv=False)
+    sp = jacobian_spectrum(lin, model.n_params)
+    assert sp.method == "refined" and sp.ok
+    assert abs(sp.sigma_min - ref[-1]) <= sp.sigma_min_abs_error
+    assert sp.sigma_max == pytest.approx(ref[0], rel=1e-13)
+    small_model, small = _lin(n, d, [width // 4])
+    assert jacobian_spectrum(small, small_model.n_params).method == "svd"
+
+
 def test_duplicate_inputs_fail_the_rank_check() -> None:
     X = np.random.default_rng(1).standard_normal((5, 3))
     X[3] = X[1]
