@@ -179,7 +179,8 @@ X = jnp.asarray(data["X"])
 Ws = [data[f"W{i}"] for i in range(len(data.files) - 1)]
 layers = []
 for W in Ws[:-1]:
-    layers += [stax.Dense(W.shape[0], W_std=1.0, b_std=None, parameterization="ntk"), stax.Elementwise(fn=jnp.tanh)]
+    dense = stax.Dense(W.shape[0], W_std=1.0, b_std=None, parameterization="ntk")
+    layers += [dense, stax.Elementwise(fn=jnp.tanh)]
 layers.append(stax.Dense(1, W_std=1.0, b_std=None, parameterization="ntk"))
 _, apply_fn, _ = stax.serial(*layers)
 params = []

@@ -11,9 +11,10 @@ Four methods, chosen by size:
   ``min(sqrt(delta), delta / (2 sigma_min))`` with ``delta = n eps sigma_max^2``: relative
   accuracy ``eps * cond(J)^2``. The report states the figure.
 * ``refined`` (issue 9; where the kernel fits the memory limit, from n = 64 on, from a J of
-  2^18 entries on or wherever J does not fit): the kernel's bottom eigenpairs (``dsyevr`` on an index range: one
-  tridiagonal reduction) and its top eigenpair (Lanczos on K), then sigma_min = ||J^T v|| and
-  sigma_max = ||J^T u|| for the unit eigenvectors v, u of its extremes (one VJP each:
+  2^18 entries on or wherever J does not fit): the kernel's bottom eigenpairs (``dsyevr`` on
+  an index range: one tridiagonal reduction) and its top eigenpair (Lanczos on K), then
+  sigma_min = ||J^T v|| and sigma_max = ||J^T u|| for the unit eigenvectors v, u of its
+  extremes (one VJP each:
   sigma_min is attained by v, so never below the true one but for one product's rounding, as
   the svd's values carry). Its enclosure: rho = sigma_min^2 is a Rayleigh quotient of K, and
   with the residual r = ||J (J^T v) - rho v|| (one JVP) plus the rounding floor
@@ -125,10 +126,10 @@ def jacobian_spectrum(
 
     ``method``: ``"svd"``, ``"kernel"``, ``"refined"``, ``"matrix-free"`` or ``"auto"``:
     ``refined`` when the kernel fits the memory limit, from n = :data:`REFINED_MIN_N` on, from
-    n p = :data:`REFINED_MIN_NP` on or wherever J (n*p*8 bytes) does not fit its budget, and its stated accuracy of sigma_min is
-    within twice the svd's where the svd is possible; else svd when J fits; else kernel when
-    the kernel fits the memory limit (refined could not certify an enclosure), else
-    matrix-free.
+    n p = :data:`REFINED_MIN_NP` on or wherever J (n*p*8 bytes) does not fit its budget, and
+    its stated accuracy of sigma_min is within twice the svd's where the svd is possible;
+    else svd when J fits; else kernel when the kernel fits the memory limit (refined could not
+    certify an enclosure), else matrix-free.
     """
     from lazycheck.resources import fits
 
