@@ -372,17 +372,26 @@ def difference_norm(
 ) -> tuple[float, np.ndarray]:
     """||J_lin - J_lin0|| matrix-free and its unit left singular vector x: Lanczos
     (:func:`lazycheck.lanczos.top_eigenpair`, residual ``tol`` relative, warm-started from
-    ``v0``) on a -> (J - J0)((J - J0)^T a), four products a step, then ||(J - J0)^T x||: a
+    ``v0``) on a -> (J - J0)((J - J0)^T a) (by the model's difference products where it has
+    them, about two products a step for one hidden layer, else four), then ||(J - J0)^T x||: a
     value attained by a unit vector, so never above the norm, and within the Lanczos accuracy
     of it (about tol^2 relative when the top is separated)."""
     from lazycheck.lanczos import top_eigenpair
 
-    def dt(a: np.ndarray) -> np.ndarray:  # (J - J0)^T a
-        return lin.vjp(a) - lin0.vjp(a)
+    prods = lin.difference_products(lin0)
+    if prods is None:
+
+        def jd(g: np.ndarray) -> np.ndarray:  # (J - J0) g
+            return lin.jvp(g) - lin0.jvp(g)
+
+        def dt(a: np.ndarray) -> np.ndarray:  # (J - J0)^T a
+            return lin.vjp(a) - lin0.vjp(a)
+
+    else:
+        jd, dt = prods
 
     def mv(a: np.ndarray) -> np.ndarray:
-        g = dt(a)
-        return lin.jvp(g) - lin0.jvp(g)
+        return jd(dt(a))
 
     x = top_eigenpair(mv, v0, tol).vector  # unit, whatever the convergence
     return float(np.linalg.norm(dt(x))), x

@@ -151,6 +151,10 @@ def test_wrapped_derivative_products_agree(kind, act, param, bias, depth) -> Non
     assert np.linalg.norm(lw.cross_kernel(lv) - Jw @ Jv.T) <= 1e-13 * nw * nv
     dJ = Jw - Jv
     assert np.linalg.norm(lw.difference_kernel(lv) - dJ @ dJ.T) <= 1e-13 * (nw + nv) ** 2
+    # the difference products pass through the wrappers to the MLP's
+    jvp, vjp = lw.difference_products(lv)
+    assert np.linalg.norm(jvp(x) - dJ @ x) <= 1e-13 * (nw + nv) * np.linalg.norm(x)
+    assert np.linalg.norm(vjp(r) - dJ.T @ r) <= 1e-13 * (nw + nv) * np.linalg.norm(r)
 
 
 def test_wrapped_difference_kernel_keeps_relative_accuracy_for_nearby_weights() -> None:

@@ -235,6 +235,53 @@ def test_layerwise_kernels_match_products_of_jacobians(
     np.testing.assert_array_equal(model.cross_kernel(w, v, X), lw.cross_kernel(lv))
 
 
+@pytest.mark.parametrize(("act", "param", "bias", "depth"), CONFIGS, ids=IDS)
+def test_difference_products_match_the_difference_of_jacobians(
+    act: str, param: str, bias: bool, depth: int
+):
+    """(J_w - J_v) u and (J_w - J_v)^T a against the formed Jacobians' difference."""
+    model, X, w, rng = _setup(act, param, bias, depth)
+    v = w + 0.3 * rng.standard_normal(model.n_params)
+    lw, lv = model.linearize(w, X), model.linearize(v, X)
+    prods = lw.difference_products(lv)
+    assert prods is not None
+    jvp, vjp = prods
+    dJ = lw.jacobian() - lv.jacobian()
+    u, a = rng.standard_normal(model.n_params), rng.standard_normal(N)
+    scale = np.linalg.norm(lw.jacobian()) + np.linalg.norm(lv.jacobian())
+    assert np.linalg.norm(jvp(u) - dJ @ u) <= 1e-13 * scale * np.linalg.norm(u)
+    assert np.linalg.norm(vjp(a) - dJ.T @ a) <= 1e-13 * scale * np.linalg.norm(a)
+    # at the same point both are exactly zero (every difference is dropped)
+    same_jvp, same_vjp = lw.difference_products(model.linearize(w, X))
+    np.testing.assert_array_equal(same_jvp(u), 0.0)
+    np.testing.assert_array_equal(same_vjp(a), 0.0)
+
+
+def test_difference_products_keep_relative_accuracy_for_nearby_weights() -> None:
+    """At weights 1e-9 apart the products are accurate relative to J_w - J_v itself (the
+    subtraction of two VJPs keeps only eps / 1e-9 of it, here about 1e-7)."""
+    model = MLP(D, (6,), "tanh", "ntk", True, sigma_w=1.3, sigma_b=0.7)
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((N, D)) / math.sqrt(D)
+    w = model.init(rng)
+    v = w + 1e-9 * rng.standard_normal(model.n_params)
+    lw, lv = model.linearize(w, X), model.linearize(v, X)
+    a = rng.standard_normal(N)
+    dJ = lw.jacobian() - lv.jacobian()  # itself a subtraction: the reference is the kernel
+    _, vjp = lw.difference_products(lv)
+    g = vjp(a)
+    # ||(J_w - J_v)^T a||^2 = a^T (J_w - J_v)(J_w - J_v)^T a from the cancellation-free kernel
+    ref = float(a @ lw.difference_kernel(lv) @ a)
+    assert float(g @ g) == pytest.approx(ref, rel=1e-6)
+    assert np.linalg.norm(g - dJ.T @ a) <= 1e-6 * np.linalg.norm(g)
+
+
+def test_difference_products_decline_another_model() -> None:
+    model, X, w, _ = _setup("tanh", "ntk", False, 1)
+    other = MLP(D, WIDTHS[:1], "tanh", "ntk", False)
+    assert model.linearize(w, X).difference_products(other.linearize(w, X)) is None
+
+
 @pytest.mark.parametrize("act", ACTS)
 def test_difference_kernel_of_a_point_with_itself_is_zero(act: str) -> None:
     model, X, w, _ = _setup(act, "ntk", True, 2)

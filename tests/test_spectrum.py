@@ -255,3 +255,34 @@ def test_refined_hands_a_non_finite_kernel_to_the_other_routes() -> None:
     for method in ("auto", "refined"):
         with pytest.raises((np.linalg.LinAlgError, ValueError)):
             jacobian_spectrum(_given(J), 200, method=method)
+
+
+@pytest.mark.parametrize("widths", [[30], [12, 9]])
+def test_difference_norm_by_the_models_products_matches_the_dense_norm(widths) -> None:
+    """||J_w - J0|| by Lanczos on the MLP's difference products, and by the subtraction of
+    two linearizations' products (the route of a model without them), against the largest
+    singular value of the formed difference: attained (never above), within the tolerance."""
+    from lazycheck.models.base import Linearization
+    from lazycheck.spectrum import difference_norm
+
+    rng = np.random.default_rng(3)
+    model, X = MLP(3, widths, "tanh"), rng.standard_normal((9, 3))
+    w = model.init(rng)
+    lin0 = model.linearize(w, X)
+    lin = model.linearize(w + 0.05 * rng.standard_normal(w.size), X)
+    dJ = lin.jacobian() - lin0.jacobian()
+    ref = float(np.linalg.svd(dJ, compute_uv=False)[0])
+    v0 = np.ones(9) / 3.0
+    fast, x = difference_norm(lin, lin0, v0, 1e-10)
+    assert fast <= ref * (1 + 1e-13) and fast == pytest.approx(ref, rel=1e-9)
+    assert np.linalg.norm(x) == pytest.approx(1.0, rel=1e-14)
+
+    class _NoProducts:  # the same linearization without difference products
+        def __init__(self, inner):
+            self.inner, self.f = inner, inner.f
+            self.jvp, self.vjp = inner.jvp, inner.vjp
+
+        difference_products = Linearization.difference_products
+
+    slow, _ = difference_norm(_NoProducts(lin), _NoProducts(lin0), v0, 1e-10)
+    assert slow == pytest.approx(fast, rel=1e-9)

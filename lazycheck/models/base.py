@@ -14,12 +14,15 @@ The wrappers that make ``f(w0) = 0`` live in :mod:`lazycheck.models.wrappers`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["Linearization", "Model"]
+__all__ = ["DifferenceProducts", "Linearization", "Model"]
 
 Array = np.ndarray
+#: (jvp, vjp) of a difference of Jacobians J_w - J_v (:meth:`Linearization.difference_products`)
+DifferenceProducts = tuple[Callable[[Array], Array], Callable[[Array], Array]]
 
 
 class Linearization(ABC):
@@ -52,6 +55,13 @@ class Linearization(ABC):
         """sum_i a_i H_i(w) v (H_i the Hessian of f(x_i, .) at w), i.e. the derivative of
         J_w^T a along v, shape (p,); None (the default) where the model has no exact
         second-order product: callers then difference the VJP."""
+        return None
+
+    def difference_products(self, other: Linearization) -> DifferenceProducts | None:
+        """(u -> (J_w - J_v) u, a -> (J_w - J_v)^T a) where ``other`` is the linearization at v
+        (same model, same X), each at about the cost of one product and free of cancellation
+        when J_w is close to J_v; None (the default) where the model has no such form:
+        callers then subtract the two linearizations' products."""
         return None
 
     def difference_kernel(self, other: Linearization) -> Array:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from lazycheck.errors import LazycheckError
-from lazycheck.models.base import Linearization, Model
+from lazycheck.models.base import DifferenceProducts, Linearization, Model
 
 __all__ = ["GuardedModel", "user_error"]
 
@@ -96,6 +96,18 @@ class _GuardedLinearization(Linearization):
 
     def cross_kernel(self, other: Linearization) -> Array:
         return self.model._call("the cross kernel", self.inner.cross_kernel, _unwrap(other))
+
+    def difference_products(self, other: Linearization) -> DifferenceProducts | None:
+        prods = self.model._call(
+            "the difference products", self.inner.difference_products, _unwrap(other)
+        )
+        if prods is None:
+            return None
+        jvp, vjp = prods
+        return (
+            lambda v: self.model._call("jvp", jvp, v),
+            lambda r: self.model._call("vjp", vjp, r),
+        )
 
     def difference_kernel(self, other: Linearization) -> Array:
         return self.model._call(

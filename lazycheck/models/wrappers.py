@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from lazycheck.models.base import Linearization, Model
+from lazycheck.models.base import DifferenceProducts, Linearization, Model
 
 __all__ = ["CenteredModel", "SymmetricModel"]
 
@@ -103,6 +103,9 @@ class _ShiftedLinearization(Linearization):
     def cross_kernel(self, other: Linearization) -> Array:
         return self.inner.cross_kernel(_unwrap_shift(other))
 
+    def difference_products(self, other: Linearization) -> DifferenceProducts | None:
+        return self.inner.difference_products(_unwrap_shift(other))
+
     def difference_kernel(self, other: Linearization) -> Array:
         return self.inner.difference_kernel(_unwrap_shift(other))
 
@@ -143,6 +146,22 @@ class _SymmetricLinearization(Linearization):
     def cross_kernel(self, other: Linearization) -> Array:
         assert isinstance(other, _SymmetricLinearization)
         return 0.5 * (self.a.cross_kernel(other.a) + self.b.cross_kernel(other.b))
+
+    def difference_products(self, other: Linearization) -> DifferenceProducts | None:
+        assert isinstance(other, _SymmetricLinearization)
+        da, db = self.a.difference_products(other.a), self.b.difference_products(other.b)
+        if da is None or db is None:
+            return None
+        (jvp_a, vjp_a), (jvp_b, vjp_b) = da, db
+
+        def jvp(v: Array) -> Array:
+            q = v.shape[0] // 2
+            return (jvp_a(v[:q]) - jvp_b(v[q:])) * _INV_SQRT2
+
+        def vjp(r: Array) -> Array:
+            return np.concatenate([vjp_a(r), -vjp_b(r)]) * _INV_SQRT2
+
+        return jvp, vjp
 
     def difference_kernel(self, other: Linearization) -> Array:
         assert isinstance(other, _SymmetricLinearization)
