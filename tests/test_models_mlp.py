@@ -423,3 +423,20 @@ def test_property_jvp_and_vjp_are_adjoint(arch: dict, n: int, seed: int) -> None
     # entries ~1e-214 (hypothesis found sigma_b = 1.3e-214, where ||J|| * ||v|| * ||r|| was 0)
     scale = float(np.abs(r) @ np.abs(lin.jacobian()) @ np.abs(v))
     assert abs(r @ Jv - JTr @ v) <= 1e-12 * scale + 1e-300
+
+
+def test_difference_products_through_the_guard_of_user_models() -> None:
+    """A guarded model hands its inner model's difference products through, and an error in
+    them is named as the user model's."""
+    from lazycheck.errors import LazycheckError
+    from lazycheck.models.guard import GuardedModel
+
+    model, X, w, rng = _setup("tanh", "ntk", True, 2)
+    v = w + 0.1 * rng.standard_normal(model.n_params)
+    guarded = GuardedModel(model, "net.py:make")
+    jvp, vjp = guarded.linearize(w, X).difference_products(guarded.linearize(v, X))
+    ref_jvp, ref_vjp = model.linearize(w, X).difference_products(model.linearize(v, X))
+    u, a = rng.standard_normal(model.n_params), rng.standard_normal(N)
+    assert np.array_equal(jvp(u), ref_jvp(u)) and np.array_equal(vjp(a), ref_vjp(a))
+    with pytest.raises(LazycheckError, match="net.py:make"):
+        jvp(np.ones(3))  # a wrong length fails inside the products
