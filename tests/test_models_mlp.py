@@ -438,5 +438,5 @@ def test_difference_products_through_the_guard_of_user_models() -> None:
     ref_jvp, ref_vjp = model.linearize(w, X).difference_products(model.linearize(v, X))
     u, a = rng.standard_normal(model.n_params), rng.standard_normal(N)
     assert np.array_equal(jvp(u), ref_jvp(u)) and np.array_equal(vjp(a), ref_vjp(a))
-    with pytest.raises(LazycheckError, match="net.py:make"):
+    with pytest.raises(LazycheckError, match=r"net\.py:make"):
         jvp(np.ones(3))  # a wrong length fails inside the products
