@@ -31,6 +31,13 @@ def _setup(act: str, param: str, bias: bool, depth: int, seed: int = 0):
     return model, X, w, rng
 
 
+def _two_points(act: str, param: str, bias: bool, depth: int):
+    """(model, X, rng, w, v, lin at w, lin at v) for w = w0 and v a point nearby."""
+    model, X, w, rng = _setup(act, param, bias, depth)
+    v = w + 0.3 * rng.standard_normal(model.n_params)
+    return model, X, rng, w, v, model.linearize(w, X), model.linearize(v, X)
+
+
 def _reference_forward(model: MLP, w: np.ndarray, X: np.ndarray, dtype=np.float64):
     """The module docstring's formulas, written out directly: (f, list of pre-activations)."""
     a = np.asarray(X, dtype=dtype)
@@ -213,9 +220,7 @@ def test_jvp_and_vjp_are_adjoint_and_match_the_jacobian(
 def test_layerwise_kernels_match_products_of_jacobians(
     act: str, param: str, bias: bool, depth: int
 ):
-    model, X, w, rng = _setup(act, param, bias, depth)
-    v = w + 0.3 * rng.standard_normal(model.n_params)
-    lw, lv = model.linearize(w, X), model.linearize(v, X)
+    model, X, rng, w, v, lw, lv = _two_points(act, param, bias, depth)
     Jw, Jv = lw.jacobian(), lv.jacobian()
     tol = 1e-13 * np.linalg.norm(Jw) * np.linalg.norm(Jv)
     K = lw.kernel()
@@ -240,9 +245,7 @@ def test_difference_products_match_the_difference_of_jacobians(
     act: str, param: str, bias: bool, depth: int
 ):
     """(J_w - J_v) u and (J_w - J_v)^T a against the formed Jacobians' difference."""
-    model, X, w, rng = _setup(act, param, bias, depth)
-    v = w + 0.3 * rng.standard_normal(model.n_params)
-    lw, lv = model.linearize(w, X), model.linearize(v, X)
+    model, X, rng, w, _v, lw, lv = _two_points(act, param, bias, depth)
     prods = lw.difference_products(lv)
     assert prods is not None
     jvp, vjp = prods
