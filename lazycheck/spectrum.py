@@ -11,25 +11,23 @@ Four methods, chosen by size:
   ``min(sqrt(delta), delta / (2 sigma_min))`` with ``delta = n eps sigma_max^2``: relative
   accuracy ``eps * cond(J)^2``. The report states the figure.
 * ``refined`` (issue 9; where the kernel fits the memory limit, from n = 64 on, from a J of
-  2^18 entries on or wherever J does not fit): the kernel's bottom eigenpairs (``dsyevr`` on
-  an index range: one tridiagonal reduction) and its top eigenpair (Lanczos on K), then
-  sigma_min = ||J^T v|| and sigma_max = ||J^T u|| for the unit eigenvectors v, u of its
-  extremes (one VJP each:
-  sigma_min is attained by v, so never below the true one but for one product's rounding, as
-  the svd's values carry). Its enclosure: rho = sigma_min^2 is a Rayleigh quotient of K, and
-  with the residual r = ||J (J^T v) - rho v|| (one JVP) plus the rounding floor
-  f = (n + p) eps lambda_max, where rho + r < lambda_2 - f (lambda_2 from the kernel's
-  eigenvalues, themselves within f of the exact kernel's), lambda_min >= rho - min(r,
-  r^2 / (lambda_2 - f - rho)) (Weyl; Kato-Temple), else lambda_min >= lambda_1 - f. The
-  stated accuracy is sigma_min minus the square root of that lower bound plus the svd's own
-  ``max(n, p) eps sigma_max``; the enclosure's width grows like ((n + p) eps)^2 cond(J)^3
-  sigma_max, so ``auto`` keeps the route where it is within twice the svd's figure (else the
-  svd, where J fits; up to cond(J) ~ 1e4 with n + p ~ 700 in the tests). It costs a kernel,
-  one tridiagonal reduction, about 15 products of K with a vector and three JVP/VJPs instead
-  of J and its QR factorization: at n = 400, p = 22,000, 0.15 s against 2.8 s, with values
-  agreeing to 1e-15. Only the extremes are computed (the rank is n where sigma_min's lower end
-  is above the tolerance, the only case where the route is kept; a kernel that is not finite
-  is left to the other routes).
+  2^18 entries on or wherever J does not fit): the kernel's bottom eigenpairs (``dsyevr`` on an
+  index range: one tridiagonal reduction) and its top eigenpair (Lanczos on K), then sigma_min
+  = ||J^T v|| and sigma_max = ||J^T u|| for the unit eigenvectors v, u of its extremes (one VJP
+  each: sigma_min is attained by v, so never below the true one but for one product's rounding,
+  as the svd's values carry). Its enclosure: rho = sigma_min^2 is a Rayleigh quotient of K, and
+  with the residual r = ||J (J^T v) - rho v|| (one JVP) plus the rounding floor f = (n + p) eps
+  lambda_max, where rho + r < lambda_2 - f (lambda_2 from the kernel's eigenvalues, themselves
+  within f of the exact kernel's), lambda_min >= rho - min(r, r^2 / (lambda_2 - f - rho))
+  (Weyl; Kato-Temple), else lambda_min >= lambda_1 - f. The stated accuracy is sigma_min minus
+  the square root of that lower bound plus the svd's own ``max(n, p) eps sigma_max``; the
+  enclosure's width grows like ((n + p) eps)^2 cond(J)^3 sigma_max, so ``auto`` keeps the route
+  where it is within twice the svd's figure (else the svd, where J fits; up to cond(J) ~ 1e4
+  with n + p ~ 700 in the tests). It costs a kernel, one tridiagonal reduction, about 15
+  products of K with a vector and three JVP/VJPs instead of J and its QR factorization: at n =
+  400, p = 22,000, 0.15 s against 2.8 s, with values agreeing to 1e-15. Only the extremes are
+  computed (the rank is n where sigma_min's lower end is above the tolerance, the only case
+  where the route is kept; a kernel that is not finite is left to the other routes).
 
 * ``matrix-free``: when the kernel (n^2 x 8 bytes, a few times over while it is built and
   decomposed) does not fit the memory limit (:func:`lazycheck.resources.fits`), the extreme
@@ -157,8 +155,7 @@ def _try_refined(
 ) -> tuple[np.ndarray, float, float, str] | None:
     """The refined route's parts when ``method`` asks for it (``auto``: the kernel fitting,
     from :data:`REFINED_MIN_N` on, from n p = :data:`REFINED_MIN_NP` on or wherever J does not
-    fit, and within twice the svd's
-    accuracy where the svd is possible), else None."""
+    fit, and within twice the svd's accuracy where the svd is possible), else None."""
     from lazycheck.resources import fits
 
     if method not in ("auto", "refined") or not p > n >= 2:
