@@ -8,8 +8,9 @@ weights copied over (lazycheck's W^l is stax's kernel transposed). The two kerne
 (the largest entry difference over the largest entry is printed; a second, independent
 implementation of the same kernel).
 
-Cases (``benchmarks/bench_kernel.py``'s): A, n = 512 points in R^64, two hidden layers of
-width 1024; B, n = 2000 points in R^784, two hidden layers of width 4096 (p = 20M).
+Cases (``benchmarks/bench_kernel.py``'s, built by its ``_setup``): A, n = 512 points in R^64,
+two hidden layers of width 1024; B, n = 2000 points in R^784, two hidden layers of width 4096
+(p = 20M).
 
 neural-tangents needs jax, which lazycheck never imports: the peer runs in a Python of its own,
 given by ``--nt-python`` or ``LAZYCHECK_NT_PYTHON``, made once in a scratch environment
@@ -41,11 +42,8 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-CASES: dict[str, dict[str, Any]] = {
-    "A": {"n": 512, "dim": 64, "widths": (1024, 1024)},
-    "B": {"n": 2000, "dim": 784, "widths": (4096, 4096)},
-}
+from benchmarks.bench_kernel import _setup  # the same cases, network, weights and data
+
 _ONE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
@@ -111,16 +109,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", default="A,B", type=lambda s: s.split(","))
     parser.add_argument("--repeat", default=5, type=int)
     return parser.parse_args([] if argv is None else argv)
-
-
-def _setup(case: str):
-    from lazycheck.models.mlp import MLP
-
-    c = CASES[case]
-    model = MLP(c["dim"], c["widths"], "tanh", "ntk", bias=False)
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((c["n"], c["dim"])) / np.sqrt(c["dim"])
-    return model, X, model.init(rng)
 
 
 def _time_lazycheck(model, X, w, repeat: int) -> dict[str, float]:
