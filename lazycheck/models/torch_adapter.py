@@ -301,17 +301,23 @@ def _linear_gram(A: Array, D: Array, A2: Array, D2: Array, bias: bool, diff: boo
     """The Linear layer's block of J_w J_v^T: row i of its weight Jacobian is D_i (x) A_i (and
     D_i for the bias), so the block is (D D2^T) o (A A2^T + bias). With ``diff``, the same for
     (J_w - J_v)(J_w - J_v)^T from D (x) A - D2 (x) A2 = (D - D2) (x) A + D2 (x) (A - A2),
-    free of cancellation."""
+    free of cancellation; the terms of a zero difference (the first layer's input is X at both
+    points, an output layer's delta is 1) are skipped rather than computed as zeros."""
     if not diff:
         G = A @ A2.T
         if bias:
             G += 1.0
         return (D @ D2.T) * G
     dD, dA = D - D2, A - A2
+    if not np.any(dD):
+        if not np.any(dA):
+            return np.zeros((A.shape[0], A2.shape[0]))
+        return (D2 @ D2.T) * (dA @ dA.T)
     DD = dD @ dD.T
     term = DD * (A @ A.T)
-    cross = (dD @ D2.T) * (A @ dA.T)
-    term += cross + cross.T + (D2 @ D2.T) * (dA @ dA.T)
+    if np.any(dA):
+        cross = (dD @ D2.T) * (A @ dA.T)
+        term += cross + cross.T + (D2 @ D2.T) * (dA @ dA.T)
     if bias:
         term += DD
     return term
