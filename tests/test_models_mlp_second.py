@@ -5,6 +5,7 @@ the one-hidden-layer path against the general recursion."""
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -91,6 +92,36 @@ def test_one_hidden_layer_path_agrees_with_the_recursion(bias: bool) -> None:
     d1, d2 = lin.second_order()
     general = mlp_second._recursion(lin, a, model.unpack(v), d1, d2)
     assert np.linalg.norm(fused - general) <= 1e-13 * np.linalg.norm(general)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_one_hidden_layer_path_in_blocks_of_units(bias: bool, monkeypatch) -> None:
+    """Forced into blocks of 64 units (width 150: blocks of 64, 64 and 22), the product agrees
+    with the one-piece path and with the differences; the blocks cover every unit once."""
+    from lazycheck.models import mlp_second
+
+    model, X, w, a, v = _case((150,), bias=bias, seed=9)
+    lin = model.linearize(w, X)
+    whole = lin.hvp(a, v)
+    monkeypatch.setattr(mlp_second, "BLOCK_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(mlp_second, "BLOCK_ELEMENTS", 1)
+    blocks = mlp_second.unit_blocks(X.shape[0], 150)
+    assert blocks == [(0, 64), (64, 128), (128, 150)]
+    blocked = lin.hvp(a, v)
+    assert np.linalg.norm(blocked - whole) <= 1e-14 * np.linalg.norm(whole)
+    ref = _differenced(model, X, w, a, v)
+    assert np.linalg.norm(blocked - ref) <= 1e-8 * np.linalg.norm(ref)
+
+
+def test_unit_blocks_only_past_the_threshold() -> None:
+    from lazycheck.models.mlp_second import BLOCK_ELEMENTS, BLOCK_MIN_ELEMENTS, unit_blocks
+
+    assert unit_blocks(100, 2000) == [(0, 2000)]
+    assert unit_blocks(1, BLOCK_MIN_ELEMENTS) == [(0, BLOCK_MIN_ELEMENTS)]
+    n, width = 50, 100_000
+    blocks = unit_blocks(n, width)
+    assert blocks[0] == (0, BLOCK_ELEMENTS // n) and blocks[-1][1] == width
+    assert all(e == s2 for (_, e), (s2, _) in pairwise(blocks))
 
 
 def test_hvp_through_the_guard_of_user_models() -> None:

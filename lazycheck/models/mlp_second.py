@@ -103,22 +103,30 @@ def _one_hidden_layer(
     layer's deltas used: P = c_1 a w_1^T and Pdot = c_1 a v_1^T are never formed, so
     deltadot^T [X, 1] = c_1 (diag(w_1) (phi'' o zdot)^T + diag(v_1) phi'^T) [a o X, a]:
     two elementwise passes over n x width and three products that read one n x width array
-    each (the general recursion makes about twelve passes)."""
+    each (the general recursion makes about twelve passes). Every hidden unit's part is its
+    own, so at a large n x width the units are taken in blocks (:func:`unit_blocks`): no
+    temporary the size of the layer is mapped afresh."""
     model = lin.model
     l0, l1 = model.layers
     (W1, _b1), (V0, vb0), (V1, _vb1) = lin.params[1], V[0], V[1]
     X = lin.inputs[0]
-    zdot = X @ V0.T
-    zdot *= l0.c_w
-    if vb0 is not None:
-        zdot += l0.c_b * vb0
-    adot = d1 * zdot  # the hidden layer's output tangent
-    out_w = l1.c_w * (a @ adot)  # the output layer's weights: delta^T adot, delta = a
-    zdot *= d2  # phi'' o zdot, in place
     aX = X * a[:, None]
     if l0.bias:
         aX = np.hstack([aX, l0.c_b / l0.c_w * a[:, None]])  # the bias column, scaled as c_w
-    G = (l0.c_w * l1.c_w) * (W1[0][:, None] * (zdot.T @ aX) + V1[0][:, None] * (d1.T @ aX))
+    width = V0.shape[0]
+    G = np.empty((width, aX.shape[1]))
+    out_w = np.empty(width)
+    for s, e in unit_blocks(X.shape[0], width):
+        zdot = X @ V0[s:e].T
+        zdot *= l0.c_w
+        if vb0 is not None:
+            zdot += l0.c_b * vb0[s:e]
+        adot = d1[:, s:e] * zdot  # the hidden layer's output tangent
+        out_w[s:e] = l1.c_w * (a @ adot)  # the output layer's weights: delta^T adot, delta = a
+        zdot *= d2[:, s:e]  # phi'' o zdot, in place
+        G[s:e] = (l0.c_w * l1.c_w) * (
+            W1[0][s:e, None] * (zdot.T @ aX) + V1[0][s:e, None] * (d1[:, s:e].T @ aX)
+        )
     parts = [G[:, : X.shape[1]].ravel()]
     if l0.bias:
         parts.append(G[:, X.shape[1]])
@@ -126,6 +134,25 @@ def _one_hidden_layer(
     if l1.bias:
         parts.append(np.zeros(1))  # f is linear in the output bias
     return np.concatenate(parts)
+
+
+#: the units are taken in blocks when an n x width array has more elements than this
+#: (32 MB: above it glibc maps every new array afresh, and each page costs a fault); below, in
+#: one piece. Measured (one thread, best of 7): n = 50, width 1e5, 68.5 -> 42 ms a product;
+#: n = 6400, width 2000, 7-10% faster; blocked at n = 100 to 1600 (width 2000), 2-10% slower
+BLOCK_MIN_ELEMENTS = 1 << 22
+#: elements of an n x block temporary when blocked (4 MB; 1 MB and 8 MB measured slower)
+BLOCK_ELEMENTS = 1 << 19
+
+
+def unit_blocks(n: int, width: int) -> list[tuple[int, int]]:
+    """[start, end) ranges over the hidden units: one piece up to
+    :data:`BLOCK_MIN_ELEMENTS` elements of n x width, else about :data:`BLOCK_ELEMENTS` / n
+    units a block (at least 64: narrower blocks cost more in calls than they save)."""
+    if n * width <= BLOCK_MIN_ELEMENTS:
+        return [(0, width)]
+    size = max(64, BLOCK_ELEMENTS // max(n, 1))
+    return [(s, min(s + size, width)) for s in range(0, width, size)]
 
 
 def _forward_tangent(
