@@ -103,9 +103,9 @@ def test_one_hidden_layer_path_in_blocks_of_units(bias: bool, monkeypatch) -> No
     model, X, w, a, v = _case((150,), bias=bias, seed=9)
     lin = model.linearize(w, X)
     whole = lin.hvp(a, v)
-    monkeypatch.setattr(mlp_second, "BLOCK_MIN_ELEMENTS", 0)
-    monkeypatch.setattr(mlp_second, "BLOCK_ELEMENTS", 1)
-    blocks = mlp_second.unit_blocks(X.shape[0], 150)
+    monkeypatch.setattr(mlp_second, "_BLOCK_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(mlp_second, "_BLOCK_ELEMENTS", 1)
+    blocks = mlp_second._unit_blocks(X.shape[0], 150)
     assert blocks == [(0, 64), (64, 128), (128, 150)]
     blocked = lin.hvp(a, v)
     assert np.linalg.norm(blocked - whole) <= 1e-14 * np.linalg.norm(whole)
@@ -114,13 +114,13 @@ def test_one_hidden_layer_path_in_blocks_of_units(bias: bool, monkeypatch) -> No
 
 
 def test_unit_blocks_only_past_the_threshold() -> None:
-    from lazycheck.models.mlp_second import BLOCK_ELEMENTS, BLOCK_MIN_ELEMENTS, unit_blocks
+    from lazycheck.models.mlp_second import _BLOCK_ELEMENTS, _BLOCK_MIN_ELEMENTS, _unit_blocks
 
-    assert unit_blocks(100, 2000) == [(0, 2000)]
-    assert unit_blocks(1, BLOCK_MIN_ELEMENTS) == [(0, BLOCK_MIN_ELEMENTS)]
+    assert _unit_blocks(100, 2000) == [(0, 2000)]
+    assert _unit_blocks(1, _BLOCK_MIN_ELEMENTS) == [(0, _BLOCK_MIN_ELEMENTS)]
     n, width = 50, 100_000
-    blocks = unit_blocks(n, width)
-    assert blocks[0] == (0, BLOCK_ELEMENTS // n) and blocks[-1][1] == width
+    blocks = _unit_blocks(n, width)
+    assert blocks[0] == (0, _BLOCK_ELEMENTS // n) and blocks[-1][1] == width
     assert all(e == s2 for (_, e), (s2, _) in pairwise(blocks))
 
 

@@ -311,21 +311,23 @@ class _MLPLinearization(Linearization):
         ):
             dD = D - D2
             dA = A - A2
-            _add_difference_gram(K, layer, A, dD if np.any(dD) else None, D2, dA)
+            _add_difference_gram(
+                K, layer, A, dD if np.any(dD) else None, D2, dA if np.any(dA) else None
+            )
         return _mirror_upper(K)
 
 
 def _add_difference_gram(
-    K: Array, layer: _Layer, A: Array, dD: Array | None, D2: Array, dA: Array
+    K: Array, layer: _Layer, A: Array, dD: Array | None, D2: Array, dA: Array | None
 ) -> None:
     """Add one layer's part of (J_w - J_v)(J_w - J_v)^T to K's upper triangle: c_w^2 ((dD
     dD^T) o (A A^T) + 2 sym((dD D'^T) o (A dA^T)) + (D' D'^T) o (dA dA^T)) + c_b^2 dD dD^T.
-    The terms of a zero difference (``dD`` None: the output layer, whose delta is 1; ``dA``
-    zero: the first layer, whose input is X at both points) are skipped, not computed as
+    The terms of a zero difference (None: ``dD`` at the output layer, whose delta is 1;
+    ``dA`` at the first layer, whose input is X at both points) are skipped, not computed as
     zeros: at the output layer that saves two of its three n^2 x width products. The sum is
     the same to the bit, as the skipped terms are exact zeros."""
     G = None
-    if np.any(dA):
+    if dA is not None:
         G = _gram(D2)
         G *= _gram(dA)
     if dD is None:

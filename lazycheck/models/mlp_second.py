@@ -104,7 +104,7 @@ def _one_hidden_layer(
     deltadot^T [X, 1] = c_1 (diag(w_1) (phi'' o zdot)^T + diag(v_1) phi'^T) [a o X, a]:
     two elementwise passes over n x width and three products that read one n x width array
     each (the general recursion makes about twelve passes). Every hidden unit's part is its
-    own, so at a large n x width the units are taken in blocks (:func:`unit_blocks`): no
+    own, so at a large n x width the units are taken in blocks (:func:`_unit_blocks`): no
     temporary the size of the layer is mapped afresh."""
     model = lin.model
     l0, l1 = model.layers
@@ -116,7 +116,7 @@ def _one_hidden_layer(
     width = V0.shape[0]
     G = np.empty((width, aX.shape[1]))
     out_w = np.empty(width)
-    for s, e in unit_blocks(X.shape[0], width):
+    for s, e in _unit_blocks(X.shape[0], width):
         zdot = X @ V0[s:e].T
         zdot *= l0.c_w
         if vb0 is not None:
@@ -140,18 +140,18 @@ def _one_hidden_layer(
 #: (32 MB: above it glibc maps every new array afresh, and each page costs a fault); below, in
 #: one piece. Measured (one thread, best of 7): n = 50, width 1e5, 68.5 -> 42 ms a product;
 #: n = 6400, width 2000, 7-10% faster; blocked at n = 100 to 1600 (width 2000), 2-10% slower
-BLOCK_MIN_ELEMENTS = 1 << 22
+_BLOCK_MIN_ELEMENTS = 1 << 22
 #: elements of an n x block temporary when blocked (4 MB; 1 MB and 8 MB measured slower)
-BLOCK_ELEMENTS = 1 << 19
+_BLOCK_ELEMENTS = 1 << 19
 
 
-def unit_blocks(n: int, width: int) -> list[tuple[int, int]]:
+def _unit_blocks(n: int, width: int) -> list[tuple[int, int]]:
     """[start, end) ranges over the hidden units: one piece up to
-    :data:`BLOCK_MIN_ELEMENTS` elements of n x width, else about :data:`BLOCK_ELEMENTS` / n
+    :data:`_BLOCK_MIN_ELEMENTS` elements of n x width, else about :data:`_BLOCK_ELEMENTS` / n
     units a block (at least 64: narrower blocks cost more in calls than they save)."""
-    if n * width <= BLOCK_MIN_ELEMENTS:
+    if n * width <= _BLOCK_MIN_ELEMENTS:
         return [(0, width)]
-    size = max(64, BLOCK_ELEMENTS // max(n, 1))
+    size = max(64, _BLOCK_ELEMENTS // max(n, 1))
     return [(s, min(s + size, width)) for s in range(0, width, size)]
 
 
