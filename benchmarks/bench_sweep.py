@@ -37,27 +37,26 @@ Linux's autogroup scheduler (``/proc/sys/kernel/sched_autogroup_enabled``) gives
 session one fair share of the CPUs: when other sessions keep the cores busy, two processes of
 this session get little more CPU than one, and the speed-up cannot show.
 
-Measured (``python -m benchmarks.bench_sweep``, five rounds, the shared 2-core machine idle at
-the start, load 0.3-2.3 during the runs), three runs:
+Measured (``python -m benchmarks.bench_sweep``, five rounds, the shared 2-core machine at load
+0.3-0.5 at the start and about 2 by the end), four runs; run 4 on this round's final code:
 
-============================  =======  =======  =======
-                              run 1    run 2    run 3
-============================  =======  =======  =======
---jobs 1, best                16.28 s  14.50 s  13.33 s
---jobs 2, best (speed-up)     7.38 s   8.24 s   7.10 s
-                              (2.21x)  (1.76x)  (1.88x)
-Dask, best (/ --jobs 2)       9.54 s   9.27 s   7.53 s
-                              (1.29)   (1.12)   (1.06)
-bracketed Dask / --jobs 2     1.00 0.96 1.11 1.18 1.02 | 1.22 1.01 1.18 1.02 0.99 |
-                              0.96 0.94 1.14 1.25 1.12
-bracketed median              1.02     1.02     1.12
-============================  =======  =======  =======
+============================  =======  =======  =======  =======
+                              run 1    run 2    run 3    run 4
+============================  =======  =======  =======  =======
+--jobs 1, best                16.28 s  14.50 s  13.33 s  16.69 s
+--jobs 2, best                7.38 s   8.24 s   7.10 s   8.85 s
+speed-up                      2.21x    1.76x    1.88x    1.89x
+Dask, best                    9.54 s   9.27 s   7.53 s   10.54 s
+Dask / --jobs 2, best of each 1.29     1.12     1.06     1.19
+bracketed, median of five     1.02     1.02     1.12     1.17
+============================  =======  =======  =======  =======
 
-The JSON reports were identical every time. Over the 15 bracketed rounds the median is 1.02
-and 13 of 15 are within 1.2. The best-of ratio swings with the fastest --jobs 2 minute: in
-run 1, --jobs 2 took 7.38 s to 11.48 s by round, Dask 9.54 s to 10.39 s. (Runs 1 and 2 took
-the best --jobs 2 over the bracketing sweeps too, ten samples against Dask's five; the same
-ten figures give the same ratios here, as the best was a first sweep each time.)
+The bracketed ratios by round: 1.00 0.96 1.11 1.18 1.02 | 1.22 1.01 1.18 1.02 0.99 | 0.96 0.94
+1.14 1.25 1.12 | 1.24 0.97 1.17 1.37 1.06; over the 20 rounds the median is 1.09 and 16 of 20
+are within 1.2. The JSON reports were identical every time. The best-of ratio swings with the
+fastest --jobs 2 minute: in run 1, --jobs 2 took 7.38 s to 11.48 s by round, Dask 9.54 s to
+10.39 s. (Runs 1 and 2 took the best --jobs 2 over the bracketing sweeps too, ten samples
+against Dask's five; the best was a first sweep each time, so the ratios are the same.)
 
 What the engine costs, measured per thread with psutil in earlier rounds: the configurations'
 own threads use the same CPU in a Dask worker as in a plain process once the profiler is
