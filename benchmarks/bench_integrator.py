@@ -1,10 +1,10 @@
 """Benchmark: the exponential integrator against the one before issue 9, a tight DOP853 reference
 and scipy's RK45, side by side in one process.
 
-``old-new`` (issue 9): today's integrator (:mod:`lazycheck.flow`) against the one on ``main``
-before dense output (commit :data:`BASELINE_REF`: steps cut to land on every output time, the
-basis at w0 computed again; read from git and loaded as a module), both through
-:func:`lazycheck.simulate.simulate` on the same runs:
+``old-new`` (issue 9): today's integrator (:mod:`lazycheck.numerics.flow`) against the one on
+``main`` before dense output (commit :data:`BASELINE_REF`: steps cut to land on every output time,
+the basis at w0 computed again; read from git and loaded as a module), both through
+:func:`lazycheck.commands.simulate.simulate` on the same runs:
 
 * ``samples/two_layer_tanh.toml`` (tanh, n = 10 on the sphere in R^3, width 200, cond(K0) about
   4000) at alpha = 1 and 100, decay 5, rtol 1e-6, atol 1e-15, with the deviation of each from a
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import subprocess
 import sys
 import time
@@ -102,8 +103,8 @@ def exp_vs_rk45() -> None:
     """The default integrator against RK45 at matched accuracy (module docstring)."""
     import numpy as np
 
+    from lazycheck.commands.simulate import simulate
     from lazycheck.problem import load_problem
-    from lazycheck.simulate import simulate
 
     prob = load_problem(SPEC)
     lam = np.linalg.eigvalsh(prob.linearize(prob.w0).kernel())
@@ -149,11 +150,11 @@ _W = ("old", "new")
 
 def _run(flow_module: types.ModuleType | None, prob: Any, **overrides: Any) -> tuple[Any, dict]:
     """simulate() with the given integrator module (None: today's); (result, counts)."""
-    import lazycheck.flow
-    import lazycheck.simulate as sim
+    import lazycheck.commands.simulate as sim
+    import lazycheck.numerics.flow
 
     kernels: dict[str, int] = {"n": 0}
-    module = flow_module or lazycheck.flow
+    module = flow_module or lazycheck.numerics.flow
     integrate = module.integrate
 
     def counted(*a: Any, **k: Any) -> Any:
@@ -207,7 +208,9 @@ def _deviation(res: Any, ref: Any) -> tuple[float, float, float]:
 
 
 def _baseline_flow() -> types.ModuleType:
-    """lazycheck/flow.py at BASELINE_REF, loaded as a module (needs git and the history)."""
+    """lazycheck/flow.py at BASELINE_REF (since moved to lazycheck/numerics/), loaded as a module
+    with its imports of the modules moved with it pointed at their new places (needs git and the
+    history)."""
     try:
         src = subprocess.run(
             ["git", "-C", str(ROOT), "show", f"{BASELINE_REF}:lazycheck/flow.py"],
@@ -217,6 +220,7 @@ def _baseline_flow() -> types.ModuleType:
         ).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         raise SystemExit(f"bench_integrator: cannot read the baseline from git: {exc}") from None
+    src = re.sub(r"\blazycheck\.(linear_flow|spectrum)\b", r"lazycheck.numerics.\1", src)
     mod = types.ModuleType("lazycheck_flow_baseline")
     sys.modules[mod.__name__] = mod  # dataclasses look their module up
     exec(compile(src, f"{BASELINE_REF[:10]}:lazycheck/flow.py", "exec"), mod.__dict__)

@@ -6,8 +6,8 @@ case runs in a fresh subprocess (so its peak RSS, VmHWM, is its own) that times,
 
 * ``K0+eig``: one forward/backward pass at w0, the kernel K0 and its eigenvalues (the
   baseline: the least any check of Assumption 1 costs);
-* ``bound``: :func:`lazycheck.bound.compute_bound`;
-* ``verify``: :func:`lazycheck.verify.run_verify` (bound, both flows, the ball's spectra).
+* ``bound``: :func:`lazycheck.commands.bound.compute_bound`;
+* ``verify``: :func:`lazycheck.commands.verify.run_verify` (bound, both flows, the ball's spectra).
 
 It prints each time, its ratio to the baseline, verify / bound, the peak RSS, and the growth
 exponents fitted on log-log axes. Goals (issue 9): bound within 20x of the baseline at every
@@ -41,10 +41,10 @@ SPEC = REPO / "benchmarks" / "specs" / "wide_tanh.toml"
 def _child(n: int, width: int, run_verify: bool, threads: int | None) -> None:
     """Subprocess entry point: time baseline, bound and verify; print a JSON line."""
     import lazycheck
-    from lazycheck.bound import compute_bound
-    from lazycheck.spectrum import sym_eigvals
+    from lazycheck.commands.bound import compute_bound
+    from lazycheck.commands.verify import run_verify as verify
+    from lazycheck.numerics.spectrum import sym_eigvals
     from lazycheck.threads import set_threads
-    from lazycheck.verify import run_verify as verify
 
     set_threads(threads)
     prob = lazycheck.load_problem(SPEC, settings={"data.n": n, "model.widths": [width]})

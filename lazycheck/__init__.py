@@ -7,7 +7,7 @@ The Python API mirrors the command line::
     prob = lazycheck.load_problem("samples/two_layer_tanh.toml", alpha=1000.0)
     prob = lazycheck.Problem.from_arrays(X, y, model, alpha=1000.0)   # no spec file
     report = lazycheck.compute_bound(prob)        # lazycheck bound
-    run = lazycheck.simulate(prob)                # lazycheck simulate
+    run = lazycheck.simulate(prob)       # lazycheck simulate
     checks = lazycheck.run_verify(prob)           # lazycheck verify
     sweep = lazycheck.run_sweep("samples/two_layer_tanh.toml", alpha=[1, 10, 100])  # sweep
 
@@ -58,8 +58,8 @@ __all__ = [
 _WHERE = {
     "MLP": "lazycheck.models.mlp",
     "ACTIVATIONS": "lazycheck.models.activations",
-    "BoundReport": "lazycheck.bound",
-    "compute_bound": "lazycheck.bound",
+    "BoundReport": "lazycheck.commands.bound",
+    "compute_bound": "lazycheck.commands.bound",
     "CenteredModel": "lazycheck.models.wrappers",
     "SymmetricModel": "lazycheck.models.wrappers",
     "Model": "lazycheck.models.base",
@@ -76,14 +76,14 @@ _WHERE = {
     "make_problem": "lazycheck.problem",
     "Spec": "lazycheck.spec",
     "load_spec": "lazycheck.spec",
-    "Spectrum": "lazycheck.spectrum",
-    "jacobian_spectrum": "lazycheck.spectrum",
-    "SimulationResult": "lazycheck.simulate",
-    "simulate": "lazycheck.simulate",
-    "VerifyReport": "lazycheck.verify",
-    "run_verify": "lazycheck.verify",
+    "Spectrum": "lazycheck.numerics.spectrum",
+    "jacobian_spectrum": "lazycheck.numerics.spectrum",
+    "SimulationResult": "lazycheck.commands.simulate",
+    "simulate": "lazycheck.commands.simulate",
+    "VerifyReport": "lazycheck.commands.verify",
+    "run_verify": "lazycheck.commands.verify",
     "solve_alpha": "lazycheck.hypothesis",
-    "compare_kernels": "lazycheck.kernel_report",
+    "compare_kernels": "lazycheck.commands.kernel_report",
     "SweepResult": "lazycheck.sweep",
     "run_sweep": "lazycheck.sweep",
 }

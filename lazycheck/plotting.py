@@ -14,7 +14,7 @@
    the axis floor (a collapsed sigma_min) are drawn on the floor and the legend says so.
 
 Every point where a bound is violated (beyond the tolerance ``verify`` uses) is marked with a
-red cross. The banner needs a :class:`~lazycheck.verify.VerifyReport` of the run
+red cross. The banner needs a :class:`~lazycheck.commands.verify.VerifyReport` of the run
 (``run_verify(problem, simulation=run)``; ``lazycheck simulate --plot`` computes it): alpha
 against alpha_min, B' against B, and the verdict, coloured green (pass), orange (the
 hypothesis is unmet: the theorem promises nothing) or red (a check failed, or the solver).
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from lazycheck.simulate import SimulationResult
-    from lazycheck.verify import VerifyReport
+    from lazycheck.commands.simulate import SimulationResult
+    from lazycheck.commands.verify import VerifyReport
 
 __all__ = ["PLOT_SUFFIXES", "VERDICT_COLORS", "figure_writer", "plot_run"]
 
@@ -131,7 +131,7 @@ def _figure(result: SimulationResult, report: VerifyReport | None) -> Figure:
 
 def _tolerances(result: SimulationResult, report: VerifyReport | None) -> dict[str, float]:
     """The tolerances ``verify`` compares with (its defaults when there is no report)."""
-    from lazycheck.checks import default_tolerances
+    from lazycheck.commands.checks import default_tolerances
 
     y_norm = math.sqrt(max(2.0 * float(result.loss_lin[0]), 0.0)) if len(result.loss_lin) else 0
     rtol, rtol_lin, atol = default_tolerances(result.rtol, result.L0, y_norm)

@@ -3,10 +3,10 @@
 Every result carries its status as one of the strings of :data:`Status` (a ``Literal``, so
 the values stay plain strings in JSON and compare with ``==``). Which values a result can take:
 
-* a check (:class:`lazycheck.checks.Check`): :data:`CHECK_STATUSES`;
-* ``verify`` (:class:`lazycheck.verify.VerifyReport`): :data:`VERIFY_STATUSES`;
-* ``bound`` (:class:`lazycheck.bound.BoundReport`): :data:`BOUND_STATUSES`;
-* ``simulate`` (:attr:`lazycheck.simulate.SimulationResult.outcome`):
+* a check (:class:`lazycheck.commands.checks.Check`): :data:`CHECK_STATUSES`;
+* ``verify`` (:class:`lazycheck.commands.verify.VerifyReport`): :data:`VERIFY_STATUSES`;
+* ``bound`` (:class:`lazycheck.commands.bound.BoundReport`): :data:`BOUND_STATUSES`;
+* ``simulate`` (:attr:`lazycheck.commands.simulate.SimulationResult.outcome`):
   :data:`SIMULATION_STATUSES` (its integer ``status`` follows scipy's ``OdeResult``).
 """
 

@@ -11,7 +11,7 @@ import numpy as np
 from lazycheck.models.base import Model
 
 if TYPE_CHECKING:
-    from lazycheck.verify import VerifyReport
+    from lazycheck.commands.verify import VerifyReport
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -30,7 +30,7 @@ def fd_jacobian(model: Model, w: np.ndarray, X: np.ndarray, step: float) -> np.n
 def verified_sample(name: str) -> VerifyReport:
     """``run_verify`` of ``samples/NAME.toml``, computed once per test session (several
     modules read the same reports)."""
+    from lazycheck.commands.verify import run_verify
     from lazycheck.problem import load_problem
-    from lazycheck.verify import run_verify
 
     return run_verify(load_problem(SAMPLES / f"{name}.toml"))

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from lazycheck.beta import certified_beta_auto, sampled_beta
 from lazycheck.models.mlp import MLP
 from lazycheck.models.wrappers import CenteredModel, SymmetricModel
-from lazycheck.spectrum import jacobian_spectrum
+from lazycheck.numerics.spectrum import jacobian_spectrum
 
 SMOOTH = ["tanh", "sigmoid", "softplus", "gelu", "erf", "sin", "identity"]
 REL_SLACK = 1e-9

@@ -53,22 +53,22 @@ def test_rich_protocol_and_render_without_a_console(result, capsys) -> None:
 
 
 def test_run_verify_reuses_a_precomputed_bound_and_simulation(rep, monkeypatch) -> None:
-    import lazycheck.bound
-    import lazycheck.simulate
-    import lazycheck.verify
+    import lazycheck.commands.bound
+    import lazycheck.commands.simulate
+    import lazycheck.commands.verify
     from lazycheck.problem import load_problem
 
     def refuse(*args, **kwargs):
         raise AssertionError("recomputed")
 
-    monkeypatch.setattr(lazycheck.verify, "compute_bound", refuse)
-    monkeypatch.setattr(lazycheck.bound, "compute_bound", refuse)
-    monkeypatch.setattr(lazycheck.simulate, "simulate", refuse)
+    monkeypatch.setattr(lazycheck.commands.verify, "compute_bound", refuse)
+    monkeypatch.setattr(lazycheck.commands.bound, "compute_bound", refuse)
+    monkeypatch.setattr(lazycheck.commands.simulate, "simulate", refuse)
     prob = load_problem(SAMPLES / "two_layer_tanh.toml")
-    again = lazycheck.verify.run_verify(prob, bound=rep.bound, simulation=rep.simulation)
+    again = lazycheck.commands.verify.run_verify(prob, bound=rep.bound, simulation=rep.simulation)
     assert again.bound is rep.bound and again.simulation is rep.simulation
     assert [(c.id, c.status, c.observed) for c in again.checks] == [
         (c.id, c.status, c.observed) for c in rep.checks
     ]
     with pytest.raises(AssertionError, match="recomputed"):
-        lazycheck.verify.run_verify(prob, simulation=rep.simulation)  # bound still needed
+        lazycheck.commands.verify.run_verify(prob, simulation=rep.simulation)  # bound still needed

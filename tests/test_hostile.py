@@ -626,7 +626,7 @@ def _outputs(box: Path) -> list[object]:
 def test_failed_simulate_writes_no_output_and_keeps_old_ones(
     box: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import lazycheck.simulate as sim
+    import lazycheck.commands.simulate as sim
 
     real = sim.simulate
 
@@ -661,7 +661,7 @@ def test_successful_simulate_writes_every_output_and_no_temporary(box: Path) -> 
 def test_unwritable_output_names_the_users_path_not_a_temporary(
     box: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import lazycheck.simulate as sim
+    import lazycheck.commands.simulate as sim
 
     def full_disk(result, problem):
         def write(tmp: Path) -> None:
@@ -728,7 +728,7 @@ def test_signal_while_writing_leaves_no_temporary(sig: int, code: int, box: Path
     ],
 )
 def test_unexpected_failures_are_one_line(exc, fragments, code, box, monkeypatch) -> None:
-    import lazycheck.bound
+    import lazycheck.commands.bound
 
     def broken(*args, **kwargs):
         import warnings
@@ -736,20 +736,20 @@ def test_unexpected_failures_are_one_line(exc, fragments, code, box, monkeypatch
         warnings.warn("overflow encountered in square", RuntimeWarning, stacklevel=1)
         raise exc
 
-    monkeypatch.setattr(lazycheck.bound, "compute_bound", broken)
+    monkeypatch.setattr(lazycheck.commands.bound, "compute_bound", broken)
     check_error_case(box, ["bound", box / "s.toml", "--no-progress"], fragments, want=code)
 
 
 def test_runtime_warnings_do_not_reach_stderr(box: Path, monkeypatch) -> None:
-    import lazycheck.bound
+    import lazycheck.commands.bound
 
-    real = lazycheck.bound.compute_bound
+    real = lazycheck.commands.bound.compute_bound
 
     def noisy(*args, **kwargs):
         np.array([1e300]) ** 2  # RuntimeWarning: overflow
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(lazycheck.bound, "compute_bound", noisy)
+    monkeypatch.setattr(lazycheck.commands.bound, "compute_bound", noisy)
     result = invoke(["bound", box / "s.toml", "--no-progress"])
     assert result.exit_code == 0 and result.stderr == ""
 
@@ -814,7 +814,7 @@ def test_junit_with_a_control_character_in_the_spec_path_is_valid_xml(box: Path)
 
 
 def test_junit_counts_the_solver_failure_case(box: Path, monkeypatch) -> None:
-    import lazycheck.simulate as sim
+    import lazycheck.commands.simulate as sim
 
     real = sim.simulate
 

@@ -21,8 +21,8 @@ import jsonschema
 import numpy as np
 import pytest
 
+from lazycheck.commands.kernel_report import compare_kernels
 from lazycheck.errors import LazycheckError
-from lazycheck.kernel_report import compare_kernels
 from lazycheck.models import infinite_width as iw
 from lazycheck.models.activations import ACTIVATIONS, get_activation
 from lazycheck.models.infinite_width import (

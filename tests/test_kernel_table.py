@@ -9,7 +9,7 @@ import re
 import pytest
 from helpers import SAMPLES
 
-from lazycheck.kernel_report import _LABELS, compare_kernels
+from lazycheck.commands.kernel_report import _LABELS, compare_kernels
 from lazycheck.problem import load_problem
 
 

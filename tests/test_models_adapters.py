@@ -12,9 +12,9 @@ import pytest
 from helpers import fd_jacobian
 
 import lazycheck
-from lazycheck.bound import compute_bound
+from lazycheck.commands.bound import compute_bound
+from lazycheck.commands.simulate import simulate
 from lazycheck.models.mlp import MLP
-from lazycheck.simulate import simulate
 
 jax = pytest.importorskip("jax")
 torch = pytest.importorskip("torch")

@@ -174,7 +174,7 @@ def _worker_state(dask_worker) -> dict:
     from threadpoolctl import threadpool_info
 
     return {
-        "preloaded": all(m in sys.modules for m in ("lazycheck.verify", "scipy.linalg")),
+        "preloaded": all(m in sys.modules for m in ("lazycheck.commands.verify", "scipy.linalg")),
         "blas": sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}),
         "profiling": _profiling(dask_worker),
     }

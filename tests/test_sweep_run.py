@@ -111,8 +111,8 @@ def test_sweep_table_in_the_spec(tiny: Path, serial, write_file) -> None:
 
 def test_metrics_against_explicit_jacobians(tiny: Path, serial) -> None:
     """The end-of-run changes and the linearization gap, from full Jacobians."""
+    from lazycheck.commands.simulate import simulate
     from lazycheck.problem import make_problem
-    from lazycheck.simulate import simulate
 
     _, res = serial
     run = res.runs[0]

@@ -199,7 +199,7 @@ def _refine_radius(bound: _RadiusBound, half: float, lo: float, hi: float) -> fl
     log R (R beta(R) is increasing and piecewise smooth, so it converges in a few evaluations
     where bisection needs about 33), then a check that the radius returned is above; plain
     bisection on log R takes over where that check fails."""
-    from lazycheck.roots import brent_root
+    from lazycheck.numerics.roots import brent_root
 
     def above(R: float) -> bool:
         return _above(bound, half, R)
@@ -507,7 +507,7 @@ def _opnorm(M: Array) -> float:
     """An upper bound on the spectral norm (0 for an empty matrix): numpy's SVD (remembered
     across the radii) when the smaller side is at most :data:`_GRAM_MIN`, else
     :func:`_gram_opnorm_upper`."""
-    from lazycheck.spectrum import operator_norm
+    from lazycheck.numerics.spectrum import operator_norm
 
     if min(M.shape, default=0) <= _GRAM_MIN:
         return operator_norm(M)

@@ -12,7 +12,7 @@ Every recorded ratio is a value attained at a recorded point, computed one of tw
 * ``dense`` (small n): sqrt of the top eigenvalue of the difference kernel
   (J_w - J_0)(J_w - J_0)^T, formed without J and without cancellation (exact to rounding);
 * ``lanczos`` (large n, or when the n x n kernel does not fit the memory limit): Lanczos
-  (:mod:`lazycheck.lanczos`, which stops as soon as it has converged) on the operator
+  (:mod:`lazycheck.numerics.lanczos`, which stops as soon as it has converged) on the operator
   a -> (J_w - J_0)(J_w - J_0)^T a, one JVP and one VJP at each of w and w0 per product
   (O(n p), no n x n matrix), to relative residual :data:`LANCZOS_TOL`, warm-started from the
   previous point's singular vector. The value recorded is ||(J_w - J_0)^T x|| for the final
@@ -24,7 +24,7 @@ sum_i a_i h^T H_i h (H_i the Hessian of f(x_i, .), symmetric), i.e. max over uni
 largest |eigenvalue| of H(a) = sum_i a_i H_i. The search alternates a <- the top left singular
 vector of dJ[h] (by central differences at w0 +/- eps h; by Lanczos to the loose
 :data:`STEER_TOL` on the large-n route, warm-started) and h <- the eigenvector of H(a) of
-largest magnitude, by Lanczos (:func:`lazycheck.lanczos.top_eigenpair`, ``which="LM"``) on
+largest magnitude, by Lanczos (:func:`lazycheck.numerics.lanczos.top_eigenpair`, ``which="LM"``) on
 Hessian-vector products, started from h. The products are exact where the model provides them
 (``Linearization.hvp``: the built-in MLP, :mod:`lazycheck.models.mlp_second`, about 3x
 cheaper than differencing on a wide network), else central differences of a VJP at
@@ -65,7 +65,7 @@ import numpy as np
 from lazycheck.beta.estimate import BetaEstimate
 from lazycheck.beta.estimate import radius_consistent as _consistent
 from lazycheck.models.base import Linearization, Model
-from lazycheck.spectrum import sym_eig, sym_eigvals
+from lazycheck.numerics.spectrum import sym_eig, sym_eigvals
 
 __all__ = ["LANCZOS_TOL", "critical_radius", "jacobian_change", "sampled_beta"]
 
@@ -170,7 +170,7 @@ def critical_radius(
     Brent's method); inf if not reached. ``s_min``: a radius below which the norm is known to
     stay under the target (from a certified beta: beta R < target on the ball of radius R), where
     the scan starts instead. ``progress(fraction)``: the fraction of the grid scanned."""
-    from lazycheck.roots import brent_root
+    from lazycheck.numerics.roots import brent_root
 
     h = direction / np.linalg.norm(direction)
     norm = _JacobianNorm(model, X, lin0)
@@ -234,8 +234,8 @@ class _JacobianNorm:
     """
 
     def __init__(self, model: Model, X: Array, lin0: Linearization, method: str = "auto") -> None:
+        from lazycheck.numerics.spectrum import kernel_bytes
         from lazycheck.resources import fits
-        from lazycheck.spectrum import kernel_bytes
 
         self.model, self.X, self.lin0 = model, X, lin0
         n = int(lin0.f.shape[0])
@@ -266,7 +266,7 @@ class _JacobianNorm:
     def _lanczos(
         self, lin: Linearization, lin0: Linearization, tol: float = LANCZOS_TOL
     ) -> tuple[float, Array]:
-        from lazycheck.spectrum import difference_norm
+        from lazycheck.numerics.spectrum import difference_norm
 
         n = int(lin0.f.shape[0])
         v0 = self.warm if self.warm is not None else np.ones(n) / math.sqrt(n)
@@ -334,7 +334,7 @@ class _BetaSearch:
         Hessian-vector products (:meth:`_hvp`), started from h, to
         :data:`HESSIAN_LANCZOS_TOL`. Stops when ||dJ[h]|| changes by less than
         :data:`POWER_TOL`; returns the last h measured and its ||dJ[h]||."""
-        from lazycheck.lanczos import top_eigenpair
+        from lazycheck.numerics.lanczos import top_eigenpair
 
         val = 0.0
         for k in range(1, iterations + 1):

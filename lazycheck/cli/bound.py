@@ -48,7 +48,7 @@ def bound(
 ) -> None:
     """The constants of Theorem 2 and the minimum alpha it requires."""
     runtime(threads, memory_limit)
-    from lazycheck.bound import compute_bound
+    from lazycheck.commands.bound import compute_bound
     from lazycheck.console import progress
     from lazycheck.problem import load_problem
 

@@ -56,8 +56,8 @@ def kernel(
 ) -> None:
     """The tangent kernel K0 = J0 J0^T against the analytic infinite-width kernel."""
     runtime(threads, memory_limit)
+    from lazycheck.commands.kernel_report import compare_kernels
     from lazycheck.console import progress
-    from lazycheck.kernel_report import compare_kernels
     from lazycheck.problem import load_problem
 
     prob = load_problem(spec, seed=seed, data_seed=data_seed, settings=settings_of(set_))

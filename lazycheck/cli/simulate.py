@@ -33,10 +33,10 @@ from lazycheck.cli._app import (
 from lazycheck.cli._conventions import Command, epilog
 
 if TYPE_CHECKING:
+    from lazycheck.commands.simulate import SimulationResult
+    from lazycheck.commands.verify import VerifyReport
     from lazycheck.outputs import Outputs
     from lazycheck.problem import Problem
-    from lazycheck.simulate import SimulationResult
-    from lazycheck.verify import VerifyReport
 
 
 MethodOpt = Annotated[
@@ -103,10 +103,10 @@ def simulate(
 ) -> None:
     """Run the gradient flows of the model and of its linearization."""
     runtime(threads, memory_limit)
+    from lazycheck.commands.simulate import simulate as run_simulation
     from lazycheck.console import progress
     from lazycheck.plotting import PLOT_SUFFIXES
     from lazycheck.problem import load_problem
-    from lazycheck.simulate import simulate as run_simulation
 
     prob = load_problem(
         spec, alpha=alpha, seed=seed, data_seed=data_seed, settings=settings_of(set_),
@@ -124,7 +124,7 @@ def simulate(
         result = run_simulation(prob, progress=bar)
         report = None
         if plot is not None and result.success:
-            from lazycheck.verify import run_verify
+            from lazycheck.commands.verify import run_verify
 
             # the figure states the verdict: alpha_min, B and the checks of this very run
             report = run_verify(prob, simulation=result, progress=bar)
@@ -172,11 +172,11 @@ def _stage_outputs(
 ) -> None:
     """Render ``--save``, ``--csv`` and ``--plot`` to their temporary files."""
     if save is not None:
-        from lazycheck.simulate import npz_writer
+        from lazycheck.commands.simulate import npz_writer
 
         outputs.stage("--save", npz_writer(result, prob))
     if csv is not None:
-        from lazycheck.simulate import csv_text
+        from lazycheck.commands.simulate import csv_text
 
         outputs.stage("--csv", csv_text(result))
     if plot is not None:

@@ -42,8 +42,8 @@ from lazycheck.cli._conventions import Command, epilog, expand_specs
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from lazycheck.commands.verify import VerifyReport
     from lazycheck.outputs import Outputs
-    from lazycheck.verify import VerifyReport
 
 
 @app.command(cls=Command, epilog=epilog("verify"))
@@ -85,9 +85,9 @@ def verify(
 ) -> None:
     """Check every inequality of Assumption 1, Lemmas 4-6 and Theorem 2."""
     runtime(threads, memory_limit)
+    from lazycheck.commands.verify import run_verify
     from lazycheck.console import progress
     from lazycheck.problem import load_problem
-    from lazycheck.verify import run_verify
 
     paths = expand_specs(specs)
     problems = [
@@ -117,7 +117,7 @@ def verify(
         with progress(not no_progress) as bar:
             reports.append(run_verify(prob, progress=bar))
     _write(reports, format, output, junit, json_file, github, quiet, strict, outputs)
-    from lazycheck.reports import exit_code
+    from lazycheck.commands.reports import exit_code
 
     raise typer.Exit(exit_code(reports, strict=strict))
 
@@ -134,7 +134,7 @@ def _write(
     outputs: Outputs,
 ) -> None:
     """Every report asked for: the files first (all or none), then stdout."""
-    from lazycheck import reports as rep
+    from lazycheck.commands import reports as rep
 
     def render(console: Console) -> None:
         _table(console, reports, strict)
@@ -174,7 +174,7 @@ def _table(console: Console, reports: list[VerifyReport], strict: bool) -> None:
     if len(reports) > 1:
         from rich.text import Text
 
-        from lazycheck.reports import summary_line
+        from lazycheck.commands.reports import summary_line
 
         console.print(Text(summary_line(reports, strict), style="bold"))
 
@@ -182,6 +182,6 @@ def _table(console: Console, reports: list[VerifyReport], strict: bool) -> None:
 def _verdict_lines(reports: list[VerifyReport], strict: bool) -> list[str]:
     if len(reports) == 1:
         return [reports[0].verdict_line()]
-    from lazycheck.reports import summary_line
+    from lazycheck.commands.reports import summary_line
 
     return [f"{r.spec}: {r.verdict_line()}" for r in reports] + [summary_line(reports, strict)]

@@ -30,12 +30,12 @@ from lazycheck.sweep.grid import (
     sweep_options,
 )
 from lazycheck.sweep.metrics import METRICS, ProblemBuilder, kinf_available
+from lazycheck.sweep.report import render, result_dict
 from lazycheck.sweep.store import Store, config_key
 from lazycheck.sweep.threshold import Threshold, bisect_point, group_key, thresholds, update
 
 __all__ = ["SweepResult", "exit_code_for", "run_sweep"]
 
-SWEEP_SCHEMA_VERSION = 1
 _MAX_BISECTION_ROUNDS = 60
 
 
@@ -95,13 +95,9 @@ class SweepResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        from lazycheck.sweep.report import result_dict
-
         return result_dict(self)
 
     def render(self, console: Any) -> None:
-        from lazycheck.sweep.report import render
-
         render(self, console)
 
 

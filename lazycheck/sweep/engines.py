@@ -66,8 +66,8 @@ Task = tuple[int, "Spec"]
 #: what every configuration imports: the fork server imports it once, the workers inherit it
 _PRELOAD = [
     "lazycheck.sweep.metrics",
-    "lazycheck.verify",
-    "lazycheck.simulate",
+    "lazycheck.commands.verify",
+    "lazycheck.commands.simulate",
     "scipy.linalg",
     "threadpoolctl",
 ]

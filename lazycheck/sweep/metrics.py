@@ -1,6 +1,6 @@
 """Per-run metrics of a sweep: one :func:`run_config` per configuration (the worker's task).
 
-Each configuration runs ``lazycheck verify`` (:func:`lazycheck.verify.run_verify`: the
+Each configuration runs ``lazycheck verify`` (:func:`lazycheck.commands.verify.run_verify`: the
 constants, both flows, the checks) and reduces it to the numbers of :data:`METRICS`, each with
 its formula, what kind of number it is, and the rate in alpha and in width the theory implies
 where it implies one (derived in ``docs/sweep.md``). Notation: T is the last time of the run
@@ -24,9 +24,9 @@ import numpy as np
 from lazycheck.errors import LazycheckError
 
 if TYPE_CHECKING:
+    from lazycheck.commands.verify import VerifyReport
     from lazycheck.problem import Problem
     from lazycheck.spec import Spec
-    from lazycheck.verify import VerifyReport
 
 __all__ = ["METRICS", "Metric", "failed_record", "kinf_available", "metric", "run_config"]
 
@@ -136,8 +136,8 @@ def failed_record(message: str, transient: bool = False) -> dict[str, Any]:
 
 
 def _run(spec: Spec, build: ProblemBuilder | None) -> dict[str, Any]:
+    from lazycheck.commands.verify import run_verify
     from lazycheck.problem import make_problem
-    from lazycheck.verify import run_verify
 
     problem = (build or make_problem)(spec)
     report = run_verify(problem)
@@ -195,9 +195,9 @@ def _flow_metrics(problem: Problem, report: VerifyReport, notes: list[str]) -> d
     if sim is None or len(sim.t) == 0:
         notes.append("no flow was run: " + (report.flow_note or "see verify"))
         return {}
-    from lazycheck.linear_flow import linear_flow
-    from lazycheck.simulation_report import finite_max as _sup
-    from lazycheck.simulation_report import finite_min as _inf
+    from lazycheck.commands.simulation_report import finite_max as _sup
+    from lazycheck.commands.simulation_report import finite_min as _inf
+    from lazycheck.numerics.linear_flow import linear_flow
 
     alpha = sim.alpha
     w0 = np.asarray(problem.w0, dtype=np.float64)

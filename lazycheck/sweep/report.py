@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 
     from lazycheck.sweep.core import SweepResult
 
-__all__ = ["render", "result_dict", "to_csv"]
+__all__ = ["SWEEP_SCHEMA_VERSION", "render", "result_dict", "to_csv"]
+
+SWEEP_SCHEMA_VERSION = 1
 
 
 def result_dict(res: SweepResult) -> dict[str, Any]:
     """The JSON report (without timings; see the module docstring)."""
-    from lazycheck.sweep.core import SWEEP_SCHEMA_VERSION
-
     return {
         "schema": "lazycheck.sweep",
         "schema_version": SWEEP_SCHEMA_VERSION,

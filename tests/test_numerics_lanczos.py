@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lazycheck.lanczos import top_eigenpair
+from lazycheck.numerics.lanczos import top_eigenpair
 
 
 def _psd(n: int, spectrum: np.ndarray, seed: int = 0) -> np.ndarray:

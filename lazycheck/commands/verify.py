@@ -1,8 +1,8 @@
 """``lazycheck verify``: the theorem run as a test suite.
 
-:func:`run_verify` computes the constants (:func:`lazycheck.bound.compute_bound`), runs both
-flows (:func:`lazycheck.simulate.simulate`), samples the spectrum of J_w at points of the ball
-of radius B, and evaluates every check of :mod:`lazycheck.checks`. The
+:func:`run_verify` computes the constants (:func:`lazycheck.commands.bound.compute_bound`), runs
+both flows (:func:`lazycheck.commands.simulate.simulate`), samples the spectrum of J_w at points of
+the ball of radius B, and evaluates every check of :mod:`lazycheck.commands.checks`. The
 :class:`VerifyReport` carries the checks, the lazy-limit distance
 sup_t ||alpha f(w(t)) - alpha f0(u(t))||, and the exit code a CI pipeline gates on:
 
@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lazycheck._version import __version__
-from lazycheck.bound import BoundReport, compute_bound
-from lazycheck.checks import Check, CheckContext, default_tolerances, evaluate_checks
+from lazycheck.commands.bound import BoundReport, compute_bound
+from lazycheck.commands.checks import Check, CheckContext, default_tolerances, evaluate_checks
 from lazycheck.display import Displayable
 from lazycheck.hypothesis import safe_norm
 from lazycheck.jsonio import encode_float
-from lazycheck.kernel_extremes import MATRIX_FREE_MIN_N, KernelExtremes
+from lazycheck.numerics.kernel_extremes import MATRIX_FREE_MIN_N, KernelExtremes
 from lazycheck.problem import Problem
 from lazycheck.status import CHECK_STATUSES, Status, VerifyStatus
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
     from rich.text import Text
 
-    from lazycheck.simulate import SimulationResult
+    from lazycheck.commands.simulate import SimulationResult
 
 __all__ = ["STATUSES", "VERIFY_SCHEMA_VERSION", "VerifyReport", "run_verify"]
 
@@ -52,7 +52,7 @@ class VerifyReport(Displayable):
         status: ``"pass"``, ``"fail"``, ``"unguaranteed"`` (hypothesis unmet; no check failed)
             or ``"error"`` (the solver failed).
         message: one line.
-        checks: every check, in :data:`lazycheck.checks.CHECK_IDS` order.
+        checks: every check, in :data:`lazycheck.commands.checks.CHECK_IDS` order.
         lazy_gap: sup_t ||alpha f(w(t)) - alpha f0(u(t))|| (the lazy-limit distance).
     """
 
@@ -218,11 +218,11 @@ def run_verify(
 ) -> VerifyReport:
     """Compute the constants, run both flows, sample the ball, and evaluate every check.
 
-    ``bound`` (from :func:`~lazycheck.bound.compute_bound`) and ``simulation`` (from
-    :func:`~lazycheck.simulate.simulate`) of the same problem are used as given instead of
+    ``bound`` (from :func:`~lazycheck.commands.bound.compute_bound`) and ``simulation`` (from
+    :func:`~lazycheck.commands.simulate.simulate`) of the same problem are used as given instead of
     being computed again.
     """
-    from lazycheck.simulate import simulate
+    from lazycheck.commands.simulate import simulate
 
     if bound is None:
         bound = compute_bound(problem, progress=progress)
@@ -354,8 +354,12 @@ def _ball_spectra(problem: Problem, bound: BoundReport, B: float) -> tuple[np.nd
     its surface and inside, and both ends of the worst direction the beta search found. From
     the kernel's eigenvalues, or matrix-free (Lanczos) when the kernel does not fit the memory
     limit."""
+    from lazycheck.numerics.spectrum import (
+        kernel_bytes,
+        kernel_sigma_range,
+        matrix_free_sigma_range,
+    )
     from lazycheck.resources import fits
-    from lazycheck.spectrum import kernel_bytes, kernel_sigma_range, matrix_free_sigma_range
 
     if not (math.isfinite(B) and B > 0) or not bound.spectrum.ok:
         return np.empty(0), np.empty(0)
@@ -386,10 +390,10 @@ def _ball_spectra(problem: Problem, bound: BoundReport, B: float) -> tuple[np.nd
 
 
 def _ball_extremes(problem: Problem) -> KernelExtremes:
-    """sigma's at the ball's points matrix-free (:mod:`lazycheck.kernel_extremes`), each
+    """sigma's at the ball's points matrix-free (:mod:`lazycheck.numerics.kernel_extremes`), each
     started from K0's extreme eigenvectors: one kernel and eigendecomposition at w0 instead of
     one at every point."""
-    from lazycheck.spectrum import sym_eig
+    from lazycheck.numerics.spectrum import sym_eig
 
     K0 = problem.linearize(problem.w0).kernel()
     lam, Q = sym_eig(0.5 * (K0 + K0.T))

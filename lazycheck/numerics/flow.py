@@ -75,19 +75,19 @@ measurement and no rebuild. Nothing more is needed for the error control: the st
 estimate is int_0^h e^{(h-u)L} c g(u) du with a fixed vector c (the divided difference of N)
 and g(u) = u prod_j (u - s_j), which is >= 0 and increasing on [0, h] (the nodes s_j < 0), so
 in each eigendirection of L (weight e^{-mu (s-u)}) the estimate at s grows with s: the step's
-bounds the continuous extension's everywhere in the step, exactly (tests/test_flow_dense.py
+bounds the continuous extension's everywhere in the step, exactly (tests/test_numerics_flow_dense.py
 checks it on every step of a run: in norm, and componentwise on the range of J_b^T); the local
 error itself has that form to leading order (c = N^(q+1) / (q+1)!), and the a-posteriori
 bound's e(u) <= (u/h) e(h) likewise. The residual-space tolerance rtol ||r|| is no smaller at s
 than at h, as ||r|| does not grow along the flow (d||r||^2/dtau = -2 r^T K r); the weight-space
 one is rtol max(||d_k||, ||d(s)||) against the step's rtol max(||d_k||, ||d_{k+1}||), smaller
 at most by the relative motion over the step. Measured against DOP853 at rtol 1e-10 on
-test_flow.py's problem (rtol 1e-5 to 1e-8), the dense points' loss error is 1.2 to 2.5 rtol and
-falls like rtol (slope 1.10), as at the steps' ends. The first steps are the log grid's first
-spacing, as before; later a step spans several output times (wide_tanh, n = 100: 75 steps for
+test_numerics_flow.py's problem (rtol 1e-5 to 1e-8), the dense points' loss error is 1.2 to 2.5
+rtol and falls like rtol (slope 1.10), as at the steps' ends. The first steps are the log grid's
+first spacing, as before; later a step spans several output times (wide_tanh, n = 100: 75 steps for
 200 output times where 232 landed on them). Longer steps do let more error accumulate per step
-where the loss has fallen by orders of magnitude: on test_flow.py's problem at alpha = 1 the
-largest relative loss error went from 5.2 to 7.8 rtol (at the end, loss 4e-9 L0).
+where the loss has fallen by orders of magnitude: on test_numerics_flow.py's problem at alpha = 1
+the largest relative loss error went from 5.2 to 7.8 rtol (at the end, loss 4e-9 L0).
 The integrated state is the displacement d = w - w0 (w0 + d is formed only to evaluate the model),
 so tiny steps do not round away against |w_i| ~ 1. A step budget (``EXP_MAX_STEPS``) ends runs
 that crawl: a non-smooth model (relu) has a Jacobian that jumps where a unit switches, its flow
@@ -130,9 +130,9 @@ products). R is 0.6 at n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is re
   only a rejection by the a-posteriori test or a fourth rejection restarts at order 1. (Before
   dense output the order-1 retry was the end of it: the history was dropped and the step shrunk
   from there. With steps no longer cut at output times that set up a cycle far from the lazy
-  regime, on test_flow.py's costly-rebuild case (alpha = 1, rtol 1e-7): the steps grew back to
-  the size rejected, were rejected again on a stale basis, and every restart took two steps of
-  order 1 and 2 accepted at err ~ 0.85: 796 steps, 247 rejected, 83 kernels and a loss error of
+  regime, on test_numerics_flow.py's costly-rebuild case (alpha = 1, rtol 1e-7): the steps grew
+  back to the size rejected, were rejected again on a stale basis, and every restart took two steps
+  of order 1 and 2 accepted at err ~ 0.85: 796 steps, 247 rejected, 83 kernels and a loss error of
   18.9 rtol, where this rule takes 492, 30, 12 and 1.8 rtol. On ``wide_tanh.toml`` at n = 400,
   where exponential Euler on the new basis passes, the counts are those of the order-1 retry
   alone: 156 steps, 9 rejected, 20 kernels. Retrying at once with the history took 163, 23 and
@@ -216,9 +216,9 @@ from typing import Any
 import numpy as np
 
 from lazycheck.errors import LazycheckError
-from lazycheck.linear_flow import phi_table
 from lazycheck.models.base import Linearization
-from lazycheck.spectrum import sym_eig
+from lazycheck.numerics.linear_flow import phi_table
+from lazycheck.numerics.spectrum import sym_eig
 
 __all__ = [
     "EXP_METHOD",
@@ -391,7 +391,8 @@ def exp_flow(
     keep the kernel's eigenbasis across steps (module docstring); False rebuilds it at every
     point (the integrator before issue 9); None: reuse when n >= :data:`KERNEL_REUSE_MIN_N`.
     ``eig0``: (lam, Q) with K0 = Q diag(lam) Q^T, the kernel of ``lin0`` (symmetrized, as
-    :func:`lazycheck.linear_flow.linear_flow` has it): the first basis, not computed again."""
+    :func:`lazycheck.numerics.linear_flow.linear_flow` has it): the first basis, not computed
+    again."""
     if not 0 <= max_history <= 6:
         raise ValueError(f"max_history must lie in 0..6, got {max_history}")
     if kernel_reuse is None:
@@ -780,7 +781,7 @@ class _Steps:
     def _rebase(self, cur: _Point, eig: tuple[Array, Array] | None = None) -> _Basis:
         """The eigenbasis of the kernel at ``cur``: one kernel and one eigendecomposition, or
         ``eig`` = (lam, Q) when the caller has it already (K = Q diag(lam) Q^T, symmetrized,
-        as :func:`lazycheck.linear_flow.linear_flow` computes it; no kernel counted)."""
+        as :func:`lazycheck.numerics.linear_flow.linear_flow` computes it; no kernel counted)."""
         if self.basis is None or self.basis.lin is not cur.lin:
             if eig is None:
                 K = cur.lin.kernel()

@@ -16,11 +16,11 @@ import math
 import numpy as np
 import pytest
 
+from lazycheck.commands.simulate import SimulationResult, simulate
 from lazycheck.errors import LazycheckError
-from lazycheck.flow import gd_flow, gd_stability_limit
 from lazycheck.models.mlp import MLP
+from lazycheck.numerics.flow import gd_flow, gd_stability_limit
 from lazycheck.problem import Problem, make_problem
-from lazycheck.simulate import SimulationResult, simulate
 from lazycheck.spec import parse_spec
 
 C_EXP = 10.0
@@ -202,7 +202,7 @@ def test_exp_integrator_with_kernel_reuse_agrees_with_dop853(
 ) -> None:
     # the eigenbasis kept across steps (issue 9) keeps the same error control: the same
     # C * rtol agreement with the tight reference, with far fewer kernels than steps
-    from lazycheck import flow as flow_module
+    from lazycheck.numerics import flow as flow_module
 
     kernels = []
     real = flow_module.sym_eig
@@ -226,7 +226,7 @@ def test_costly_rebuilds_keep_the_error_control(
     # 1/2, its cap) the basis at w0 (the linear flow's eigendecomposition of K0, so no kernel
     # is built) serves the whole run, the drift integrated explicitly, with the same
     # C * rtol agreement with the tight reference
-    from lazycheck import flow as flow_module
+    from lazycheck.numerics import flow as flow_module
 
     kernels: list[float] = []
     real = flow_module.sym_eig

@@ -13,12 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lazycheck import flow as flow_module
-from lazycheck.errors import LazycheckError
-from lazycheck.jsonio import dumps
-from lazycheck.plotting import plot_run
-from lazycheck.problem import Problem, load_problem
-from lazycheck.simulate import (
+from lazycheck.commands.simulate import (
     ARRAY_FIELDS,
     GRID_FIELDS,
     SimulationResult,
@@ -27,6 +22,11 @@ from lazycheck.simulate import (
     save_npz,
     simulate,
 )
+from lazycheck.errors import LazycheckError
+from lazycheck.jsonio import dumps
+from lazycheck.numerics import flow as flow_module
+from lazycheck.plotting import plot_run
+from lazycheck.problem import Problem, load_problem
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "two_layer_tanh.toml"

@@ -7,7 +7,7 @@ machine, a quarter of ``lazycheck bound`` at n = 100 once the search itself was 
 (issue 9). This is the same method (Brent 1973, "Algorithms for minimization without
 derivatives", ch. 4: inverse quadratic interpolation or the secant step when it falls well
 inside the bracket and shrinks it fast enough, bisection otherwise), tested against scipy's
-brentq on smooth, flat, kinked and steep functions (tests/test_roots.py).
+brentq on smooth, flat, kinked and steep functions (tests/test_numerics_roots.py).
 """
 
 from __future__ import annotations

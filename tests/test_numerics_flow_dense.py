@@ -2,11 +2,11 @@
 from the step's continuous extension, not from steps shortened to land on them.
 
 * At the output times between steps the flow agrees with DOP853 at rtol 1e-10 within the
-  C * rtol of ``test_flow.py``, and the error falls with rtol at the rate of the steps'
+  C * rtol of ``test_numerics_flow.py``, and the error falls with rtol at the rate of the steps'
   (a log-log slope).
 * The a-priori error estimate of the continuous extension at s < h is no larger than the
-  step's, componentwise in the eigenbasis of L_b (module docstring of :mod:`lazycheck.flow`,
-  "Dense output"), on every step of a run.
+  step's, componentwise in the eigenbasis of L_b (module docstring of
+  :mod:`lazycheck.numerics.flow`, "Dense output"), on every step of a run.
 * The first basis is the linear flow's eigendecomposition of K0 when it is passed: the same
   run to the last bit, one kernel fewer.
 """
@@ -18,19 +18,19 @@ import math
 import numpy as np
 import pytest
 
-from lazycheck import flow as flow_module
-from lazycheck.flow import exp_flow
-from lazycheck.linear_flow import linear_flow, phi_table
+from lazycheck.commands.simulate import SimulationResult, simulate
+from lazycheck.numerics import flow as flow_module
+from lazycheck.numerics.flow import exp_flow
+from lazycheck.numerics.linear_flow import linear_flow, phi_table
 from lazycheck.problem import Problem
-from lazycheck.simulate import SimulationResult, simulate
-from tests.test_flow import C_EXP, REF_ATOL, REF_RTOL, small_problem
+from tests.test_numerics_flow import C_EXP, REF_ATOL, REF_RTOL, small_problem
 
 ALPHA = 100.0
 
 
 @pytest.fixture(scope="module")
 def prob() -> Problem:
-    # the small problem of test_flow.py on a finer grid: several output times per step
+    # the small problem of test_numerics_flow.py on a finer grid: several output times per step
     return small_problem(n_times=120, checkpoints=2)
 
 

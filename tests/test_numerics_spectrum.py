@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lazycheck.models.mlp import MLP
-from lazycheck.spectrum import jacobian_spectrum, kernel_sigma_range
+from lazycheck.numerics.spectrum import jacobian_spectrum, kernel_sigma_range
 
 
 def _lin(n: int, d: int, widths: list[int], seed: int = 0, X: np.ndarray | None = None):
@@ -42,7 +42,7 @@ def test_auto_picks_the_kernel_routes_when_J_is_too_big() -> None:
 def test_auto_picks_refined_for_a_large_J_below_n_64() -> None:
     """Below n = 64 auto keeps the svd for a small J and takes the refined route from
     REFINED_MIN_NP entries on (the svd's QR costs n^2 p there), to the svd's accuracy."""
-    from lazycheck.spectrum import REFINED_MIN_NP
+    from lazycheck.numerics.spectrum import REFINED_MIN_NP
 
     n, d = 20, 4
     width = REFINED_MIN_NP // (n * (d + 1)) + 1  # p = width (d + 1), n p just above
@@ -123,7 +123,7 @@ def test_matrix_free_through_bound_with_a_small_memory_limit(run_cli) -> None:
 
 
 def test_operator_norm_matches_svd_and_remembers() -> None:
-    from lazycheck.spectrum import _NORM_CACHE, operator_norm
+    from lazycheck.numerics.spectrum import _NORM_CACHE, operator_norm
 
     M = np.random.default_rng(2).standard_normal((300, 90))
     ref = float(np.linalg.svd(M, compute_uv=False)[0])
@@ -263,7 +263,7 @@ def test_difference_norm_by_the_models_products_matches_the_dense_norm(widths) -
     two linearizations' products (the route of a model without them), against the largest
     singular value of the formed difference: attained (never above), within the tolerance."""
     from lazycheck.models.base import Linearization
-    from lazycheck.spectrum import difference_norm
+    from lazycheck.numerics.spectrum import difference_norm
 
     rng = np.random.default_rng(3)
     model, X = MLP(3, widths, "tanh"), rng.standard_normal((9, 3))

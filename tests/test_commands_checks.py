@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lazycheck.checks import CHECK_IDS, CheckContext, evaluate_checks, relation_holds
+from lazycheck.commands.checks import CHECK_IDS, CheckContext, evaluate_checks, relation_holds
 
 
 def _good_context(**over) -> CheckContext:

@@ -1,4 +1,4 @@
-"""lazycheck.roots.brent_root against scipy.optimize.brentq (the reference)."""
+"""lazycheck.numerics.roots.brent_root against scipy.optimize.brentq (the reference)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy.optimize import brentq
 
-from lazycheck.roots import brent_root
+from lazycheck.numerics.roots import brent_root
 
 CASES = [
     (lambda x: x**3 - 2 * x - 5, 2.0, 3.0),  # Wallis's cubic

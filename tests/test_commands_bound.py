@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lazycheck.bound import compute_bound
 from lazycheck.cli import app
+from lazycheck.commands.bound import compute_bound
 from lazycheck.hypothesis import hypothesis_kappa, initial_loss
 from lazycheck.problem import load_problem
 from lazycheck.spec import parse_spec

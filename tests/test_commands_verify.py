@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 from helpers import verified_sample
 
+from lazycheck.commands.reports import to_github, to_json, to_junit
+from lazycheck.commands.verify import VerifyReport, run_verify
 from lazycheck.problem import load_problem
-from lazycheck.reports import to_github, to_json, to_junit
-from lazycheck.verify import VerifyReport, run_verify
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -148,7 +148,7 @@ def test_junit_one_testcase_per_check(reports) -> None:
 
 
 def test_github_annotations_and_summary(reports, tmp_path, monkeypatch) -> None:
-    from lazycheck.reports import write_github_summary
+    from lazycheck.commands.reports import write_github_summary
 
     rep = reports["wrong_beta"]
     text = to_github(rep)
@@ -203,7 +203,7 @@ def test_solver_failure_is_exit_2(run_cli, monkeypatch, tmp_path) -> None:
     and the JUnit report carries an <error>."""
     import dataclasses
 
-    import lazycheck.simulate as sim_mod
+    import lazycheck.commands.simulate as sim_mod
 
     real = sim_mod.simulate
 

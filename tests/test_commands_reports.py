@@ -19,9 +19,9 @@ from xml.etree import ElementTree as ET
 import pytest
 from helpers import verified_sample
 
-from lazycheck.checks import CHECK_IDS, Check
-from lazycheck.reports import github_summary, to_github, to_json, to_junit
-from lazycheck.verify import VerifyReport
+from lazycheck.commands.checks import CHECK_IDS, Check
+from lazycheck.commands.reports import github_summary, to_github, to_json, to_junit
+from lazycheck.commands.verify import VerifyReport
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SAMPLE_NAMES = sorted(p.stem for p in SAMPLES.glob("*.toml"))
@@ -227,7 +227,10 @@ def test_several_reports_in_one_document(runs) -> None:
 def test_no_import_cycle_between_reports_and_verify() -> None:
     """Importing either module alone does not import the other (in a fresh interpreter)."""
     for mod, other in (("reports", "verify"), ("verify", "reports")):
-        code = f"import sys, lazycheck.{mod}; assert 'lazycheck.{other}' not in sys.modules"
+        code = (
+            f"import sys, lazycheck.commands.{mod}; "
+            f"assert 'lazycheck.commands.{other}' not in sys.modules"
+        )
         subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -43,8 +43,8 @@ from lazycheck.hypothesis import (
 )
 from lazycheck.jsonio import encode_float
 from lazycheck.models.base import Linearization
+from lazycheck.numerics.spectrum import Spectrum, jacobian_spectrum
 from lazycheck.problem import Problem
-from lazycheck.spectrum import Spectrum, jacobian_spectrum
 from lazycheck.status import BoundStatus
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from decimal import Decimal, getcontext
 import numpy as np
 import pytest
 
-from lazycheck.linear_flow import linear_flow, phi, phi_table, phi_weights
 from lazycheck.models.base import Linearization
+from lazycheck.numerics.linear_flow import linear_flow, phi, phi_table, phi_weights
 from lazycheck.problem import make_problem
 from lazycheck.spec import parse_spec
 

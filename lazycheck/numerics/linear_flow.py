@@ -22,7 +22,7 @@ and as t -> infinity (all lambda_i > 0) ||u - u0|| -> (1/alpha) sqrt(r0^T K0^{-1
 sqrt(y^T K0^{-1} y) / alpha for a centered model (f(w0) = 0).
 
 This module also holds the phi-functions phi_j(z) = sum_k z^k / (k + j)! on z <= 0 used by the
-exponential integrator in :mod:`lazycheck.flow`.
+exponential integrator in :mod:`lazycheck.numerics.flow`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lazycheck.models.base import Linearization
-from lazycheck.spectrum import sym_eig
+from lazycheck.numerics.spectrum import sym_eig
 
 __all__ = ["LinearFlow", "linear_flow", "phi", "phi_table", "phi_weights"]
 

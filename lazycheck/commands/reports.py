@@ -1,7 +1,7 @@
 """Machine-readable reports of ``lazycheck verify``: JSON, JUnit XML and GitHub annotations.
 
-Every function takes one :class:`~lazycheck.verify.VerifyReport` or a sequence of them (one per
-spec of ``lazycheck verify a.toml b.toml dir/``). Every format prints, for each check, the
+Every function takes one :class:`~lazycheck.commands.verify.VerifyReport` or a sequence of them
+(one per spec of ``lazycheck verify a.toml b.toml dir/``). Every format prints, for each check, the
 relation actually tested: ``observed <sense> bound`` with the check's own ``sense`` (``<=``,
 ``>=``, ...), so a reader never sees "12 <= 10 pass".
 
@@ -23,7 +23,7 @@ relation actually tested: ``observed <sense> bound`` with the check's own ``sens
   marks it as failing.
 
 The JSON dict itself is built by :meth:`VerifyReport.to_dict` (this module imports
-:mod:`lazycheck.verify` only for type checking: no import cycle).
+:mod:`lazycheck.commands.verify` only for type checking: no import cycle).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from lazycheck._version import __version__
 from lazycheck.jsonio import dumps
 
 if TYPE_CHECKING:
-    from lazycheck.checks import Check
-    from lazycheck.verify import VerifyReport
+    from lazycheck.commands.checks import Check
+    from lazycheck.commands.verify import VerifyReport
 
 __all__ = [
     "MANY_SCHEMA_VERSION",

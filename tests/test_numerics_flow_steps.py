@@ -1,7 +1,7 @@
 """The exponential integrator's step-size control and product count (issue 9, point 2).
 
-* The rounding gains of the error estimates (:meth:`lazycheck.flow._Interp.gains`) against an
-  independent Lagrange extrapolation, and their closed forms at equal steps (4, 8, 16).
+* The rounding gains of the error estimates (:meth:`lazycheck.numerics.flow._Interp.gains`) against
+  an independent Lagrange extrapolation, and their closed forms at equal steps (4, 8, 16).
 * Where the loss nears its rounding floor, the step size is no longer held down by the error
   estimate's rounding noise: on the two-layer sample (alpha = 1e6 of its spec) the run takes
   far fewer steps than output times (the integrator before issue 9 took 358 for 200 times).
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lazycheck import flow as flow_module
-from lazycheck.flow import _Interp, _vandermonde
+from lazycheck.commands.simulate import simulate
+from lazycheck.numerics import flow as flow_module
+from lazycheck.numerics.flow import _Interp, _vandermonde
 from lazycheck.problem import load_problem
-from lazycheck.simulate import simulate
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "two_layer_tanh.toml"
 

@@ -1,5 +1,5 @@
 """The report of a simulation: its summary table (each number with what it is), its JSON form
-and the formatting of its values. Split from :mod:`lazycheck.simulate`, whose
+and the formatting of its values. Split from :mod:`lazycheck.commands.simulate`, whose
 :class:`SimulationResult` methods ``summary`` and ``to_dict`` delegate here."""
 
 from __future__ import annotations
@@ -10,11 +10,34 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from lazycheck.simulate import SimulationResult
+    from lazycheck.commands.simulate import SimulationResult
 
-__all__ = ["EXACT", "finite_max", "finite_min", "fmt_value", "result_dict", "summary_rows"]
+__all__ = [
+    "ARRAY_FIELDS",
+    "EXACT",
+    "GRID_FIELDS",
+    "finite_max",
+    "finite_min",
+    "fmt_value",
+    "result_dict",
+    "summary_rows",
+]
 
 Array = np.ndarray
+#: trajectory arrays on the output grid (one value per grid time)
+GRID_FIELDS = (
+    "t",
+    "loss",
+    "loss_lin",
+    "bound",
+    "disp",
+    "disp_lin",
+    "gap",
+    "sigma_min_t",
+    "sigma_max_t",
+)
+#: every array a result holds
+ARRAY_FIELDS = (*GRID_FIELDS, "t_check", "jdiff", "w_final", "u_final", "lin_gap")
 EXACT = "exact (closed form)"
 _EXACT = EXACT
 
@@ -152,8 +175,6 @@ def _path(res: SimulationResult) -> str:
 
 def result_dict(res: SimulationResult) -> dict[str, Any]:
     """Summary (each number with what it is) and every array, JSON-ready."""
-    from lazycheck.simulate import ARRAY_FIELDS
-
     return {
         "success": res.success,
         "status": res.status,

@@ -248,7 +248,7 @@ def _kernel_ends(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarr
     converge)."""
     from scipy.linalg import eigh
 
-    from lazycheck.lanczos import top_eigenpair
+    from lazycheck.numerics.lanczos import top_eigenpair
 
     n = K.shape[0]
     lam, V = eigh(K, subset_by_index=[0, 1], check_finite=False)
@@ -368,12 +368,12 @@ def difference_norm(
     lin: Linearization, lin0: Linearization, v0: np.ndarray, tol: float
 ) -> tuple[float, np.ndarray]:
     """||J_lin - J_lin0|| matrix-free and its unit left singular vector x: Lanczos
-    (:func:`lazycheck.lanczos.top_eigenpair`, residual ``tol`` relative, warm-started from
+    (:func:`lazycheck.numerics.lanczos.top_eigenpair`, residual ``tol`` relative, warm-started from
     ``v0``) on a -> (J - J0)((J - J0)^T a) (by the model's difference products where it has
     them, about two products a step for one hidden layer, else four), then ||(J - J0)^T x||: a
     value attained by a unit vector, so never above the norm, and within the Lanczos accuracy
     of it (about tol^2 relative when the top is separated)."""
-    from lazycheck.lanczos import top_eigenpair
+    from lazycheck.numerics.lanczos import top_eigenpair
 
     prods = lin.difference_products(lin0)
     if prods is None:

@@ -2,8 +2,10 @@
 
 Both flows start at w0 and minimize L(z) = ||z - y||^2 / 2 at scale alpha:
 
-* nonlinear: w' = -alpha J_w^T (alpha f(w) - y), integrated numerically (:mod:`lazycheck.flow`);
-* linear:    u' = -alpha J0^T (alpha f0(u) - y), solved exactly (:mod:`lazycheck.linear_flow`).
+* nonlinear: w' = -alpha J_w^T (alpha f(w) - y), integrated numerically
+  (:mod:`lazycheck.numerics.flow`);
+* linear:    u' = -alpha J0^T (alpha f0(u) - y), solved exactly
+  (:mod:`lazycheck.numerics.linear_flow`).
 
 They are recorded on a log-spaced grid of ``n_times`` times (plus t = 0) from
 t_min = min(0.01 / (alpha^2 lambda_max(K0)), t_end / 1000), before the fastest mode of the
@@ -15,10 +17,10 @@ exp(-decay): L0 exp(-alpha^2 sigma_min^2 t / 2) = L0 e^{-decay}, t_end = 2 decay
 At each grid time: the two losses, the Theorem 2 bound L0 exp(-alpha^2 sigma_min^2 t / 2), the
 displacements ||w(t) - w0|| and ||u(t) - u0||, the gap ||alpha f(w(t)) - alpha f0(u(t))||, and
 the extreme singular values of J_{w(t)}: below n = 256 from the eigenvalues of its kernel,
-formed at each time (O(n^2 p)); from n = 256 on matrix-free (:mod:`lazycheck.kernel_extremes`: a
-few products J_w (J_w^T v) per time, modelled on K0's eigendecomposition, each value with an
-error estimate, reported in ``sigma_path``: at most the rounding floor 64 eps lambda_max(K) that
-bounds a dense eigensolver's too). At ``checkpoints``
+formed at each time (O(n^2 p)); from n = 256 on matrix-free
+(:mod:`lazycheck.numerics.kernel_extremes`: a few products J_w (J_w^T v) per time, modelled on K0's
+eigendecomposition, each value with an error estimate, reported in ``sigma_path``: at most the
+rounding floor 64 eps lambda_max(K) that bounds a dense eigensolver's too). At ``checkpoints``
 log-spaced grid times: ||J_{w(t)} - J0|| (operator norm, from the difference kernel; from n = 256
 on by Lanczos, matrix-free, to residual 1e-6: a value attained by a unit vector).
 
@@ -34,8 +36,8 @@ What each number is: the linear flow's values are exact (closed form, to roundin
 nonlinear flow's are computed to the solver tolerance (or are gradient descent iterates). The
 loss of the nonlinear flow is also limited by float64: alpha f(w) is formed from rounded
 weights, so it carries an error of about alpha eps ||J_w (w o s)||, which alpha amplifies. Below
-``loss_floor`` (see :func:`lazycheck.flow.residual_floor`) a loss is rounding noise, and the
-report says so. (At alpha = 1e6 on the sample problem the floor is about 1e-17.)
+``loss_floor`` (see :func:`lazycheck.numerics.flow.residual_floor`) a loss is rounding noise, and
+the report says so. (At alpha = 1e6 on the sample problem the floor is about 1e-17.)
 
 Cost: one model evaluation at w0, the integrator's (``nfev``, which counts all of them), and
 for each recorded time a few products on a linearization already computed.
@@ -54,9 +56,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lazycheck.commands.simulation_report import (
+    ARRAY_FIELDS,
+    GRID_FIELDS,
+    fmt_value,
+    result_dict,
+    summary_rows,
+)
 from lazycheck.display import Displayable
 from lazycheck.errors import LazycheckError
-from lazycheck.flow import (
+from lazycheck.hypothesis import b_lin as radius_b_lin
+from lazycheck.hypothesis import b_prime as radius_b_prime
+from lazycheck.jsonio import atomic_write
+from lazycheck.models.base import Linearization
+from lazycheck.numerics.flow import (
     EXP_METHOD,
     SCIPY_METHODS,
     FlowStats,
@@ -67,15 +80,11 @@ from lazycheck.flow import (
     probe_signs,
     residual_floor,
 )
-from lazycheck.hypothesis import b_lin as radius_b_lin
-from lazycheck.hypothesis import b_prime as radius_b_prime
-from lazycheck.jsonio import atomic_write
-from lazycheck.kernel_extremes import MATRIX_FREE_MIN_N, KernelExtremes
-from lazycheck.linear_flow import LinearFlow, linear_flow
-from lazycheck.models.base import Linearization
+from lazycheck.numerics.kernel_extremes import MATRIX_FREE_MIN_N, KernelExtremes
+from lazycheck.numerics.linear_flow import LinearFlow, linear_flow
+from lazycheck.numerics.spectrum import Spectrum, difference_norm, jacobian_spectrum, sym_eigvals
 from lazycheck.problem import Problem
 from lazycheck.spec import MAX_TIMES, FlowSpec
-from lazycheck.spectrum import Spectrum, difference_norm, jacobian_spectrum, sym_eigvals
 from lazycheck.status import SimulationStatus
 
 if TYPE_CHECKING:
@@ -95,21 +104,6 @@ __all__ = [
 
 Array = np.ndarray
 
-#: trajectory arrays on the output grid (one value per grid time)
-GRID_FIELDS = (
-    "t",
-    "loss",
-    "loss_lin",
-    "bound",
-    "disp",
-    "disp_lin",
-    "gap",
-    "sigma_min_t",
-    "sigma_max_t",
-)
-#: every array a result holds
-ARRAY_FIELDS = (*GRID_FIELDS, "t_check", "jdiff", "w_final", "u_final", "lin_gap")
-
 _NPZ_FORMAT = 1
 #: Lanczos residual tolerance of ||J_w - J0|| at the checkpoints when it is matrix-free (the
 #: value is attained by its unit vector, and within about JDIFF_TOL^2 of the norm)
@@ -128,7 +122,7 @@ class SimulationResult(Displayable):
         sigma_min, sigma_max: extreme singular values of J0; ``sigma_method`` how computed.
         L0: the initial loss ||alpha f(w0) - y||^2 / 2.
         loss_floor: (1/2) rho^2 with rho the residual's rounding floor at the last time
-            (:func:`lazycheck.flow.residual_floor`): nonlinear losses below it are rounding
+            (:func:`lazycheck.numerics.flow.residual_floor`): nonlinear losses below it are rounding
             noise, not resolved by any integrator in float64.
         B_prime: Theorem 2's radius 3 sqrt(8 sigma_max^2 L0) / (alpha sigma_min^2).
         B_prime_lin: the linear model's radius sqrt(2 sigma_max^2 L0) / (alpha sigma_min^2).
@@ -187,7 +181,8 @@ class SimulationResult(Displayable):
     #: linearization evaluated along the nonlinear path (lazycheck sweep's ``lin_gap``)
     lin_gap: Array = dataclasses.field(default_factory=lambda: np.empty(0))
     #: how sigma_min_t, sigma_max_t and jdiff were computed: from kernels formed at each time,
-    #: or matrix-free (:mod:`lazycheck.kernel_extremes`, from n = 256 on) with the error estimate
+    #: or matrix-free (:mod:`lazycheck.numerics.kernel_extremes`, from n = 256 on) with the error
+    #: estimate
     sigma_path: str = ""
 
     # ------------------------------------------------------------------ derived numbers
@@ -220,14 +215,10 @@ class SimulationResult(Displayable):
 
     def summary(self) -> list[tuple[str, str, Any, str]]:
         """Rows (key, quantity, value, what it is) of the summary table."""
-        from lazycheck.simulation_report import summary_rows
-
         return summary_rows(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Summary (each number with what it is) and every array, JSON-ready."""
-        from lazycheck.simulation_report import result_dict
-
         return result_dict(self)
 
     @property
@@ -259,8 +250,6 @@ class SimulationResult(Displayable):
         table.add_column("quantity")
         table.add_column("value", justify="right")
         table.add_column("what it is")
-        from lazycheck.simulation_report import fmt_value
-
         for _key, name, value, kind in self.summary():
             table.add_row(name, fmt_value(value), kind)
         out: list[Any] = [table]
@@ -686,7 +675,7 @@ def _check_cost(method: str, stiff_time: float, problem: Problem) -> None:
     stability interval), so it needs at least alpha^2 lambda_max t_end / c steps, each of
     ``stages`` evaluations, whatever its tolerance: with cond(K) large that is hours. An
     implicit method forms a dense (p + n) x (p + n) Jacobian and its LU factors."""
-    from lazycheck.flow import SCIPY_MAX_NFEV
+    from lazycheck.numerics.flow import SCIPY_MAX_NFEV
 
     if method in _EXPLICIT:
         stages, reach = _EXPLICIT[method]

@@ -48,7 +48,7 @@ from typing import Literal
 import numpy as np
 
 from lazycheck.models.base import Linearization
-from lazycheck.spectrum import sym_eig
+from lazycheck.numerics.spectrum import sym_eig
 
 __all__ = ["MATRIX_FREE_MIN_N", "Extremes", "KernelExtremes"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import lazycheck.verify as verify_mod
-from lazycheck.bound import compute_bound
-from lazycheck.kernel_extremes import KernelExtremes
-from lazycheck.simulate import simulate
-from tests.test_linear_flow import DenseLin
+import lazycheck.commands.verify as verify_mod
+from lazycheck.commands.bound import compute_bound
+from lazycheck.commands.simulate import simulate
+from lazycheck.numerics.kernel_extremes import KernelExtremes
+from tests.test_numerics_linear_flow import DenseLin
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +100,7 @@ def test_simulate_sigmas_along_the_path_match_the_kernel(
     """simulate's sigma's along the path and ||J_w - J0|| at the checkpoints, matrix-free (the
     route from n = 256 on, forced here on the n = 10 sample), match the ones from the kernels
     formed at each time, near the lazy regime and far from it (alpha = 1: the kernel moves)."""
-    import lazycheck.simulate as sim_mod
+    import lazycheck.commands.simulate as sim_mod
 
     prob = _sample(alpha)
     monkeypatch.setattr(sim_mod, "MATRIX_FREE_MIN_N", 2)

@@ -9,7 +9,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from helpers import SAMPLES, verified_sample
 
-from lazycheck.reports import STRICT_UNMET, exit_code, github_summary, to_github, to_junit
+from lazycheck.commands.reports import STRICT_UNMET, exit_code, github_summary, to_github, to_junit
 
 
 @pytest.fixture(scope="module")
