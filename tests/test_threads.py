@@ -37,6 +37,23 @@ def test_blas_threads_sets_and_restores_the_count(all_parallel) -> None:
         assert all(lib.get_num_threads() == 1 for lib in libs)
 
 
+def test_blas_threads_leaves_small_products_alone_under_the_policy(monkeypatch) -> None:
+    threads.set_threads(2)
+    calls: list[int] = []
+    for lib in threads._blas_libs():
+        monkeypatch.setattr(lib, "set_num_threads", calls.append)
+    try:
+        with threads.blas_threads(threads.PARALLEL_FLOPS / 2):  # one thread already: untouched
+            pass
+        assert calls == []
+        with threads.blas_threads(threads.PARALLEL_FLOPS):
+            pass
+        assert calls and set(calls) == {1, 2}  # raised to the cap, then restored
+    finally:
+        monkeypatch.undo()
+        threads.set_threads(None)
+
+
 def test_kernel_is_identical_on_one_and_two_threads(all_parallel) -> None:
     from lazycheck.models.mlp import MLP
 
