@@ -395,7 +395,13 @@ def nonsmooth_ops(run: Callable[[], Any]) -> set[str]:
     found: set[str] = set()
 
     class _Record(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        def __torch_dispatch__(
+            self,
+            func: Any,
+            types: Any,
+            args: tuple[Any, ...] = (),
+            kwargs: dict[str, Any] | None = None,
+        ) -> Any:
             name = func.overloadpacket.__name__
             if name in NONSMOOTH_OPS:
                 found.add(name)
