@@ -187,31 +187,6 @@ def build_model(
     return model, w0
 
 
-def _build_python(
-    spec: ModelSpec, X: np.ndarray, rng: np.random.Generator
-) -> tuple[Model, np.ndarray]:
-    from lazycheck.models.entry import build_python_model
-
-    if spec.entry is None:
-        raise LazycheckError("[model].entry: missing; name the factory ('model.py:make_model')")
-    base = build_python_model(spec.entry, spec.options, spec.smooth, X, rng, spec.base_dir)
-    model: Model = SymmetricModel(base) if spec.init == "symmetric" else base
-    w0 = model.init(rng)
-    if spec.center:
-        model = CenteredModel(model, w0)
-    return model, w0
-
-
-def _smooth_reason(model: Model) -> str:
-    m: Any = model
-    while m is not None:
-        reason = getattr(m, "smooth_reason", "")
-        if reason:
-            return str(reason)
-        m = getattr(m, "base", None) or getattr(m, "inner", None)
-    return ""
-
-
 def make_problem(spec: Spec) -> Problem:
     """Build the problem of an already-loaded spec."""
     origin = str(spec.path) if spec.path else None
@@ -296,3 +271,28 @@ def _require_finite(
             f"reduce sigma_w (now {spec.sigma_w:g}), sigma_b (now {spec.sigma_b:g}) or the "
             "scale of the data"
         )
+
+
+def _build_python(
+    spec: ModelSpec, X: np.ndarray, rng: np.random.Generator
+) -> tuple[Model, np.ndarray]:
+    from lazycheck.models.entry import build_python_model
+
+    if spec.entry is None:
+        raise LazycheckError("[model].entry: missing; name the factory ('model.py:make_model')")
+    base = build_python_model(spec.entry, spec.options, spec.smooth, X, rng, spec.base_dir)
+    model: Model = SymmetricModel(base) if spec.init == "symmetric" else base
+    w0 = model.init(rng)
+    if spec.center:
+        model = CenteredModel(model, w0)
+    return model, w0
+
+
+def _smooth_reason(model: Model) -> str:
+    m: Any = model
+    while m is not None:
+        reason = getattr(m, "smooth_reason", "")
+        if reason:
+            return str(reason)
+        m = getattr(m, "base", None) or getattr(m, "inner", None)
+    return ""

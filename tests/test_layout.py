@@ -4,7 +4,9 @@
   deferred import hides a cycle from the interpreter, not from the reader); imports under
   ``if TYPE_CHECKING:`` are for annotations only and are not counted;
 * at most 25 modules at the top of the package (beyond it they are grouped in subpackages);
-* no function or method longer than 80 lines.
+* no function or method longer than 80 lines;
+* in each module the public functions come first, the private helpers after (classes are left
+  out: a private class may have to precede the module-level code that uses it).
 """
 
 from __future__ import annotations
@@ -109,3 +111,11 @@ def test_no_long_function(path: Path) -> None:
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, long
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
+def test_public_functions_first(path: Path) -> None:
+    names = [n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)]
+    first_private = next((i for i, name in enumerate(names) if name.startswith("_")), len(names))
+    late = [name for name in names[first_private:] if not name.startswith("_")]
+    assert not late, f"public after {names[first_private]}: {late}"

@@ -327,98 +327,6 @@ def usage_message(exc: Any, argv: Sequence[str]) -> str:
     return _sentence(exc.format_message()) + see
 
 
-def _sentence(text: str) -> str:
-    """One line, lower-case start, no final period (it is followed by "; see ...")."""
-    text = " ".join(str(text).split()).rstrip(".")
-    return text[:1].lower() + text[1:] if text[1:2].islower() else text
-
-
-def _param_name(param: Any) -> str:
-    opts = [o for o in param.opts if o.startswith("--")] or list(param.opts)
-    if opts and opts[0].startswith("-"):
-        return opts[0]
-    return str(getattr(param, "metavar", None) or param.name or "").upper()
-
-
-def _given_value(argv: Sequence[str], opts: Sequence[str]) -> str | None:
-    """The value given to an option on the command line (its last occurrence)."""
-    found = None
-    for i, arg in enumerate(argv):
-        for opt in opts:
-            if not opt.startswith("-"):
-                continue
-            if arg == opt and i + 1 < len(argv):
-                found = argv[i + 1]
-            elif arg.startswith(opt + "=") and opt.startswith("--"):
-                found = arg[len(opt) + 1 :]
-    return found
-
-
-def _is_linalg_error(exc: BaseException) -> bool:
-    return type(exc).__name__ == "LinAlgError"
-
-
-def _numerics_message(exc: BaseException) -> str:
-    return (
-        f"numerics failed and cannot be trusted ({type(exc).__name__}: {exc}): values "
-        "overflow float64 or are not finite; reduce [model].sigma_w, alpha or the scale of "
-        "the data"
-    )
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-@contextmanager
-def _signals_raise() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a command runs (in the main
-    thread; elsewhere signals cannot be handled), restoring the handlers after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_terminated(signum: int, _frame: object) -> None:
-        raise Terminated(signum)
-
-    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    old = {s: signal.signal(s, raise_terminated) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
-@contextmanager
-def _quiet_warnings() -> Iterator[None]:
-    if sys.warnoptions:  # -W or PYTHONWARNINGS: the user asked to see them
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"lazycheck {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    """lazycheck: does Theorem 2 hold here, and how loosely?"""
-
-
 def settings_of(items: list[str] | None) -> dict[str, Any]:
     """The ``--set KEY=VALUE`` options as a mapping of dotted keys to TOML values."""
     from lazycheck.spec import parse_setting
@@ -510,3 +418,95 @@ def plain_text(render: Callable[[Any], None]) -> str:
     buf = io.StringIO()
     render(Console(file=buf, width=120, no_color=True, force_terminal=False))
     return buf.getvalue()
+
+
+def _sentence(text: str) -> str:
+    """One line, lower-case start, no final period (it is followed by "; see ...")."""
+    text = " ".join(str(text).split()).rstrip(".")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _param_name(param: Any) -> str:
+    opts = [o for o in param.opts if o.startswith("--")] or list(param.opts)
+    if opts and opts[0].startswith("-"):
+        return opts[0]
+    return str(getattr(param, "metavar", None) or param.name or "").upper()
+
+
+def _given_value(argv: Sequence[str], opts: Sequence[str]) -> str | None:
+    """The value given to an option on the command line (its last occurrence)."""
+    found = None
+    for i, arg in enumerate(argv):
+        for opt in opts:
+            if not opt.startswith("-"):
+                continue
+            if arg == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif arg.startswith(opt + "=") and opt.startswith("--"):
+                found = arg[len(opt) + 1 :]
+    return found
+
+
+def _is_linalg_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "LinAlgError"
+
+
+def _numerics_message(exc: BaseException) -> str:
+    return (
+        f"numerics failed and cannot be trusted ({type(exc).__name__}: {exc}): values "
+        "overflow float64 or are not finite; reduce [model].sigma_w, alpha or the scale of "
+        "the data"
+    )
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a command runs (in the main
+    thread; elsewhere signals cannot be handled), restoring the handlers after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    sigs = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    old = {s: signal.signal(s, raise_terminated) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def _quiet_warnings() -> Iterator[None]:
+    if sys.warnoptions:  # -W or PYTHONWARNINGS: the user asked to see them
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lazycheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """lazycheck: does Theorem 2 hold here, and how loosely?"""

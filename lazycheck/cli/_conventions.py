@@ -42,16 +42,6 @@ class _PlainArgument(TyperArgument):
         return None
 
 
-def _plain_metavar(param: Any) -> None:
-    """An option without its own metavar gets FILE (a path), N (an integer) or its name in
-    capitals (``--decay DECAY``); an argument named by a metavar shows no type after it."""
-    if isinstance(param, TyperArgument) and param.metavar:
-        param.__class__ = _PlainArgument
-    elif isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
-        kind = param.type_descriptor.annotation
-        param.metavar = {Path: "FILE", int: "N"}.get(kind) or str(param.name).upper()
-
-
 _EXIT = {
     "info": ["0  the spec loads and the problem is built", "2  a bad spec, data file or option"],
     "bound": [
@@ -149,3 +139,13 @@ def choice_parser(enum: type[E]) -> Callable[[Any], E]:
         return enum(match)
 
     return parse
+
+
+def _plain_metavar(param: Any) -> None:
+    """An option without its own metavar gets FILE (a path), N (an integer) or its name in
+    capitals (``--decay DECAY``); an argument named by a metavar shows no type after it."""
+    if isinstance(param, TyperArgument) and param.metavar:
+        param.__class__ = _PlainArgument
+    elif isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
+        kind = param.type_descriptor.annotation
+        param.metavar = {Path: "FILE", int: "N"}.get(kind) or str(param.name).upper()

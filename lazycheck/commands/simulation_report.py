@@ -119,60 +119,6 @@ def summary_rows(res: SimulationResult) -> list[tuple[str, str, Any, str]]:
     return rows
 
 
-def _trajectory_rows(res: SimulationResult, comp: str) -> list[tuple[str, str, Any, str]]:
-    """The rows on the trajectory: radii against displacements, the gap, sigma's along it."""
-    return [
-        (
-            "B_prime",
-            "B'",
-            res.B_prime,
-            "Theorem 2: 3 sqrt(8 sigma_max^2 L0)/(alpha sigma_min^2)",
-        ),
-        ("max_disp", "max_t ||w(t) - w0||", finite_max(res.disp), f"{comp}; <= B'"),
-        (
-            "B_prime_lin",
-            "B'_lin",
-            res.B_prime_lin,
-            "linear model: sqrt(2 sigma_max^2 L0)/(alpha sigma_min^2)",
-        ),
-        (
-            "max_disp_lin",
-            "max_t ||u(t) - u0||",
-            finite_max(res.disp_lin),
-            f"{_EXACT}; <= B'_lin",
-        ),
-        (
-            "max_gap",
-            "max_t ||alpha f(w) - alpha f0(u)||",
-            finite_max(res.gap),
-            f"{comp} against the exact linear flow",
-        ),
-        (
-            "min_sigma_min_t",
-            "min_t sigma_min(J_w(t))",
-            finite_min(res.sigma_min_t),
-            f"{comp}; {_path(res)}Lemma 6: >= sigma_min/2 = {res.sigma_min / 2:.6g}",
-        ),
-        (
-            "max_sigma_max_t",
-            "max_t sigma_max(J_w(t))",
-            finite_max(res.sigma_max_t),
-            f"{comp}; {_path(res)}Lemma 6: <= 3 sigma_max/2 = {1.5 * res.sigma_max:.6g}",
-        ),
-        (
-            "max_jdiff",
-            "max ||J_w(t) - J0||",
-            finite_max(res.jdiff),
-            f"{comp}, at {res.t_check.shape[0]} checkpoints",
-        ),
-    ]
-
-
-def _path(res: SimulationResult) -> str:
-    """How the sigma's along the path were computed, when it is not the dense kernel."""
-    return f"{res.sigma_path}; " if res.sigma_path.startswith("matrix-free") else ""
-
-
 def result_dict(res: SimulationResult) -> dict[str, Any]:
     """Summary (each number with what it is) and every array, JSON-ready."""
     return {
@@ -227,12 +173,6 @@ def finite_min(a: Array) -> float:
     return float(a.min()) if a.size else math.nan
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 def fmt_value(v: Any) -> str:
     """A summary value as the table prints it."""
     if isinstance(v, bool) or v is None:
@@ -242,3 +182,63 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, float | np.floating):
         return f"{float(v):.6g}"
     return str(v)
+
+
+def _trajectory_rows(res: SimulationResult, comp: str) -> list[tuple[str, str, Any, str]]:
+    """The rows on the trajectory: radii against displacements, the gap, sigma's along it."""
+    return [
+        (
+            "B_prime",
+            "B'",
+            res.B_prime,
+            "Theorem 2: 3 sqrt(8 sigma_max^2 L0)/(alpha sigma_min^2)",
+        ),
+        ("max_disp", "max_t ||w(t) - w0||", finite_max(res.disp), f"{comp}; <= B'"),
+        (
+            "B_prime_lin",
+            "B'_lin",
+            res.B_prime_lin,
+            "linear model: sqrt(2 sigma_max^2 L0)/(alpha sigma_min^2)",
+        ),
+        (
+            "max_disp_lin",
+            "max_t ||u(t) - u0||",
+            finite_max(res.disp_lin),
+            f"{_EXACT}; <= B'_lin",
+        ),
+        (
+            "max_gap",
+            "max_t ||alpha f(w) - alpha f0(u)||",
+            finite_max(res.gap),
+            f"{comp} against the exact linear flow",
+        ),
+        (
+            "min_sigma_min_t",
+            "min_t sigma_min(J_w(t))",
+            finite_min(res.sigma_min_t),
+            f"{comp}; {_path(res)}Lemma 6: >= sigma_min/2 = {res.sigma_min / 2:.6g}",
+        ),
+        (
+            "max_sigma_max_t",
+            "max_t sigma_max(J_w(t))",
+            finite_max(res.sigma_max_t),
+            f"{comp}; {_path(res)}Lemma 6: <= 3 sigma_max/2 = {1.5 * res.sigma_max:.6g}",
+        ),
+        (
+            "max_jdiff",
+            "max ||J_w(t) - J0||",
+            finite_max(res.jdiff),
+            f"{comp}, at {res.t_check.shape[0]} checkpoints",
+        ),
+    ]
+
+
+def _path(res: SimulationResult) -> str:
+    """How the sigma's along the path were computed, when it is not the dense kernel."""
+    return f"{res.sigma_path}; " if res.sigma_path.startswith("matrix-free") else ""
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v

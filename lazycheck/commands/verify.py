@@ -265,19 +265,6 @@ def run_verify(
     )  # fmt: skip
 
 
-def _no_flow_reason(bound: BoundReport, horizon: float | None) -> str | None:
-    """Why the flows are not run, or None. Uses the spectrum's rank decision, not
-    sigma_min <= 0: a sigma_min of 1e-16 below the rank tolerance is a rank deficiency too."""
-    if bound.status == "not_computable":
-        return f"flows not run: {bound.message}"
-    if not bound.spectrum.ok and horizon is None:
-        return (
-            f"flows not run: Assumption 1 fails ({bound.spectrum.status}), so the default "
-            "horizon is undefined; give [flow].horizon to run them anyway"
-        )
-    return None
-
-
 def build_context(
     problem: Problem,
     bound: BoundReport,
@@ -473,3 +460,16 @@ def _fmt(x: float) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return f"{x:.4g}"
+
+
+def _no_flow_reason(bound: BoundReport, horizon: float | None) -> str | None:
+    """Why the flows are not run, or None. Uses the spectrum's rank decision, not
+    sigma_min <= 0: a sigma_min of 1e-16 below the rank tolerance is a rank deficiency too."""
+    if bound.status == "not_computable":
+        return f"flows not run: {bound.message}"
+    if not bound.spectrum.ok and horizon is None:
+        return (
+            f"flows not run: Assumption 1 fails ({bound.spectrum.status}), so the default "
+            "horizon is undefined; give [flow].horizon to run them anyway"
+        )
+    return None

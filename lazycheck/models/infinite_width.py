@@ -149,40 +149,6 @@ class _Inputs:
         return 0
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_kernel(
-    spec: ModelSpec,
-    digest: str,
-    shape: tuple[int, ...],
-    rtol: float,
-    method: str,
-    inputs: _Inputs,
-) -> InfiniteWidthKernel:
-    X = inputs.X
-    d0 = X.shape[1]
-    s_w = spec.sigma_w**2
-    bias = 1.0 if spec.bias else 0.0
-    s_b = spec.sigma_b**2 * bias
-    ntk = spec.parameterization == "ntk"
-    Q = (X @ X.T) / d0
-    S = s_w * Q + s_b
-    theta = S.copy() if ntk else d0 * Q + bias
-    nodes, err, used = 0, 0.0, "closed form"
-    for width in spec.widths:
-        mom = gaussian_moments(spec.activation, S, rtol=rtol, method=method)
-        if mom.max_nodes:
-            used = "quadrature"
-        nodes, err = max(nodes, mom.max_nodes), max(err, mom.error)
-        Q = mom.phi
-        S = s_w * Q + s_b
-        theta = theta * (s_w * mom.dphi) + (S if ntk else width * Q + bias)
-    theta = 0.5 * (theta + theta.T)
-    nngp = 0.5 * (S + S.T)
-    theta.flags.writeable = False
-    nngp.flags.writeable = False
-    return InfiniteWidthKernel(theta, nngp, spec.parameterization, spec.widths, used, nodes, err)
-
-
 def gaussian_moments(
     activation: str, S: np.ndarray, *, rtol: float = 1e-10, method: str = "auto"
 ) -> GaussianMoments:
@@ -417,3 +383,37 @@ def _check_inputs(X: np.ndarray) -> Array:
     if not np.all(np.isfinite(X)):
         raise LazycheckError("inputs X contain NaN or infinite values")
     return X
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_kernel(
+    spec: ModelSpec,
+    digest: str,
+    shape: tuple[int, ...],
+    rtol: float,
+    method: str,
+    inputs: _Inputs,
+) -> InfiniteWidthKernel:
+    X = inputs.X
+    d0 = X.shape[1]
+    s_w = spec.sigma_w**2
+    bias = 1.0 if spec.bias else 0.0
+    s_b = spec.sigma_b**2 * bias
+    ntk = spec.parameterization == "ntk"
+    Q = (X @ X.T) / d0
+    S = s_w * Q + s_b
+    theta = S.copy() if ntk else d0 * Q + bias
+    nodes, err, used = 0, 0.0, "closed form"
+    for width in spec.widths:
+        mom = gaussian_moments(spec.activation, S, rtol=rtol, method=method)
+        if mom.max_nodes:
+            used = "quadrature"
+        nodes, err = max(nodes, mom.max_nodes), max(err, mom.error)
+        Q = mom.phi
+        S = s_w * Q + s_b
+        theta = theta * (s_w * mom.dphi) + (S if ntk else width * Q + bias)
+    theta = 0.5 * (theta + theta.T)
+    nngp = 0.5 * (S + S.T)
+    theta.flags.writeable = False
+    nngp.flags.writeable = False
+    return InfiniteWidthKernel(theta, nngp, spec.parameterization, spec.widths, used, nodes, err)

@@ -297,6 +297,44 @@ class _TorchLinearization(RowLinearization):
         return self._layers
 
 
+def nonsmooth_ops(run: Callable[[], Any]) -> set[str]:
+    """ATen operators with a jumping derivative called while ``run()`` executes."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    found: set[str] = set()
+
+    class _Record(TorchDispatchMode):
+        def __torch_dispatch__(
+            self,
+            func: Any,
+            types: Any,
+            args: tuple[Any, ...] = (),
+            kwargs: dict[str, Any] | None = None,
+        ) -> Any:
+            name = func.overloadpacket.__name__
+            if name in NONSMOOTH_OPS:
+                found.add(name)
+            return func(*args, **(kwargs or {}))
+
+    with _Record():
+        run()
+    return found
+
+
+def _join(module: str, param: str) -> str:
+    return f"{module}.{param}" if module else param
+
+
+def _owner(param: str) -> str:
+    return param.rsplit(".", 1)[0] if "." in param else ""
+
+
+def _tensor(a: Any) -> Any:
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))
+
+
 def _linear_gram(A: Array, D: Array, A2: Array, D2: Array, bias: bool, diff: bool) -> Array:
     """The Linear layer's block of J_w J_v^T: row i of its weight Jacobian is D_i (x) A_i (and
     D_i for the bias), so the block is (D D2^T) o (A A2^T + bias). With ``diff``, the same for
@@ -386,41 +424,3 @@ def _capture_linear(model: TorchModel, w: Any, X: Any) -> dict[str, tuple[Array,
         for h in hooks:
             h.remove()
     return {k: (acts[k].numpy(), outs[k].grad.detach().numpy()) for k in names}
-
-
-def nonsmooth_ops(run: Callable[[], Any]) -> set[str]:
-    """ATen operators with a jumping derivative called while ``run()`` executes."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    found: set[str] = set()
-
-    class _Record(TorchDispatchMode):
-        def __torch_dispatch__(
-            self,
-            func: Any,
-            types: Any,
-            args: tuple[Any, ...] = (),
-            kwargs: dict[str, Any] | None = None,
-        ) -> Any:
-            name = func.overloadpacket.__name__
-            if name in NONSMOOTH_OPS:
-                found.add(name)
-            return func(*args, **(kwargs or {}))
-
-    with _Record():
-        run()
-    return found
-
-
-def _join(module: str, param: str) -> str:
-    return f"{module}.{param}" if module else param
-
-
-def _owner(param: str) -> str:
-    return param.rsplit(".", 1)[0] if "." in param else ""
-
-
-def _tensor(a: Any) -> Any:
-    import torch
-
-    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float64))

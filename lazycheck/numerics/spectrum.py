@@ -150,6 +150,128 @@ def jacobian_spectrum(
     return _spectrum(s, n, p, rank, tol, method, err, rank_note)
 
 
+#: from this n on the refined route (:func:`_refined`) replaces the svd (measured on
+#: ``wide_tanh.toml``, p = 22,000, one BLAS thread, machine loaded: n = 100, svd 0.28-0.68 s
+#: against 0.008-0.010 s; n = 400, 2.8-6.4 s against 0.15-0.17 s; both agree to 1e-15)
+REFINED_MIN_N = 64
+#: ... and below it from this size of J (n p entries, 2 MB) on: J and its QR cost ~n^2 p, the
+#: refined route ~n^3 + a few products (one thread, load 0.7: n = 32, p = 22,000, svd 13 ms
+#: against 2.2 ms; n = 20, p = 110,000, 46 ms against 4.3 ms; n = 50, p = 110,000, 0.17-0.25 s
+#: against 7 ms; sigma_min and its stated accuracy the same to 1e-15 and 2e-5 relative)
+REFINED_MIN_NP = 2**18
+
+
+def kernel_sigma_range(K: np.ndarray) -> tuple[float, float]:
+    """(sigma_min, sigma_max) of J from its kernel K = J J^T (eigenvalues clipped at 0)."""
+    lam = sym_eigvals(K)
+    return math.sqrt(max(float(lam[0]), 0.0)), math.sqrt(max(float(lam[-1]), 0.0))
+
+
+def sym_eigvals(K: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a symmetric matrix, ascending. Under the command line on one BLAS thread
+    (:mod:`lazycheck.threads`): LAPACK's eigensolvers change their last bits with the number
+    of threads (measured: 7e-12 on a 600 x 600 kernel), and results must not."""
+    return np.linalg.eigvalsh(K)
+
+
+def sym_eig(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix (see :func:`sym_eigvals`
+    on threads)."""
+    return np.linalg.eigh(K)
+
+
+def matrix_free_sigma_range(
+    lin: Linearization, tol: float = LANCZOS_TOL
+) -> tuple[float, float, float]:
+    """(sigma_min, sigma_max, abs. accuracy of sigma_min) of J by Lanczos on v -> J (J^T v).
+
+    Two ``eigsh`` runs (largest and smallest algebraic eigenvalue of K), each to relative
+    residual ``tol``. The accuracy is computed from the final residual norms (module
+    docstring), not assumed.
+    """
+    from scipy.sparse.linalg import LinearOperator
+
+    n = int(lin.f.shape[0])
+
+    def kv(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        return lin.jvp(lin.vjp(v))
+
+    op = LinearOperator((n, n), matvec=kv, dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(n)
+    if n <= 2:
+        K = np.column_stack([kv(e) for e in np.eye(n)])
+        lo, hi = kernel_sigma_range(0.5 * (K + K.T))
+        return lo, hi, n * _EPS * hi**2
+    ncv = min(n, 160)
+    lam_hi, x_hi = _eigsh_top(op, tol, v0, ncv)
+    lmax = lam_hi
+    # lambda_min as the top of lambda_max I - K: ARPACK's tolerance is relative to the Ritz
+    # value, so this asks for an absolute accuracy tol * lambda_max on lambda_min
+    shifted = LinearOperator((n, n), matvec=lambda v: lmax * np.ravel(v) - kv(v), dtype=np.float64)
+    _top, x_lo = _eigsh_top(shifted, tol, v0, ncv)
+    x_lo = x_lo / np.linalg.norm(x_lo)
+    lmin = float(x_lo @ kv(x_lo))  # the Rayleigh quotient: >= lambda_min
+    rho = max(
+        float(np.linalg.norm(kv(x_lo) - lmin * x_lo)),
+        float(np.linalg.norm(kv(x_hi) - lmax * x_hi)),
+    )
+    smax = math.sqrt(max(lmax, 0.0))
+    smin = math.sqrt(max(lmin, 0.0))
+    delta = rho + n * _EPS * lmax
+    err = min(math.sqrt(delta), delta / (2 * smin)) if smin > 0 else math.sqrt(delta)
+    return smin, smax, err
+
+
+def difference_norm(
+    lin: Linearization, lin0: Linearization, v0: np.ndarray, tol: float
+) -> tuple[float, np.ndarray]:
+    """||J_lin - J_lin0|| matrix-free and its unit left singular vector x: Lanczos
+    (:func:`lazycheck.numerics.lanczos.top_eigenpair`, residual ``tol`` relative, warm-started from
+    ``v0``) on a -> (J - J0)((J - J0)^T a) (by the model's difference products where it has
+    them, about two products a step for one hidden layer, else four), then ||(J - J0)^T x||: a
+    value attained by a unit vector, so never above the norm, and within the Lanczos accuracy
+    of it (about tol^2 relative when the top is separated)."""
+    from lazycheck.numerics.lanczos import top_eigenpair
+
+    prods = lin.difference_products(lin0)
+    if prods is None:
+
+        def jd(g: np.ndarray) -> np.ndarray:  # (J - J0) g
+            return lin.jvp(g) - lin0.jvp(g)
+
+        def dt(a: np.ndarray) -> np.ndarray:  # (J - J0)^T a
+            return lin.vjp(a) - lin0.vjp(a)
+
+    else:
+        jd, dt = prods
+
+    def mv(a: np.ndarray) -> np.ndarray:
+        return jd(dt(a))
+
+    x = top_eigenpair(mv, v0, tol).vector  # unit, whatever the convergence
+    return float(np.linalg.norm(dt(x))), x
+
+
+def operator_norm(M: np.ndarray) -> float:
+    """||M||_2 by numpy's SVD (0 for an empty matrix), remembered by content: a bisection that
+    asks for the norm of the same large matrix again and again pays for one SVD."""
+    if not M.size:
+        return 0.0
+    if M.size < 20_000:
+        return float(np.linalg.norm(M, 2))
+    import hashlib
+
+    key = (M.shape, hashlib.blake2b(np.ascontiguousarray(M).data, digest_size=20).digest())
+    hit = _NORM_CACHE.get(key)
+    if hit is None:
+        hit = float(np.linalg.norm(M, 2))
+        if len(_NORM_CACHE) >= _NORM_CACHE_SIZE:
+            _NORM_CACHE.pop(next(iter(_NORM_CACHE)))
+        _NORM_CACHE[key] = hit
+    return hit
+
+
 def _try_refined(
     lin: Linearization, n: int, p: int, method: str, svd_fits: bool
 ) -> tuple[np.ndarray, float, float, str] | None:
@@ -168,17 +290,6 @@ def _try_refined(
     if method == "auto" and svd_fits and sharper_svd:
         return None
     return parts
-
-
-#: from this n on the refined route (:func:`_refined`) replaces the svd (measured on
-#: ``wide_tanh.toml``, p = 22,000, one BLAS thread, machine loaded: n = 100, svd 0.28-0.68 s
-#: against 0.008-0.010 s; n = 400, 2.8-6.4 s against 0.15-0.17 s; both agree to 1e-15)
-REFINED_MIN_N = 64
-#: ... and below it from this size of J (n p entries, 2 MB) on: J and its QR cost ~n^2 p, the
-#: refined route ~n^3 + a few products (one thread, load 0.7: n = 32, p = 22,000, svd 13 ms
-#: against 2.2 ms; n = 20, p = 110,000, 46 ms against 4.3 ms; n = 50, p = 110,000, 0.17-0.25 s
-#: against 7 ms; sigma_min and its stated accuracy the same to 1e-15 and 2e-5 relative)
-REFINED_MIN_NP = 2**18
 
 
 def _by_method(
@@ -302,98 +413,6 @@ def _singular_values(J: np.ndarray) -> np.ndarray:
     return svdvals(np.triu(R[:n, :n]), check_finite=False)
 
 
-def kernel_sigma_range(K: np.ndarray) -> tuple[float, float]:
-    """(sigma_min, sigma_max) of J from its kernel K = J J^T (eigenvalues clipped at 0)."""
-    lam = sym_eigvals(K)
-    return math.sqrt(max(float(lam[0]), 0.0)), math.sqrt(max(float(lam[-1]), 0.0))
-
-
-def sym_eigvals(K: np.ndarray) -> np.ndarray:
-    """Eigenvalues of a symmetric matrix, ascending. Under the command line on one BLAS thread
-    (:mod:`lazycheck.threads`): LAPACK's eigensolvers change their last bits with the number
-    of threads (measured: 7e-12 on a 600 x 600 kernel), and results must not."""
-    return np.linalg.eigvalsh(K)
-
-
-def sym_eig(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix (see :func:`sym_eigvals`
-    on threads)."""
-    return np.linalg.eigh(K)
-
-
-def matrix_free_sigma_range(
-    lin: Linearization, tol: float = LANCZOS_TOL
-) -> tuple[float, float, float]:
-    """(sigma_min, sigma_max, abs. accuracy of sigma_min) of J by Lanczos on v -> J (J^T v).
-
-    Two ``eigsh`` runs (largest and smallest algebraic eigenvalue of K), each to relative
-    residual ``tol``. The accuracy is computed from the final residual norms (module
-    docstring), not assumed.
-    """
-    from scipy.sparse.linalg import LinearOperator
-
-    n = int(lin.f.shape[0])
-
-    def kv(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, dtype=np.float64).reshape(-1)
-        return lin.jvp(lin.vjp(v))
-
-    op = LinearOperator((n, n), matvec=kv, dtype=np.float64)
-    v0 = np.random.default_rng(0).standard_normal(n)
-    if n <= 2:
-        K = np.column_stack([kv(e) for e in np.eye(n)])
-        lo, hi = kernel_sigma_range(0.5 * (K + K.T))
-        return lo, hi, n * _EPS * hi**2
-    ncv = min(n, 160)
-    lam_hi, x_hi = _eigsh_top(op, tol, v0, ncv)
-    lmax = lam_hi
-    # lambda_min as the top of lambda_max I - K: ARPACK's tolerance is relative to the Ritz
-    # value, so this asks for an absolute accuracy tol * lambda_max on lambda_min
-    shifted = LinearOperator((n, n), matvec=lambda v: lmax * np.ravel(v) - kv(v), dtype=np.float64)
-    _top, x_lo = _eigsh_top(shifted, tol, v0, ncv)
-    x_lo = x_lo / np.linalg.norm(x_lo)
-    lmin = float(x_lo @ kv(x_lo))  # the Rayleigh quotient: >= lambda_min
-    rho = max(
-        float(np.linalg.norm(kv(x_lo) - lmin * x_lo)),
-        float(np.linalg.norm(kv(x_hi) - lmax * x_hi)),
-    )
-    smax = math.sqrt(max(lmax, 0.0))
-    smin = math.sqrt(max(lmin, 0.0))
-    delta = rho + n * _EPS * lmax
-    err = min(math.sqrt(delta), delta / (2 * smin)) if smin > 0 else math.sqrt(delta)
-    return smin, smax, err
-
-
-def difference_norm(
-    lin: Linearization, lin0: Linearization, v0: np.ndarray, tol: float
-) -> tuple[float, np.ndarray]:
-    """||J_lin - J_lin0|| matrix-free and its unit left singular vector x: Lanczos
-    (:func:`lazycheck.numerics.lanczos.top_eigenpair`, residual ``tol`` relative, warm-started from
-    ``v0``) on a -> (J - J0)((J - J0)^T a) (by the model's difference products where it has
-    them, about two products a step for one hidden layer, else four), then ||(J - J0)^T x||: a
-    value attained by a unit vector, so never above the norm, and within the Lanczos accuracy
-    of it (about tol^2 relative when the top is separated)."""
-    from lazycheck.numerics.lanczos import top_eigenpair
-
-    prods = lin.difference_products(lin0)
-    if prods is None:
-
-        def jd(g: np.ndarray) -> np.ndarray:  # (J - J0) g
-            return lin.jvp(g) - lin0.jvp(g)
-
-        def dt(a: np.ndarray) -> np.ndarray:  # (J - J0)^T a
-            return lin.vjp(a) - lin0.vjp(a)
-
-    else:
-        jd, dt = prods
-
-    def mv(a: np.ndarray) -> np.ndarray:
-        return jd(dt(a))
-
-    x = top_eigenpair(mv, v0, tol).vector  # unit, whatever the convergence
-    return float(np.linalg.norm(dt(x))), x
-
-
 def _eigsh_top(op: Any, tol: float, v0: np.ndarray, ncv: int) -> tuple[float, np.ndarray]:
     """The largest eigenpair of a symmetric operator by ARPACK; when it runs out of iterations
     the best Ritz pair so far (its residual is measured and reported by the caller)."""
@@ -407,22 +426,3 @@ def _eigsh_top(op: Any, tol: float, v0: np.ndarray, ncv: int) -> tuple[float, np
             raise
         lam, x = exc.eigenvalues, exc.eigenvectors
     return float(lam[0]), np.asarray(x[:, 0])
-
-
-def operator_norm(M: np.ndarray) -> float:
-    """||M||_2 by numpy's SVD (0 for an empty matrix), remembered by content: a bisection that
-    asks for the norm of the same large matrix again and again pays for one SVD."""
-    if not M.size:
-        return 0.0
-    if M.size < 20_000:
-        return float(np.linalg.norm(M, 2))
-    import hashlib
-
-    key = (M.shape, hashlib.blake2b(np.ascontiguousarray(M).data, digest_size=20).digest())
-    hit = _NORM_CACHE.get(key)
-    if hit is None:
-        hit = float(np.linalg.norm(M, 2))
-        if len(_NORM_CACHE) >= _NORM_CACHE_SIZE:
-            _NORM_CACHE.pop(next(iter(_NORM_CACHE)))
-        _NORM_CACHE[key] = hit
-    return hit
