@@ -180,11 +180,7 @@ def build_model(
         spec.sigma_w,
         spec.sigma_b,
     )
-    model: Model = SymmetricModel(base) if spec.init == "symmetric" else base
-    w0 = model.init(rng)
-    if spec.center:
-        model = CenteredModel(model, w0)
-    return model, w0
+    return _wrapped(base, spec, rng)
 
 
 def make_problem(spec: Spec) -> Problem:
@@ -281,6 +277,11 @@ def _build_python(
     if spec.entry is None:
         raise LazycheckError("[model].entry: missing; name the factory ('model.py:make_model')")
     base = build_python_model(spec.entry, spec.options, spec.smooth, X, rng, spec.base_dir)
+    return _wrapped(base, spec, rng)
+
+
+def _wrapped(base: Model, spec: ModelSpec, rng: np.random.Generator) -> tuple[Model, np.ndarray]:
+    """The model the spec's init and center ask for around ``base``, and its w0."""
     model: Model = SymmetricModel(base) if spec.init == "symmetric" else base
     w0 = model.init(rng)
     if spec.center:
