@@ -19,6 +19,15 @@ in the same process, seconds apart) are the figures to compare.
 (n = 50), verify up to n = 400. ``python -m benchmarks.bench_scaling --large`` adds n = 6400 and
 width 1e5 and verify at every size (long: tens of minutes). Cases can be chosen:
 ``--n 1600,6400 --widths '' --verify-max-n 1600``.
+
+``--breakdown`` also times, in the same processes, what the goals not met are made of (README,
+"Benchmarks"; ``docs/benchmarks.md``): ``bound`` by stage (the spectrum, the sampled beta's
+search for the worst direction and, where it runs, its power iteration, the ascent, the
+certified beta, r*) in units of one warm K0+eig (the best of three, after the cold one; the
+stages are those of the one ``bound`` run timed above, the first in its process), and the
+part of ``verify`` spent recording the output times (the model and the sigma's at each, inside
+steps and at their ends) against ``bound``. The stages are timed by wrapping their functions,
+which adds a few microseconds a call.
 """
 
 from __future__ import annotations
@@ -38,7 +47,9 @@ REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "benchmarks" / "specs" / "wide_tanh.toml"
 
 
-def _child(n: int, width: int, run_verify: bool, threads: int | None) -> None:
+def _child(
+    n: int, width: int, run_verify: bool, threads: int | None, breakdown: bool = False
+) -> None:
     """Subprocess entry point: time baseline, bound and verify; print a JSON line."""
     import lazycheck
     from lazycheck.commands.bound import compute_bound
@@ -47,24 +58,80 @@ def _child(n: int, width: int, run_verify: bool, threads: int | None) -> None:
     from lazycheck.threads import set_threads
 
     set_threads(threads)
+    timers = _stage_timers() if breakdown else None
     prob = lazycheck.load_problem(SPEC, settings={"data.n": n, "model.widths": [width]})
     out: dict[str, Any] = {"n": n, "width": width, "p": prob.p}
     t0 = time.perf_counter()
     sym_eigvals(prob.linearize(prob.w0).kernel())
     out["baseline"] = time.perf_counter() - t0
+    if timers is not None:
+        out["baseline_warm"] = min(
+            _timed(lambda: sym_eigvals(prob.linearize(prob.w0).kernel())) for _ in range(3)
+        )
+        timers.clear()
     t0 = time.perf_counter()
     rep = compute_bound(prob)
     out["bound"] = time.perf_counter() - t0
     out["spectrum_method"] = rep.spectrum.method
     out["beta"] = {k: b.value for k, b in rep.betas.items()}
+    if timers is not None:
+        out["stages"] = dict(timers)
+        timers.clear()
     if run_verify:
         t0 = time.perf_counter()
         ver = verify(prob)
         out["verify"] = time.perf_counter() - t0
         out["verify_status"] = ver.status
+        if timers is not None:
+            out["recording"] = timers.get("dense output", 0.0) + timers.get("recorder", 0.0)
     out["rss_peak"] = _peak_rss()
     out["load"] = os.getloadavg()[0]
     print(json.dumps(out))
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _stage_timers() -> dict[str, float]:
+    """Wrap the stage functions of bound and the recording of verify with timers; returns the
+    dict they add their seconds to (the recorder's time inside dense output counts once)."""
+    import lazycheck.beta.sampled as sampled
+    import lazycheck.commands.bound as bound
+    import lazycheck.commands.simulate as simulate
+    import lazycheck.numerics.flow as flow
+
+    acc: dict[str, float] = {}
+    inside = [0]  # > 0 while dense output runs
+
+    def wrap(owner: Any, name: str, key: str, nested: bool = False) -> None:
+        fn = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if nested and inside[0]:
+                return fn(*args, **kwargs)
+            inside[0] += key == "dense output"
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                acc[key] = acc.get(key, 0.0) + time.perf_counter() - t0
+                inside[0] -= key == "dense output"
+
+        setattr(owner, name, timed)
+
+    wrap(bound, "jacobian_spectrum", "spectrum")
+    wrap(bound, "sampled_beta", "sampled beta")
+    wrap(sampled._BetaSearch, "worst_direction", "worst direction")
+    wrap(sampled._BetaSearch, "_power", "power iteration")
+    wrap(sampled._BetaSearch, "ascend", "ascent")
+    wrap(bound, "certified_beta_auto", "certified beta")
+    wrap(bound, "_r_star", "r*")
+    wrap(flow._ExpAdams, "_dense", "dense output")
+    wrap(simulate._Recorder, "__call__", "recorder", nested=True)
+    return acc
 
 
 def _peak_rss() -> float:
@@ -76,10 +143,12 @@ def _peak_rss() -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024.0
 
 
-def _run(n: int, width: int, run_verify: bool, threads: int | None) -> dict[str, Any]:
+def _run(
+    n: int, width: int, run_verify: bool, threads: int | None, breakdown: bool = False
+) -> dict[str, Any]:
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.bench_scaling import "
-        f"_child; _child({n}, {width}, {run_verify}, {threads!r})"
+        f"_child; _child({n}, {width}, {run_verify}, {threads!r}, {breakdown})"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
@@ -123,22 +192,51 @@ def main(
     ns: list[int] | None = None,
     widths: list[int] | None = None,
     verify_max_n: int | None = None,
+    breakdown: bool = False,
 ) -> None:
     """Run the cases: ``ns`` (width 2000) and ``widths`` (n = 50) default to the issue's set
     (6400 and 1e5 only with ``large``); verify runs up to ``verify_max_n`` points (default 400,
-    every size with ``large``)."""
+    every size with ``large``); ``breakdown`` times the stages too (module docstring)."""
     print("== bench_scaling: bound and verify against one kernel + eigendecomposition")
     print(f"{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; threads {threads}")
     ns = ns if ns is not None else [100, 400, 1600, *([6400] if large else [])]
     widths = widths if widths is not None else [1000, 10_000, *([100_000] if large else [])]
     vmax = verify_max_n if verify_max_n is not None else (10**9 if large else 400)
-    rows_n = [_run(n, 2000, n <= vmax, threads) for n in ns]
+    rows_n = [_run(n, 2000, n <= vmax, threads, breakdown) for n in ns]
     if rows_n:
         _table("width 2000, d = 10:", "n", rows_n)
-    rows_w = [_run(50, w, vmax >= 50, threads) for w in widths]
+    rows_w = [_run(50, w, vmax >= 50, threads, breakdown) for w in widths]
     if rows_w:
         _table("n = 50, d = 10:", "width", rows_w)
     _goals(rows_n, rows_w)
+    if breakdown:
+        _breakdown(rows_n, rows_w)
+
+
+_STAGES = ("spectrum", "worst direction", "power iteration", "ascent", "certified beta", "r*")
+
+
+def _breakdown(rows_n: list[dict[str, Any]], rows_w: list[dict[str, Any]]) -> None:
+    """The stage tables of ``--breakdown`` (module docstring)."""
+    cases = [(f"n = {r['n']}", r) for r in rows_n] + [(f"width {r['width']}", r) for r in rows_w]
+    print("bound by stage, in units of one warm K0+eig (power iteration: part of worst direction)")
+    print(
+        f"  {'case':>12} {'warm K0+eig':>12} {'bound':>7} " + " ".join(f"{s:>15}" for s in _STAGES)
+    )
+    for name, r in cases:
+        unit = r["baseline_warm"]
+        cells = " ".join(f"{r['stages'].get(s, 0.0) / unit:15.1f}" for s in _STAGES)
+        print(f"  {name:>12} {unit * 1e3:10.2f}ms {r['bound'] / unit:7.1f} {cells}")
+    rec = [(name, r) for name, r in cases if "recording" in r]
+    if rec:
+        print("verify: recording the output times (the model and the sigma's at each)")
+        print(f"  {'case':>12} {'bound':>9} {'recording':>10} {'(b+rec)/b':>10} {'verify/b':>9}")
+        for name, r in rec:
+            b = r["bound"]
+            print(
+                f"  {name:>12} {b:8.2f}s {r['recording']:9.2f}s {(b + r['recording']) / b:10.2f} "
+                f"{r['verify'] / b:9.2f}"
+            )
 
 
 def _goals(rows_n: list[dict[str, Any]], rows_w: list[dict[str, Any]]) -> None:
@@ -170,4 +268,5 @@ if __name__ == "__main__":
         ns=_ints("--n", args),
         widths=_ints("--widths", args),
         verify_max_n=vmax[0] if vmax else None,
+        breakdown="--breakdown" in args,
     )
