@@ -19,12 +19,11 @@ def test_every_curated_name_resolves() -> None:
 
 
 def test_import_lazycheck_loads_no_numerics() -> None:
-    code = (
-        "import sys, lazycheck\n"
-        "heavy = [m for m in ('numpy', 'scipy', 'rich', 'matplotlib') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
+    _in_fresh_interpreter(
+        "import sys, lazycheck",
+        "heavy = [m for m in ('numpy', 'scipy', 'rich', 'matplotlib') if m in sys.modules]",
+        "assert not heavy, heavy",
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_no_curated_name_is_also_a_submodule() -> None:
@@ -39,9 +38,12 @@ def test_no_curated_name_is_also_a_submodule() -> None:
 
 
 def test_simulate_stays_the_function_after_its_module_is_imported() -> None:
-    code = (
-        "import lazycheck, lazycheck.commands.simulate\n"
-        "assert lazycheck.simulate is lazycheck.commands.simulate.simulate\n"
-        "assert callable(lazycheck.simulate)\n"
+    _in_fresh_interpreter(
+        "import lazycheck, lazycheck.commands.simulate",
+        "assert lazycheck.simulate is lazycheck.commands.simulate.simulate",
+        "assert callable(lazycheck.simulate)",
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _in_fresh_interpreter(*lines: str) -> None:
+    subprocess.run([sys.executable, "-c", "\n".join(lines)], check=True)
