@@ -104,33 +104,33 @@ def _stage_timers() -> dict[str, float]:
     import lazycheck.numerics.flow as flow
 
     acc: dict[str, float] = {}
-    inside = [0]  # > 0 while dense output runs
+    running: set[str] = set()
 
-    def wrap(owner: Any, name: str, key: str, nested: bool = False) -> None:
+    def wrap(owner: Any, name: str, key: str, unless: str = "") -> None:
+        """Time owner.name into acc[key], except while the stage ``unless`` runs."""
         fn = getattr(owner, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            if nested and inside[0]:
+            if unless in running:
                 return fn(*args, **kwargs)
-            inside[0] += key == "dense output"
+            running.add(key)
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 acc[key] = acc.get(key, 0.0) + time.perf_counter() - t0
-                inside[0] -= key == "dense output"
+                running.discard(key)
 
         setattr(owner, name, timed)
 
     wrap(bound, "jacobian_spectrum", "spectrum")
-    wrap(bound, "sampled_beta", "sampled beta")
     wrap(sampled._BetaSearch, "worst_direction", "worst direction")
     wrap(sampled._BetaSearch, "_power", "power iteration")
     wrap(sampled._BetaSearch, "ascend", "ascent")
     wrap(bound, "certified_beta_auto", "certified beta")
     wrap(bound, "_r_star", "r*")
     wrap(flow._ExpAdams, "_dense", "dense output")
-    wrap(simulate._Recorder, "__call__", "recorder", nested=True)
+    wrap(simulate._Recorder, "__call__", "recorder", unless="dense output")
     return acc
 
 
