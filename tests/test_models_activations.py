@@ -285,3 +285,102 @@ def test_joint_sups_in_blocks_equal_the_separate_calls_bit_for_bit(name: str, mo
             t1, t2 = act.sup_abs_d1_d2(a, b)
             np.testing.assert_array_equal(t1, act.sup_abs_d1(a, b))
             np.testing.assert_array_equal(t2, act.sup_abs_d2(a, b))
+
+
+EVEN = [name for name in NAMES if ACTIVATIONS[name].even]
+
+
+def test_the_even_activations() -> None:
+    assert EVEN == ["erf", "sigmoid", "tanh"]
+
+
+@pytest.mark.parametrize("name", EVEN)
+def test_even_activations_have_the_shape_the_reduction_assumes(name: str) -> None:
+    # |phi'|, |phi''| even; |phi'| falls with |z|; |phi''| = 0 at 0, rises to its peak at the
+    # positive d2 critical point and falls beyond (Activation.interval_sup_maxima)
+    act = get_activation(name)
+    x = np.linspace(0.0, 12.0, 24001)
+    d1, d2 = np.abs(act.d1(x)), np.abs(act.d2(x))
+    np.testing.assert_allclose(d1, np.abs(act.d1(-x)), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(d2, np.abs(act.d2(-x)), rtol=1e-15, atol=0)
+    assert act.d1_critical == (0.0,) and d2[0] == 0.0
+    c = act.d2_critical[-1]
+    assert c > 0 and act.d2_critical == (-c, c)
+    slack = 1e-15 * d1[0]
+    assert np.all(np.diff(d1) <= slack)
+    assert np.all(np.diff(d2[x <= c]) >= -slack) and np.all(np.diff(d2[x >= c]) <= slack)
+
+
+def _reduction_cases(seed: int):
+    """(|z|, spread) pairs of many shapes: zero spreads (intervals a few ulps wide after the
+    widening), a row at the peak of |phi''|, spreads from 1e-16 to 1e2 and up to 1e300."""
+    rng = np.random.default_rng(seed)
+    for trial in range(120):
+        n, m = (int(k) for k in rng.integers(1, 30, size=2))
+        z = rng.standard_normal((n, m)) * 10.0 ** rng.uniform(-3, 3)
+        kind = trial % 5
+        if kind == 0:
+            s = np.zeros((n, m))
+        elif kind == 1:
+            s = np.abs(rng.standard_normal((n, 1))) * 10.0 ** rng.uniform(-4, 2)
+            s = s + 1e-15 * np.abs(rng.standard_normal((n, m)))
+        elif kind == 2:
+            s = np.abs(rng.standard_normal((n, m))) * 10.0 ** rng.uniform(-16, 1)
+        elif kind == 3:
+            s = np.full((n, m), 10.0 ** rng.uniform(0, 300))
+        else:
+            s = np.abs(rng.standard_normal((n, 1))) * 0.5 * np.ones((1, m))
+        yield z, s
+
+
+@pytest.mark.parametrize("name", EVEN)
+@pytest.mark.parametrize("block", [16384, 5])  # one block; many, ragged both ways
+@pytest.mark.parametrize("at_peak", [False, True])
+def test_interval_sup_maxima_equal_the_elementwise_maxima(
+    name: str, block: int, at_peak: bool, monkeypatch
+) -> None:
+    """Bit for bit on intervals in general position. With a row of intervals centred on the
+    peak of |phi''| at one spread, ends of different units lie within an ulp of each other,
+    where the computed phi' need not fall (the elementwise maximum can be the far one by an
+    ulp), and ends lie within ~1e-8 of the peak, where the computed |phi''| is flat and may
+    exceed its value at the peak (which a unit holding the peak gets): within 2 ulps there."""
+    from lazycheck.models import activations
+
+    monkeypatch.setattr(activations, "_SUP_BLOCK", block)
+    act = get_activation(name)
+    for z, s in _reduction_cases(seed=block):
+        if at_peak and s.shape[0] > 2:
+            z[2] = act.d2_critical[-1] * np.sign(z[2])
+        with np.errstate(all="ignore"):
+            s1, s2 = act.sup_abs_d1_d2(z - s, z + s)
+        got = act.interval_sup_maxima(np.abs(z), s)
+        assert got is not None
+        for g, ref in zip(got, (s1.max(axis=1), s1.max(axis=0), s2.max(axis=0)), strict=True):
+            if at_peak:
+                np.testing.assert_allclose(g, ref, rtol=4.5e-16, atol=0)
+            else:
+                np.testing.assert_array_equal(g, ref)
+
+
+def test_interval_sup_maxima_declines_what_it_cannot_reduce() -> None:
+    z, s = np.ones((3, 4)), np.ones((3, 4))
+    for name in sorted(set(NAMES) - set(EVEN)):
+        assert get_activation(name).interval_sup_maxima(z, s) is None
+    tanh = get_activation("tanh")
+    for bad in (np.nan, np.inf):
+        s_bad, z_bad = s.copy(), z.copy()
+        s_bad[1, 2] = z_bad[2, 3] = bad
+        assert tanh.interval_sup_maxima(z, s_bad) is None
+        assert tanh.interval_sup_maxima(z_bad, s) is None
+
+
+@pytest.mark.parametrize("c", [*(ACTIVATIONS[n].d2_critical[-1] for n in EVEN), 1.0, 3e-300])
+def test_widened_thresholds_are_exactly_the_tests_on_the_widened_ends(c: float) -> None:
+    from lazycheck.models.activations import _EPS, _widened_thresholds
+
+    t_far, t_near = _widened_thresholds(c)
+    four_eps = 4 * _EPS
+    for t in (t_far, t_near):
+        x = t + np.arange(-300, 301) * np.spacing(t)
+        np.testing.assert_array_equal(x + x * four_eps < c, x < t_far)
+        np.testing.assert_array_equal(x - x * four_eps <= c, x <= t_near)

@@ -352,8 +352,12 @@ class _TwoLayerBound:
         over the same intervals when already computed (by the layer recursion)."""
         if sups is None:
             spread = self.gnorm * radius + self.zerr
-            lo, hi = self.z0 - spread, self.z0 + spread
-            sups = tuple(s.max(axis=0) for s in self.act.sup_abs_d1_d2(lo, hi))  # (m,)
+            reduced = self.act.interval_sup_maxima(np.abs(self.z0), spread)
+            if reduced is None:
+                lo, hi = self.z0 - spread, self.z0 + spread
+                sups = tuple(s.max(axis=0) for s in self.act.sup_abs_d1_d2(lo, hi))  # (m,)
+            else:
+                sups = reduced[1:]
         d1, d2 = sups
         v = self.v0 + radius
         s = self.c2 * v * d2 * self.G_op**2
@@ -472,21 +476,46 @@ class _DeepLayer:
         # delta_i >= ||a_i(xi) - A0_i|| with A0 as computed: the move plus phi's rounding
         self.aerr = 4 * _EPS * np.abs(self.A_next) + 1e-300
         self.aerr_norm = np.linalg.norm(self.aerr, axis=1)
+        # for the sups by reduction (an even activation, :meth:`move`): |z0| and ||phi'(z0_i)||
+        self.zabs = np.abs(self.z0) if act.even else None
+        self.d1_norm = np.linalg.norm(act.d1(self.z0), axis=1) if act.even else None
 
     def move(
         self, R: float, rows: Array, delta: Array, act: Activation
     ) -> tuple[Array, Array, Array]:
         """How far the exact pre-activations can be from z0 over the ball, per sample and
-        unit, and from it the next layer's delta and per-unit sup |phi'|, |phi''|."""
+        unit, and from it the next layer's delta and per-unit sup |phi'|, |phi''|.
+
+        delta_i is the smaller of ||s1_i o spread_i + aerr_i|| (unit by unit) and
+        max_j s1_ij moved_i + ||aerr_i|| (the layer's move as a whole), s1 = sup |phi'| on each
+        unit's interval. For an even activation the maxima come from
+        :meth:`Activation.interval_sup_maxima` (the intervals reduced before phi' and phi''
+        are evaluated), and the first form is computed only for the samples where it can be
+        the smaller: it is at least direct_i ||phi'(z0_i)|| (s1 >= |phi'(z0)| and
+        spread >= direct), which on a wide layer exceeds the second by about sqrt(width)."""
         direct = R * rows  # from the layer's own weights
         spread = direct[:, None] + self.c_rownorm * delta[:, None] + self.zerr
         moved = direct + self.c_op * delta + self.zerr_norm
-        s1, s2 = act.sup_abs_d1_d2(self.z0 - spread, self.z0 + spread)
-        delta = np.minimum(
-            np.linalg.norm(s1 * spread + self.aerr, axis=1),
-            s1.max(axis=1) * moved + self.aerr_norm,
-        )
-        return delta, s1.max(axis=0), s2.max(axis=0)
+        reduced = None if self.zabs is None else act.interval_sup_maxima(self.zabs, spread)
+        if reduced is None:
+            s1, s2 = act.sup_abs_d1_d2(self.z0 - spread, self.z0 + spread)
+            delta = np.minimum(
+                np.linalg.norm(s1 * spread + self.aerr, axis=1),
+                s1.max(axis=1) * moved + self.aerr_norm,
+            )
+            return delta, s1.max(axis=0), s2.max(axis=0)
+        s1_row, u, d2u = reduced
+        delta = s1_row * moved + self.aerr_norm
+        assert self.d1_norm is not None
+        # not (lower bound > delta): also where either is nan, as np.minimum would propagate it
+        rows_ = np.flatnonzero(~(direct * self.d1_norm * (1 - 1e-6) > delta))
+        if rows_.size:
+            sp = spread[rows_]
+            z0 = self.z0[rows_]
+            s1 = act.sup_abs_d1(z0 - sp, z0 + sp)
+            unit_by_unit = np.linalg.norm(s1 * sp + self.aerr[rows_], axis=1)
+            delta[rows_] = np.minimum(unit_by_unit, delta[rows_])
+        return delta, u, d2u
 
 
 def _preactivations(

@@ -33,6 +33,10 @@ class Activation:
         d1_critical, d2_critical: finite lists of the points where phi'' (resp. phi''') vanish;
             sup |phi'| (resp. |phi''|) on an interval is attained at an endpoint or at one of
             them. ``None`` means periodic (sin), handled separately.
+        fused: phi and phi' in one pass over blocks (:meth:`fn_d1`), where they share work.
+        even: |phi'| and |phi''| are even in z, |phi'| falls as |z| grows (d1_critical = (0,))
+            and |phi''| rises from 0 at z = 0 to its peak at d2_critical's positive point and
+            falls beyond (tanh, sigmoid, erf): what :meth:`interval_sup_maxima` needs.
     """
 
     name: str
@@ -43,6 +47,7 @@ class Activation:
     d1_critical: tuple[float, ...] | None = ()
     d2_critical: tuple[float, ...] | None = ()
     fused: Callable[[Array, Array, Array, Array], None] | None = None
+    even: bool = False
 
     def fn_d1(self, z: Array, out: Array | None = None) -> tuple[Array, Array]:
         """``(phi(z), phi'(z))``, in one pass where the activation shares their work
@@ -108,6 +113,47 @@ class Activation:
             _finish(self.d2, ends2, lo, hi, unknown, self.d2_critical, 0.5 * math.pi),
         )
 
+    def interval_sup_maxima(self, zabs: Array, spread: Array) -> tuple[Array, Array, Array] | None:
+        """Maxima of :meth:`sup_abs_d1_d2` over the intervals [z - spread, z + spread] (n x m
+        arrays, z given as |z|, spread >= 0): (max over axis 1 of sup |phi'|, max over axis 0
+        of sup |phi'|, max over axis 0 of sup |phi''|), without phi' or phi'' at every interval.
+
+        For an :attr:`even` activation (None otherwise, or where a spread is nan). In |z| an
+        interval is [near, far] = [max(|z| - spread, 0), |z| + spread]. |phi'| falls with |z|,
+        so its sup over a union of intervals is phi' at the least near end; |phi''| rises to its
+        peak c and falls beyond, so its sup over a union is the peak if an interval holds c,
+        else the larger of |phi''| at the greatest far end below c and at the least near end
+        above it. The intervals are reduced first (comparisons only) and phi', phi'' evaluated
+        at n + 3m points. The ends are widened, the peaks taken and the values rounded up as
+        :meth:`sup_abs_d1_d2` does it, so each maximum is its maximum to the last bit, except
+        where ends of different intervals lie within an ulp of each other (the computed phi'
+        need not fall between them) or within ~1e-8 of the peak of |phi''| (where the computed
+        |phi''| is flat and may exceed its value at the peak): there within 2 ulps. An upper
+        bound either way, as the extreme end itself is evaluated and rounded up.
+        """
+        if not self.even or not self.d1_critical or not self.d2_critical:
+            return None
+        ends = _interval_ends(zabs, spread, float(self.d2_critical[-1]))
+        if ends is None:
+            return None
+        near_min, far_min, ends2, holds_peak = ends
+        n, m = zabs.shape
+        with np.errstate(all="ignore"):
+            # each maximum is also taken at ends next in line (the least far end for phi'; the
+            # other side's ends for phi''): values sup_abs_d1_d2 takes too, which catch where
+            # the computed function does not fall over an interval a few ulps wide
+            s1 = np.maximum(np.abs(self.d1(_clip(near_min))), np.abs(self.d1(_clip(far_min))))
+            ends2 = np.abs(self.d2(_clip(ends2.ravel()))).reshape(4, m)
+        top1, (peak1,) = _peaks(self.d1, tuple(self.d1_critical))
+        top2, peaks2 = _peaks(self.d2, tuple(self.d2_critical))
+        np.maximum(s1, peak1, out=s1, where=near_min <= 0.0)
+        s2 = ends2.max(axis=0)
+        np.maximum(s2, max(peaks2), out=s2, where=holds_peak)
+        for s, top in ((s1, top1), (s2, top2)):
+            s *= 1.0 + 16 * _EPS
+            s += _ABS_FLOOR * top
+        return s1[:n], s1[n:], s2
+
     def sup_abs_d2(self, lo: Array, hi: Array) -> Array:
         """An upper bound on sup |phi''| over each interval (as :meth:`sup_abs_d1`); inf when
         phi'' is unbounded."""
@@ -158,6 +204,99 @@ def _widen(lo: Array, hi: Array) -> tuple[Array, Array, Array]:
     if unknown.any():
         lo, hi = np.where(unknown, 0.0, lo), np.where(unknown, 0.0, hi)
     return lo, hi, unknown
+
+
+def _interval_ends(
+    zabs: Array, spread: Array, c: float
+) -> tuple[Array, Array, Array, Array] | None:
+    """For :meth:`Activation.interval_sup_maxima`: the intervals [near, far] in |z|, widened
+    as :func:`_widen` widens them, reduced. Returns the least near and far ends per row then
+    per column (n + m each), the ends of each column's intervals next to c ((4, m): the
+    greatest far and near ends below c, 0 if none; the least near and far ends above, or a
+    number above 1e307 if none), and whether a column's interval holds c; None unless every
+    |z| and spread is finite. The widening, x -> x -/+ 4 eps x with 4 eps = 2^-50 (an exact
+    product), is monotone in x, so it is applied to the reduced ends and the tests against c
+    compare the bare ends with the thresholds that are exactly equivalent
+    (:func:`_widened_thresholds`). In blocks of about :data:`_SUP_BLOCK` intervals (a few rows
+    of contiguous pieces), so the temporaries stay in cache; masks enter as products (a
+    masked np.where is several times slower), which the finite ends make exact."""
+    if not (np.isfinite(zabs).all() and np.isfinite(spread).all()):
+        return None
+    n, m = zabs.shape
+    c_far, c_near = _widened_thresholds(c)
+    row_near, row_far = np.full(n, np.inf), np.full(n, np.inf)
+    col_near, col_far = np.full(m, np.inf), np.full(m, np.inf)
+    ends = np.array([[0.0], [0.0], [np.inf], [np.inf]]).repeat(m, axis=1)
+    outside = np.ones(m, dtype=bool)
+    width = min(m, _SUP_BLOCK // 4)  # contiguous pieces of rows, a few rows a block
+    height = max(1, _SUP_BLOCK // max(width, 1))
+    for a, b, e, f in _blocks(n, m, height, width):
+        near = np.subtract(zabs[a:b, e:f], spread[a:b, e:f])
+        np.maximum(near, 0.0, out=near)
+        far = np.add(zabs[a:b, e:f], spread[a:b, e:f])
+        np.minimum(row_near[a:b], near.min(axis=1), out=row_near[a:b])
+        np.minimum(row_far[a:b], far.min(axis=1), out=row_far[a:b])
+        np.minimum(col_near[e:f], near.min(axis=0), out=col_near[e:f])
+        np.minimum(col_far[e:f], far.min(axis=0), out=col_far[e:f])
+        left, not_right = far < c_far, near <= c_near
+        tmp = far * left  # far where far < c, else 0 (= |phi''|'s zero: raises no bound)
+        np.maximum(ends[0, e:f], tmp.max(axis=0), out=ends[0, e:f])
+        np.multiply(near, left, out=tmp)
+        np.maximum(ends[1, e:f], tmp.max(axis=0), out=ends[1, e:f])
+        big = not_right * _NOT_ABOVE  # 0 where near > c: the ends above c unchanged
+        np.add(big, near, out=tmp)
+        np.minimum(ends[2, e:f], tmp.min(axis=0), out=ends[2, e:f])
+        np.add(big, far, out=tmp)
+        np.minimum(ends[3, e:f], tmp.min(axis=0), out=ends[3, e:f])
+        np.logical_or(left, ~not_right, out=left)
+        outside[e:f] &= left.all(axis=0)
+    four_eps = 4 * _EPS
+    near_min = np.concatenate([row_near, col_near])
+    near_min -= near_min * four_eps
+    far_min = np.concatenate([row_far, col_far])
+    far_min += far_min * four_eps
+    ends[[1, 2]] -= ends[[1, 2]] * four_eps
+    ends[[0, 3]] += ends[[0, 3]] * four_eps
+    return near_min, far_min, ends, ~outside
+
+
+#: added to the near and far ends of the intervals not above c before the least is taken
+_NOT_ABOVE = 1e308
+
+
+@functools.lru_cache(maxsize=16)
+def _widened_thresholds(c: float) -> tuple[float, float]:
+    """(t_far, t_near) with, for every float x >= 0, x + 4 eps x < c (computed) exactly when
+    x < t_far, and x - 4 eps x <= c exactly when x <= t_near: both maps are non-decreasing,
+    so each threshold is found by stepping a float at a time from c / (1 +/- 4 eps)."""
+    four_eps = 4 * _EPS
+
+    def up(x: float) -> float:
+        return x + x * four_eps
+
+    def down(x: float) -> float:
+        return x - x * four_eps
+
+    t_far = c / (1 + four_eps)
+    while up(t_far) >= c:  # the least x with up(x) >= c
+        t_far = float(np.nextafter(t_far, 0.0))
+    while up(t_far) < c:
+        t_far = float(np.nextafter(t_far, np.inf))
+    t_near = c / (1 - four_eps)
+    while down(t_near) > c:  # the greatest x with down(x) <= c
+        t_near = float(np.nextafter(t_near, 0.0))
+    while down(float(np.nextafter(t_near, np.inf))) <= c:
+        t_near = float(np.nextafter(t_near, np.inf))
+    return t_far, t_near
+
+
+def _blocks(n: int, m: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """(row start, row end, column start, column end) of the blocks covering n x m."""
+    return [
+        (a, min(a + height, n), e, min(e + width, m))
+        for a in range(0, n, height)
+        for e in range(0, m, width)
+    ]
 
 
 def _abs_max(a: Array, b: Array) -> Array:
@@ -408,9 +547,19 @@ _T3 = math.atanh(1.0 / math.sqrt(3.0))  # zeros of tanh'''
 _S3 = math.log((3.0 + math.sqrt(3.0)) / (3.0 - math.sqrt(3.0)))  # zeros of sigmoid'''
 
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", np.tanh, _tanh_d1, _tanh_d2, True, (0.0,), (-_T3, _T3), _tanh_fused),
+    "tanh": Activation(
+        "tanh", np.tanh, _tanh_d1, _tanh_d2, True, (0.0,), (-_T3, _T3), _tanh_fused, even=True
+    ),
     "sigmoid": Activation(
-        "sigmoid", _sigmoid, _sigmoid_d1, _sigmoid_d2, True, (0.0,), (-_S3, _S3), _sigmoid_fused
+        "sigmoid",
+        _sigmoid,
+        _sigmoid_d1,
+        _sigmoid_d2,
+        True,
+        (0.0,),
+        (-_S3, _S3),
+        _sigmoid_fused,
+        even=True,
     ),
     "softplus": Activation(
         "softplus", _softplus, _sigmoid, _sigmoid_d1, True, (), (0.0,), _softplus_fused
@@ -418,7 +567,9 @@ ACTIVATIONS: dict[str, Activation] = {
     "gelu": Activation(
         "gelu", _gelu, _gelu_d1, _gelu_d2, True, (-_SQRT2, _SQRT2), (-2.0, 0.0, 2.0), _gelu_fused
     ),
-    "erf": Activation("erf", _erf, _erf_d1, _erf_d2, True, (0.0,), (-1.0 / _SQRT2, 1.0 / _SQRT2)),
+    "erf": Activation(
+        "erf", _erf, _erf_d1, _erf_d2, True, (0.0,), (-1.0 / _SQRT2, 1.0 / _SQRT2), even=True
+    ),
     "sin": Activation("sin", np.sin, np.cos, lambda z: -np.sin(z), True, None, None),
     "identity": Activation("identity", _identity, _ones, _zeros, True, (), ()),
     "relu": Activation("relu", _relu, _relu_d1, _zeros, False, (), ()),
