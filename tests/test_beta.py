@@ -353,3 +353,32 @@ def _quadratic_case(seed: int):
     H = rng.standard_normal((3, p, p))
     H = (H + H.transpose(0, 2, 1)) / 2
     return _Quadratic(H), np.arange(3.0)[:, None], rng.standard_normal(p), H
+
+
+@pytest.mark.parametrize("act", ["tanh", "gelu", "sin"])
+@pytest.mark.parametrize(("bias", "par"), [(True, "ntk"), (False, "standard")])
+def test_with_one_hidden_layer_moving_one_unit_is_worst(act: str, bias: bool, par: str) -> None:
+    """With one hidden layer unit j's parameters (its input weights, bias and output weight)
+    enter only its own columns of J, so J_w - J_0 = [D_1(d_1), ..., D_m(d_m), 0] and
+    ||J_w - J_0|| / ||d|| <= max_j ||D_j(d_j)|| / ||d_j||: every ratio in a ball is at most
+    the best ratio of a move of one unit in it (docs/benchmarks.md, issue 9)."""
+    model, X, w0, rng = _setup(act, widths=(7,), n=9, d=3, seed=5, bias=bias, parameterization=par)
+    (W1, _b1), _out = model.unpack(w0)
+    m, d_in = W1.shape
+    first, second = model.layers
+    units = [
+        [first.offset + j * d_in + k for k in range(d_in)]
+        + ([first.offset + m * d_in + j] if bias else [])
+        + [second.offset + j]
+        for j in range(m)
+    ]
+    lin0 = model.linearize(w0, X)
+    for _ in range(40):
+        d = rng.standard_normal(w0.size) * rng.uniform(0.01, 2.0)
+        whole = jacobian_change(model, X, lin0, w0 + d, "dense") / np.linalg.norm(d)
+        best = 0.0
+        for idx in units:
+            dj = np.zeros_like(d)
+            dj[idx] = d[idx]
+            best = max(best, jacobian_change(model, X, lin0, w0 + dj, "dense") / np.linalg.norm(dj))
+        assert whole <= best * (1 + 1e-12)

@@ -352,7 +352,7 @@ class _TwoLayerBound:
         over the same intervals when already computed (by the layer recursion)."""
         if sups is None:
             spread = self.gnorm * radius + self.zerr
-            reduced = self.act.interval_sup_maxima(np.abs(self.z0), spread)
+            reduced = self.act.interval_sup_maxima(self.z0, spread)
             if reduced is None:
                 lo, hi = self.z0 - spread, self.z0 + spread
                 sups = tuple(s.max(axis=0) for s in self.act.sup_abs_d1_d2(lo, hi))  # (m,)
@@ -476,9 +476,9 @@ class _DeepLayer:
         # delta_i >= ||a_i(xi) - A0_i|| with A0 as computed: the move plus phi's rounding
         self.aerr = 4 * _EPS * np.abs(self.A_next) + 1e-300
         self.aerr_norm = np.linalg.norm(self.aerr, axis=1)
-        # for the sups by reduction (an even activation, :meth:`move`): |z0| and ||phi'(z0_i)||
-        self.zabs = np.abs(self.z0) if act.even else None
-        self.d1_norm = np.linalg.norm(act.d1(self.z0), axis=1) if act.even else None
+        # for the sups by reduction (an even activation, :meth:`move`): ||phi'(z0_i)||, by
+        # blocks of rows (no n x width temporary)
+        self.d1_norm = _row_norms(act.d1, self.z0) if act.even else None
 
     def move(
         self, R: float, rows: Array, delta: Array, act: Activation
@@ -496,7 +496,7 @@ class _DeepLayer:
         direct = R * rows  # from the layer's own weights
         spread = direct[:, None] + self.c_rownorm * delta[:, None] + self.zerr
         moved = direct + self.c_op * delta + self.zerr_norm
-        reduced = None if self.zabs is None else act.interval_sup_maxima(self.zabs, spread)
+        reduced = None if self.d1_norm is None else act.interval_sup_maxima(self.z0, spread)
         if reduced is None:
             s1, s2 = act.sup_abs_d1_d2(self.z0 - spread, self.z0 + spread)
             delta = np.minimum(
@@ -508,14 +508,22 @@ class _DeepLayer:
         delta = s1_row * moved + self.aerr_norm
         assert self.d1_norm is not None
         # not (lower bound > delta): also where either is nan, as np.minimum would propagate it
-        rows_ = np.flatnonzero(~(direct * self.d1_norm * (1 - 1e-6) > delta))
-        if rows_.size:
-            sp = spread[rows_]
-            z0 = self.z0[rows_]
+        rows = np.flatnonzero(~(direct * self.d1_norm * (1 - 1e-6) > delta))
+        step = max(1, (1 << 16) // max(spread.shape[1], 1))  # a few rows at a time
+        for chunk in (rows[k : k + step] for k in range(0, rows.size, step)):
+            sp, z0 = spread[chunk], self.z0[chunk]
             s1 = act.sup_abs_d1(z0 - sp, z0 + sp)
-            unit_by_unit = np.linalg.norm(s1 * sp + self.aerr[rows_], axis=1)
-            delta[rows_] = np.minimum(unit_by_unit, delta[rows_])
+            unit_by_unit = np.linalg.norm(s1 * sp + self.aerr[chunk], axis=1)
+            delta[chunk] = np.minimum(unit_by_unit, delta[chunk])
         return delta, u, d2u
+
+
+def _row_norms(g: Callable[[Array], Array], Z: Array) -> Array:
+    """||g(Z_i)|| for each row i, g elementwise, computed a few rows at a time."""
+    step = max(1, (1 << 16) // max(Z.shape[1], 1))
+    return np.concatenate(
+        [np.linalg.norm(g(Z[a : a + step]), axis=1) for a in range(0, Z.shape[0], step)]
+    )
 
 
 def _preactivations(

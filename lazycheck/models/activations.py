@@ -113,12 +113,13 @@ class Activation:
             _finish(self.d2, ends2, lo, hi, unknown, self.d2_critical, 0.5 * math.pi),
         )
 
-    def interval_sup_maxima(self, zabs: Array, spread: Array) -> tuple[Array, Array, Array] | None:
+    def interval_sup_maxima(self, z: Array, spread: Array) -> tuple[Array, Array, Array] | None:
         """Maxima of :meth:`sup_abs_d1_d2` over the intervals [z - spread, z + spread] (n x m
-        arrays, z given as |z|, spread >= 0): (max over axis 1 of sup |phi'|, max over axis 0
-        of sup |phi'|, max over axis 0 of sup |phi''|), without phi' or phi'' at every interval.
+        arrays, spread >= 0): (max over axis 1 of sup |phi'|, max over axis 0 of sup |phi'|,
+        max over axis 0 of sup |phi''|), without phi' or phi'' at every interval.
 
-        For an :attr:`even` activation (None otherwise, or where a spread is nan). In |z| an
+        For an :attr:`even` activation; None otherwise, or where a centre or a spread is not
+        finite (:meth:`sup_abs_d1_d2` gives those their infinite or global sups). In |z| an
         interval is [near, far] = [max(|z| - spread, 0), |z| + spread]. |phi'| falls with |z|,
         so its sup over a union of intervals is phi' at the least near end; |phi''| rises to its
         peak c and falls beyond, so its sup over a union is the peak if an interval holds c,
@@ -133,11 +134,11 @@ class Activation:
         """
         if not self.even or not self.d1_critical or not self.d2_critical:
             return None
-        ends = _interval_ends(zabs, spread, float(self.d2_critical[-1]))
+        ends = _interval_ends(z, spread, float(self.d2_critical[-1]))
         if ends is None:
             return None
         near_min, far_min, ends2, holds_peak = ends
-        n, m = zabs.shape
+        n, m = z.shape
         with np.errstate(all="ignore"):
             # each maximum is also taken at ends next in line (the least far end for phi'; the
             # other side's ends for phi''): values sup_abs_d1_d2 takes too, which catch where
@@ -206,9 +207,7 @@ def _widen(lo: Array, hi: Array) -> tuple[Array, Array, Array]:
     return lo, hi, unknown
 
 
-def _interval_ends(
-    zabs: Array, spread: Array, c: float
-) -> tuple[Array, Array, Array, Array] | None:
+def _interval_ends(z: Array, spread: Array, c: float) -> tuple[Array, Array, Array, Array] | None:
     """For :meth:`Activation.interval_sup_maxima`: the intervals [near, far] in |z|, widened
     as :func:`_widen` widens them, reduced. Returns the least near and far ends per row then
     per column (n + m each), the ends of each column's intervals next to c ((4, m): the
@@ -220,9 +219,9 @@ def _interval_ends(
     (:func:`_widened_thresholds`). In blocks of about :data:`_SUP_BLOCK` intervals (a few rows
     of contiguous pieces), so the temporaries stay in cache; masks enter as products (a
     masked np.where is several times slower), which the finite ends make exact."""
-    if not (np.isfinite(zabs).all() and np.isfinite(spread).all()):
+    if not (np.isfinite(z).all() and np.isfinite(spread).all()):
         return None
-    n, m = zabs.shape
+    n, m = z.shape
     c_far, c_near = _widened_thresholds(c)
     row_near, row_far = np.full(n, np.inf), np.full(n, np.inf)
     col_near, col_far = np.full(m, np.inf), np.full(m, np.inf)
@@ -231,9 +230,10 @@ def _interval_ends(
     width = min(m, _SUP_BLOCK // 4)  # contiguous pieces of rows, a few rows a block
     height = max(1, _SUP_BLOCK // max(width, 1))
     for a, b, e, f in _blocks(n, m, height, width):
-        near = np.subtract(zabs[a:b, e:f], spread[a:b, e:f])
+        zabs = np.abs(z[a:b, e:f])
+        far = np.add(zabs, spread[a:b, e:f])
+        near = np.subtract(zabs, spread[a:b, e:f], out=zabs)
         np.maximum(near, 0.0, out=near)
-        far = np.add(zabs[a:b, e:f], spread[a:b, e:f])
         np.minimum(row_near[a:b], near.min(axis=1), out=row_near[a:b])
         np.minimum(row_far[a:b], far.min(axis=1), out=row_far[a:b])
         np.minimum(col_near[e:f], near.min(axis=0), out=col_near[e:f])
