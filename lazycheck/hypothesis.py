@@ -2,7 +2,7 @@
 
 The hypothesis reads ``alpha >= kappa * sqrt(L0(alpha))`` with
 ``kappa = 6 beta sqrt(8) sigma_max / sigma_min^3`` and ``L0(alpha) = ||alpha f(w0) - y||^2 / 2``
-(theory-notes fact 1: L0 depends on alpha). For alpha > 0 both sides are non-negative, so it
+(docs/theory.md, item 1: L0 depends on alpha). For alpha > 0 both sides are non-negative, so it
 is equivalent to the quadratic inequality
 
     g(alpha) = a alpha^2 + b alpha + c >= 0,

@@ -1,7 +1,7 @@
 """beta: the Lipschitz constant of w -> J_w, anchored at w0 on a ball of radius R.
 
 The proof of Theorem 2 only uses ``||J_w - J_0|| <= beta ||w - w0||`` for ``||w - w0|| <= B``
-with ``B = sigma_min / (2 beta)`` (theory-notes fact 2), so lazycheck estimates the anchored
+with ``B = sigma_min / (2 beta)`` (docs/theory.md, item 2), so lazycheck estimates the anchored
 constant ``beta(R) = sup_{0 < ||w - w0|| <= R} ||J_w - J_0|| / ||w - w0||`` and keeps R
 consistent with B: a beta measured on radius R is valid for the theorem only if R >= B.
 

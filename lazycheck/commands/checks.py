@@ -317,7 +317,7 @@ def _radius_check(c: CheckContext) -> Check:
 
 
 def _radius_consistency(c: CheckContext) -> Check:
-    """B' <= R: the flow stays in the ball where beta was measured (theory-notes fact 2)."""
+    """B' <= R: the flow stays in the ball where beta was measured (docs/theory.md, item 2)."""
     title = "beta holds where the flow goes: B' <= R (beta's ball)"
     if c.beta_radius_consistent is None or math.isnan(c.beta_radius):
         return Check(
