@@ -352,12 +352,7 @@ class _TwoLayerBound:
         over the same intervals when already computed (by the layer recursion)."""
         if sups is None:
             spread = self.gnorm * radius + self.zerr
-            reduced = self.act.interval_sup_maxima(self.z0, spread)
-            if reduced is None:
-                lo, hi = self.z0 - spread, self.z0 + spread
-                sups = tuple(s.max(axis=0) for s in self.act.sup_abs_d1_d2(lo, hi))  # (m,)
-            else:
-                sups = reduced[1:]
+            sups = self.act.sup_maxima(self.z0, spread)[1:]  # per unit, (m,) each
         d1, d2 = sups
         v = self.v0 + radius
         s = self.c2 * v * d2 * self.G_op**2
@@ -476,9 +471,10 @@ class _DeepLayer:
         # delta_i >= ||a_i(xi) - A0_i|| with A0 as computed: the move plus phi's rounding
         self.aerr = 4 * _EPS * np.abs(self.A_next) + 1e-300
         self.aerr_norm = np.linalg.norm(self.aerr, axis=1)
-        # for the sups by reduction (an even activation, :meth:`move`): ||phi'(z0_i)||, by
-        # blocks of rows (no n x width temporary)
-        self.d1_norm = _row_norms(act.d1, self.z0) if act.even else None
+        # ||phi'(z0_i)||, by blocks of rows (no n x width temporary): :meth:`move`'s test
+        self.d1_norm = np.concatenate(
+            [np.linalg.norm(act.d1(self.z0[c]), axis=1) for c in _row_chunks(self.z0.shape)]
+        )
 
     def move(
         self, R: float, rows: Array, delta: Array, act: Activation
@@ -488,29 +484,21 @@ class _DeepLayer:
 
         delta_i is the smaller of ||s1_i o spread_i + aerr_i|| (unit by unit) and
         max_j s1_ij moved_i + ||aerr_i|| (the layer's move as a whole), s1 = sup |phi'| on each
-        unit's interval. For an even activation the maxima come from
-        :meth:`Activation.interval_sup_maxima` (the intervals reduced before phi' and phi''
-        are evaluated), and the first form is computed only for the samples where it can be
-        the smaller: it is at least direct_i ||phi'(z0_i)|| (s1 >= |phi'(z0)| and
-        spread >= direct), which on a wide layer exceeds the second by about sqrt(width)."""
+        unit's interval. The maxima come from :meth:`Activation.sup_maxima` (for an even
+        activation, the intervals reduced before phi' and phi'' are evaluated), and the first
+        form is computed only for the samples where it can be the smaller: it is at least
+        direct_i ||phi'(z0_i)|| (s1 >= |phi'(z0)| and spread >= direct), which on a wide layer
+        exceeds the second by about sqrt(width). The result is min of the two forms, bit for
+        bit."""
         direct = R * rows  # from the layer's own weights
         spread = direct[:, None] + self.c_rownorm * delta[:, None] + self.zerr
         moved = direct + self.c_op * delta + self.zerr_norm
-        reduced = None if self.d1_norm is None else act.interval_sup_maxima(self.z0, spread)
-        if reduced is None:
-            s1, s2 = act.sup_abs_d1_d2(self.z0 - spread, self.z0 + spread)
-            delta = np.minimum(
-                np.linalg.norm(s1 * spread + self.aerr, axis=1),
-                s1.max(axis=1) * moved + self.aerr_norm,
-            )
-            return delta, s1.max(axis=0), s2.max(axis=0)
-        s1_row, u, d2u = reduced
+        s1_row, u, d2u = act.sup_maxima(self.z0, spread)
         delta = s1_row * moved + self.aerr_norm
-        assert self.d1_norm is not None
         # not (lower bound > delta): also where either is nan, as np.minimum would propagate it
-        rows = np.flatnonzero(~(direct * self.d1_norm * (1 - 1e-6) > delta))
-        step = max(1, (1 << 16) // max(spread.shape[1], 1))  # a few rows at a time
-        for chunk in (rows[k : k + step] for k in range(0, rows.size, step)):
+        need = np.flatnonzero(~(direct * self.d1_norm * (1 - 1e-6) > delta))
+        for c in _row_chunks((need.size, spread.shape[1])):
+            chunk = need[c]
             sp, z0 = spread[chunk], self.z0[chunk]
             s1 = act.sup_abs_d1(z0 - sp, z0 + sp)
             unit_by_unit = np.linalg.norm(s1 * sp + self.aerr[chunk], axis=1)
@@ -518,12 +506,10 @@ class _DeepLayer:
         return delta, u, d2u
 
 
-def _row_norms(g: Callable[[Array], Array], Z: Array) -> Array:
-    """||g(Z_i)|| for each row i, g elementwise, computed a few rows at a time."""
-    step = max(1, (1 << 16) // max(Z.shape[1], 1))
-    return np.concatenate(
-        [np.linalg.norm(g(Z[a : a + step]), axis=1) for a in range(0, Z.shape[0], step)]
-    )
+def _row_chunks(shape: tuple[int, int]) -> list[slice]:
+    """Slices of a few rows of an n x width array: about 64k elements each."""
+    step = max(1, (1 << 16) // max(shape[1], 1))
+    return [slice(a, a + step) for a in range(0, shape[0], step)]
 
 
 def _preactivations(

@@ -314,13 +314,19 @@ class _BetaSearch:
         self.points.append((dist, r, d / dist))
         return r
 
+    def best_point(self, R: float) -> tuple[float, float, Array] | None:
+        """(ratio, distance, unit direction) of the first point with the largest ratio within
+        radius R; None when there is none."""
+        cand = [(r, dist, h) for dist, r, h in self.points if dist <= R * (1 + 1e-12)]
+        return max(cand, key=lambda t: t[0]) if cand else None
+
     def best_ratio(self, R: float) -> float:
-        vals = [r for dist, r, _ in self.points if dist <= R * (1 + 1e-12)]
-        return max(vals, default=0.0)
+        best = self.best_point(R)
+        return best[0] if best is not None else 0.0
 
     def best_direction(self, R: float) -> Array | None:
-        cand = [(r, h) for dist, r, h in self.points if dist <= R * (1 + 1e-12)]
-        return max(cand, key=lambda t: t[0])[1] if cand else None
+        best = self.best_point(R)
+        return best[2] if best is not None else None
 
     def worst_direction(
         self, iterations: int, report: Callable[[float], None]
@@ -423,10 +429,10 @@ class _BetaSearch:
         as well as the whole move; nothing for other models). True when the recorded ratio
         beats the best point by more than :data:`UNIT_REASCENT`, so that an ascent from it
         is worth its cost."""
-        cand = [(r, dist, h) for dist, r, h in self.points if dist <= R * (1 + 1e-12)]
-        if self.units is None or not cand:
+        best = self.best_point(R)
+        if self.units is None or best is None:
             return False
-        r, dist, h = max(cand, key=lambda t: t[0])
+        r, dist, h = best
         found = self.units.best_part(dist * h, r)
         return found is not None and self.ratio(found[0]) > r * (1 + UNIT_REASCENT)
 
@@ -444,10 +450,10 @@ class _BetaSearch:
 
     def ascend(self, R: float, iterations: int, report: Callable[[int], None]) -> tuple[int, bool]:
         """Projected gradient ascent on the ratio from the best point within radius R."""
-        cand = [(r, dist, h) for dist, r, h in self.points if dist <= R * (1 + 1e-12)]
-        if not cand:
+        best = self.best_point(R)
+        if best is None:
             return 0, True
-        r, dist, h = max(cand, key=lambda t: t[0])
+        r, dist, h = best
         d = dist * h
         step = 0.25 * R
         self.ascending = True

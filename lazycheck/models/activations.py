@@ -155,6 +155,15 @@ class Activation:
             s += _ABS_FLOOR * top
         return s1[:n], s1[n:], s2
 
+    def sup_maxima(self, z: Array, spread: Array) -> tuple[Array, Array, Array]:
+        """The maxima of :meth:`interval_sup_maxima` for any activation: by reduction where it
+        applies, else from :meth:`sup_abs_d1_d2` at every interval (the same values)."""
+        reduced = self.interval_sup_maxima(z, spread)
+        if reduced is not None:
+            return reduced
+        s1, s2 = self.sup_abs_d1_d2(z - spread, z + spread)
+        return s1.max(axis=1), s1.max(axis=0), s2.max(axis=0)
+
     def sup_abs_d2(self, lo: Array, hi: Array) -> Array:
         """An upper bound on sup |phi''| over each interval (as :meth:`sup_abs_d1`); inf when
         phi'' is unbounded."""
