@@ -21,13 +21,14 @@ width 1e5 and verify at every size (long: tens of minutes). Cases can be chosen:
 ``--n 1600,6400 --widths '' --verify-max-n 1600``.
 
 ``--breakdown`` also times, in the same processes, what the goals not met are made of (README,
-"Benchmarks"; ``docs/benchmarks.md``): ``bound`` by stage (the spectrum, the sampled beta's
-search for the worst direction and, where it runs, its power iteration, the ascent, the
-certified beta, r*) in units of one warm K0+eig (the best of three, after the cold one; the
-stages are those of the one ``bound`` run timed above, the first in its process), and the
-part of ``verify`` spent recording the output times (the model and the sigma's at each, inside
-steps and at their ends) against ``bound``. The stages are timed by wrapping their functions,
-which adds a few microseconds a call.
+"Benchmarks"; ``docs/benchmarks.md``): ``bound`` by stage (the spectrum; the sampled beta's
+search, unit by unit on this one-hidden-layer network, else its search for the worst direction
+and, where it runs, its power iteration, and the ascent; the certified beta; r*) in units of
+one warm K0+eig (the best of three, after the cold one; the stages are those of the one
+``bound`` run timed above, the first in its process), and the part of ``verify`` spent
+recording the output times (the model and the sigma's at each, inside steps and at their ends)
+against ``bound``. The stages are timed by wrapping their functions, which adds a few
+microseconds a call.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def _stage_timers() -> dict[str, float]:
         setattr(owner, name, timed)
 
     wrap(bound, "jacobian_spectrum", "spectrum")
+    wrap(sampled, "_by_unit", "unit search")
     wrap(sampled._BetaSearch, "worst_direction", "worst direction")
     wrap(sampled._BetaSearch, "_power", "power iteration")
     wrap(sampled._BetaSearch, "ascend", "ascent")
@@ -213,7 +215,15 @@ def main(
         _breakdown(rows_n, rows_w)
 
 
-_STAGES = ("spectrum", "worst direction", "power iteration", "ascent", "certified beta", "r*")
+_STAGES = (
+    "spectrum",
+    "unit search",
+    "worst direction",
+    "power iteration",
+    "ascent",
+    "certified beta",
+    "r*",
+)
 
 
 def _breakdown(rows_n: list[dict[str, Any]], rows_w: list[dict[str, Any]]) -> None:

@@ -231,6 +231,15 @@ def test_fused_value_and_slope_match_the_separate_functions(name: str) -> None:
         np.testing.assert_array_equal(d1, ref_d1)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_joint_slope_and_curvature_match_the_separate_functions(name: str) -> None:
+    act = get_activation(name)
+    z = np.concatenate([_points(name), [0.0, -0.0, 40.0, -40.0, 800.0, -800.0]])
+    d1, d2 = act.d1_d2(z)
+    np.testing.assert_array_equal(d1, act.d1(z))
+    np.testing.assert_array_equal(d2, act.d2(z))
+
+
 def test_the_activations_that_share_work_are_fused() -> None:
     assert {n for n, a in ACTIVATIONS.items() if a.fused} == {"tanh", "sigmoid", "softplus", "gelu"}
 

@@ -8,8 +8,8 @@ consistent with B: a beta measured on radius R is valid for the theorem only if 
 Three kinds of number, one module each:
 
 * **certified upper bound** (:mod:`lazycheck.beta.certified`);
-* **sampled lower bound** (:mod:`lazycheck.beta.sampled`; with one hidden layer it splits its
-  best point by unit, :mod:`lazycheck.beta.units`);
+* **sampled lower bound** (:mod:`lazycheck.beta.sampled`; with one hidden layer it searches
+  unit by unit, :mod:`lazycheck.beta.unit_search`, on the split of :mod:`lazycheck.beta.units`);
 * **given**: a number from the spec or ``--beta``.
 
 For a non-smooth activation (relu) beta is infinite, whatever sampling says.

@@ -4,13 +4,20 @@ The search (measured on every sample and the scaling benchmark's specs, see the 
 "Benchmarks"): the worst direction of the derivative of J at w0 (an alternating Lanczos search,
 below), a radius scan along it, then projected gradient ascent on the ratio. Random directions
 never raised the final value on any of them, so they are drawn only when the scan along the
-worst direction finds nothing (``samples`` of them, as starting points for the ascent). With one
-hidden layer the best point is then split by unit (:mod:`lazycheck.beta.units`: some unit's part
-of a move always does at least as well as the move) and the best unit's part recorded; where it
-beats the point by more than :data:`UNIT_REASCENT` the ascent runs again from it. On the samples
-that raised the value by 0 to 0.02%, and by 6.8% on ``iris`` (3.5405 -> 3.7814), where the
-search had ended in the wrong unit. A lower bound of the true constant: an alpha computed from
-it is optimistic (docs/theory.md, item 4).
+worst direction finds nothing (``samples`` of them, as starting points for the ascent).
+
+With one hidden layer the same steps run unit by unit instead
+(:mod:`lazycheck.beta.unit_search`): some unit's part of a move always does at least as well
+as the move (:mod:`lazycheck.beta.units`), so the sup over the ball is the best unit's, and
+each unit's problem has k + 1 parameters. The whole-network search ended in one unit's local
+maximum; the unit search compares every unit. Side by side on the same balls (every
+one-hidden-layer sample and the scaling benchmark's cases), it found the same value or a
+higher one on each: +1.6e-7 to +1.9e-4 (relative), and +20.5% on ``iris`` (3.7814 -> 4.5565),
+in 2x to 10x less time (docs/benchmarks.md, round 9). Each round records the best move found
+at its ratio computed as below, so the value stays attained.
+
+A lower bound of the true constant: an alpha computed from it is optimistic (docs/theory.md,
+item 4).
 
 Every recorded ratio is a value attained at a recorded point, computed one of two ways:
 
@@ -69,6 +76,7 @@ import numpy as np
 
 from lazycheck.beta.estimate import BetaEstimate
 from lazycheck.beta.estimate import radius_consistent as _consistent
+from lazycheck.beta.unit_search import UnitSearch
 from lazycheck.beta.units import UnitSplit
 from lazycheck.models.base import Linearization, Model
 from lazycheck.numerics.spectrum import sym_eig, sym_eigvals
@@ -80,9 +88,6 @@ Array = np.ndarray
 #: about the tolerance squared where the top eigenvalue is separated, and the value recorded is
 #: attained whatever the convergence (module docstring)
 LANCZOS_TOL = 1e-6
-#: with one hidden layer, the ascent runs again from the best point's part in one unit when
-#: that part beats the point by more than this (relative; ``samples/iris.toml``: 6.5%)
-UNIT_REASCENT = 1e-3
 #: the worst-direction searches stop when their value changes by less than this (relative)
 POWER_TOL = 1e-4
 #: Lanczos tolerance of the singular pair that steers the searches (their direction
@@ -141,29 +146,24 @@ def sampled_beta(
     """
     report = progress or (lambda _f: None)
     search = _BetaSearch(model, X, w0, rng)
+    if search.units is not None:  # one hidden layer: the search unit by unit
+        found = _by_unit(search, sigma_min, radius, iterations, report)
+        if found is not None:
+            return found
     h, beta_dir, pit, converged = search.worst_direction(iterations, report)
     total_iters = pit
-    if isinstance(radius, str):
-        R = sigma_min / (2.0 * beta_dir) if beta_dir > 0 and sigma_min > 0 else 1.0
-        fixed = False
-    else:
-        R, fixed = float(radius), True
-    for _round in range(5):
+
+    def on_ball(R: float) -> tuple[int, bool]:
         search.scan(h, R)
         if search.best_ratio(R) == 0:  # the worst direction found nothing: try at random
             search.random_directions(R, samples)
-        it, conv = search.ascend(R, iterations, lambda k: report(0.3 + 0.7 * k / iterations))
-        if search.best_unit_part(R):  # one hidden layer: a unit's part did much better
-            more, conv_more = search.ascend(R, iterations, lambda _k: None)
-            it, conv = it + more, conv and conv_more
-        total_iters += it
-        converged = converged and conv
-        best = search.best_ratio(R)
-        if fixed or best <= 0 or sigma_min <= 0 or sigma_min / (2.0 * best) <= R:
-            break
-        R = sigma_min / (2.0 * best)
+        return search.ascend(R, iterations, lambda k: report(0.3 + 0.7 * k / iterations))
+
+    rounds = _rounds(search, *_first_radius(radius, beta_dir, sigma_min), sigma_min, on_ball)
+    assert rounds is not None
+    R, its, conv = rounds
     report(1.0)
-    return _estimate(search, R, sigma_min, total_iters, converged)
+    return _estimate(search, R, sigma_min, total_iters + its, converged and conv, _WHOLE)
 
 
 def critical_radius(
@@ -185,7 +185,7 @@ def critical_radius(
     from lazycheck.numerics.roots import brent_root
 
     h = direction / np.linalg.norm(direction)
-    norm = _JacobianNorm(model, X, lin0)
+    norm = _change_along(model, X, lin0, w0, h)
 
     known = {0.0: -target}  # J_{w0} - J_0 = 0; every value is computed once, so Brent's
     # method sees at the bracket's ends the signs the scan saw (a Lanczos norm warm-started
@@ -193,7 +193,7 @@ def critical_radius(
 
     def gap(s: float) -> float:
         if s not in known:
-            known[s] = norm(w0 + s * h)[0] - target
+            known[s] = norm(s) - target
         return known[s]
 
     start = min(max(1e-6 * s_max, s_min), s_max)
@@ -211,16 +211,100 @@ def critical_radius(
 
 # ----------------------------------------------------------------------------- helpers
 
+_WHOLE = "power iteration on dJ at w0, radius scan, projected ascent"
+_UNITS = (
+    "unit by unit (one hidden layer): the units' worst directions of dJ at w0, projected "
+    "ascent in the best units"
+)
+
+
+def _change_along(
+    model: Model, X: Array, lin0: Linearization, w0: Array, h: Array
+) -> Callable[[float], float]:
+    """s -> ||J_{w0 + s h} - J_0||: unit-wise where h moves one unit of a one-hidden-layer MLP
+    (an n x (k + 1) matrix, :meth:`UnitSplit.change_norm`), else by :class:`_JacobianNorm`."""
+    split = UnitSplit.of(model, X, w0)
+    unit = split.unit_of(h) if split is not None else None
+    if split is not None and unit is not None:
+        part = h[split.index[unit]]
+        return lambda s: split.change_norm(unit, s * part)
+    norm = _JacobianNorm(model, X, lin0)
+    return lambda s: norm(w0 + s * h)[0]
+
+
+def _first_radius(radius: str | float, beta_dir: float, sigma_min: float) -> tuple[float, bool]:
+    """The first round's radius (sigma_min / (2 beta) from the worst direction's value for
+    ``auto``) and whether it is fixed."""
+    if isinstance(radius, str):
+        return (sigma_min / (2.0 * beta_dir) if beta_dir > 0 and sigma_min > 0 else 1.0), False
+    return float(radius), True
+
+
+def _by_unit(
+    search: _BetaSearch,
+    sigma_min: float,
+    radius: str | float,
+    iterations: int,
+    report: Callable[[float], None],
+) -> BetaEstimate | None:
+    """The search of a one-hidden-layer MLP, unit by unit (:mod:`lazycheck.beta.unit_search`):
+    each round records the best move found in the ball at its ratio computed as every other
+    point's. None when no unit's move changes J (the whole-network search then runs)."""
+    assert search.units is not None
+    units = UnitSearch(search.units, search.rng, iterations)
+    report(0.3)
+    _h, beta_dir = units.worst_direction()
+    split = search.units
+
+    def on_ball(R: float) -> tuple[int, bool] | None:
+        move, used, done = units.best_move(R, iterations)
+        if move.ratio <= 0:
+            return None
+        search.ratio(split.embed(move.unit, move.part))
+        return used, done
+
+    rounds = _rounds(search, *_first_radius(radius, beta_dir, sigma_min), sigma_min, on_ball)
+    if rounds is None:
+        return None
+    R, steps, converged = rounds  # (the alternation only starts the ascent: its steps count)
+    report(1.0)
+    return _estimate(search, R, sigma_min, units.steps + steps, converged, _UNITS)
+
+
+def _rounds(
+    search: _BetaSearch,
+    R: float,
+    fixed: bool,
+    sigma_min: float,
+    on_ball: Callable[[float], tuple[int, bool] | None],
+) -> tuple[float, int, bool] | None:
+    """Up to five rounds of ``on_ball(R)`` (a search of the ball of radius R: its steps and
+    whether it converged; None to give up), each followed, unless R is fixed, by R <-
+    sigma_min / (2 beta) where the best ratio found says R < B. The last R, with the steps
+    and convergence of all rounds."""
+    steps, converged = 0, True
+    for _round in range(5):
+        found = on_ball(R)
+        if found is None:
+            return None
+        steps, converged = steps + found[0], converged and found[1]
+        best = search.best_ratio(R)
+        if fixed or best <= 0 or sigma_min <= 0 or sigma_min / (2.0 * best) <= R:
+            break
+        R = sigma_min / (2.0 * best)
+    return R, steps, converged
+
 
 def _estimate(
-    search: _BetaSearch, R: float, sigma_min: float, iterations: int, converged: bool
+    search: _BetaSearch, R: float, sigma_min: float, iterations: int, converged: bool, how: str
 ) -> BetaEstimate:
     best = search.best_ratio(R)
     consistent = _consistent(R, best, sigma_min) if best > 0 else None
-    how = "the difference kernel" if search.norm.method == "dense" else "Lanczos"
+    norms = "the difference kernel" if search.norm.method == "dense" else "Lanczos"
+    points = f"{search.count} point" + ("s" if search.count != 1 else "")
     msg = (
-        f"max of ||J_w - J_0|| / ||w - w0|| over {search.count} points in the ball of radius "
-        f"{R:.4g} (norms by {how}); a lower bound (an alpha from it is optimistic)"
+        f"max of ||J_w - J_0|| / ||w - w0|| over {points} in the ball of radius "
+        f"{R:.4g} (norms by {norms}); a lower bound (an alpha from it is optimistic)"
     )
     if consistent is False:
         msg += "; R < B = sigma_min/(2 beta): the radius is smaller than the theorem needs"
@@ -229,8 +313,7 @@ def _estimate(
         "sampled lower bound",
         R,
         consistent,
-        "power iteration on dJ at w0, radius scan, projected ascent"
-        + (", the best unit's part" if search.units is not None else ""),
+        how,
         msg,
         samples=search.count,
         iterations=iterations,
@@ -422,19 +505,6 @@ class _BetaSearch:
         gp = self.model.linearize(w + self.eps * b, self.X).vjp(a)
         gm = self.model.linearize(w - self.eps * b, self.X).vjp(a)
         return (gp - gm) / (2 * self.eps)
-
-    def best_unit_part(self, R: float) -> bool:
-        """With one hidden layer, record the best point's part in one unit where that part's
-        ratio is larger (:mod:`lazycheck.beta.units`: some unit's part always does at least
-        as well as the whole move; nothing for other models). True when the recorded ratio
-        beats the best point by more than :data:`UNIT_REASCENT`, so that an ascent from it
-        is worth its cost."""
-        best = self.best_point(R)
-        if self.units is None or best is None:
-            return False
-        r, dist, h = best
-        found = self.units.best_part(dist * h, r)
-        return found is not None and self.ratio(found[0]) > r * (1 + UNIT_REASCENT)
 
     def scan(self, h: Array, R: float) -> None:
         fractions = SMOOTH_SCAN_FRACTIONS if self.model.smooth else SCAN_FRACTIONS

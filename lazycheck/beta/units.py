@@ -13,14 +13,11 @@ with z'_ij = z_ij + g_i . dtheta_j, and ||J_{w0+d} - J_0||^2 <= sum_j ||D_j||^2 
     ||J_{w0+d} - J_0|| / ||d|| <= max_j ||D_j(d_j)|| / ||d_j||:
 
 some unit's part of d does at least as well as d itself (the certified neuron-by-neuron bound
-rests on the same split). :meth:`UnitSplit.best_part` finds that unit: the (k + 1) x (k + 1)
-Gram matrices D_j^T D_j of all units (one pass over n x width, by blocks of units), an upper
-bound on each one's top eigenvalue, and the exact eigenvalue for the units whose bound is
-above the best found, in decreasing order of the bounds. The sampled search
-(:mod:`lazycheck.beta.sampled`) records that part as a point of its own, its ratio computed as
-every other point's, so the value recorded is attained as before. Measured on
-``samples/iris.toml``: the search's best point lies 99.88% (of its squared norm) in one unit,
-whose part has the same ratio, 3.5405; another unit's part, 0.11% of the norm, has 3.7699.
+rests on the same split). So the sup of the ratio over a ball is the best unit's sup over moves
+of that unit alone, which :mod:`lazycheck.beta.unit_search` searches. :class:`UnitSplit` holds
+what that takes at w0: the rows g_i, each unit's theta_j and v_j and its positions in w, the
+Gram matrices D_j^T D_j of moves of several units at once (one pass over n x units), and
+||D_j|| of a move of one unit (the critical radius's norm along a one-unit direction).
 """
 
 from __future__ import annotations
@@ -55,8 +52,9 @@ class UnitSplit:
         self.act = mlp.activation
         self.G, self.theta, self.v, self.c2 = G, theta, W2[0].copy(), second.c_w
         k = G.shape[1]
-        self._gg = (G[:, :, None] * G[:, None, :]).reshape(G.shape[0], k * k)  # rows g_i g_i^T
+        self.gg = (G[:, :, None] * G[:, None, :]).reshape(G.shape[0], k * k)  # rows g_i g_i^T
         self.index = np.hstack(index)  # (m, k + 1): unit j's positions in w
+        self.p = int(w0.size)
 
     @classmethod
     def of(cls, model: Model, X: Array, w0: Array) -> UnitSplit | None:
@@ -67,43 +65,30 @@ class UnitSplit:
             return None
         return cls(base, X, w0)
 
-    def best_part(self, d: Array, floor: float) -> tuple[Array, float] | None:
-        """d's part in the unit whose ratio ||D_j(d_j)|| / ||d_j|| is largest, with that ratio,
-        when it exceeds ``floor``; None otherwise (parts below :data:`_MIN_PART` of d are left
-        out). Every unit's Gram matrix is formed (one product
-        with the rows g_i g_i^T) and its top eigenvalue bounded from above; the exact ratios
-        are computed in decreasing order of the bounds, :data:`_EXACT_BATCH` at a time, until
-        no bound left exceeds the best ratio found (branch and bound: the maximum)."""
-        parts = d[self.index]  # (m, k + 1)
-        norms = np.sqrt(np.einsum("jk,jk->j", parts, parts))
-        norms[norms < _MIN_PART * float(np.linalg.norm(d))] = 0.0  # left out: see _MIN_PART
-        upper = np.zeros(norms.shape)
-        for s, e in _unit_blocks(self.G.shape[0], norms.shape[0]):
-            M = self._grams(parts, np.arange(s, e))
-            # lambda_max(M) <= ||M^2||_F^(1/2) = (sum lambda^4)^(1/4): tight where one
-            # eigenvalue dominates, as it does for most units
-            M2 = M @ M
-            top = np.sqrt(np.sqrt(np.einsum("jab,jab->j", M2, M2)))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                upper[s:e] = np.where(norms[s:e] > 0, np.sqrt(top) / norms[s:e], 0.0)
-        # exact ratios in decreasing order of the bound, until no bound left reaches the best
-        order = np.argsort(-upper, kind="stable")
-        best, j_best = floor, -1
-        for s in range(0, order.size, _EXACT_BATCH):
-            units = order[s : s + _EXACT_BATCH]
-            units = units[upper[units] > best]
-            if units.size == 0:
-                break
-            top = np.linalg.eigvalsh(self._grams(parts, units))[:, -1]
-            ratios = np.sqrt(np.maximum(top, 0.0)) / norms[units]
-            i = int(np.argmax(ratios))
-            if ratios[i] > best:
-                best, j_best = float(ratios[i]), int(units[i])
-        if j_best < 0:
+    def unit_of(self, d: Array) -> int | None:
+        """The one unit a move changes (None when it changes none, several, or a parameter of
+        no unit: the output bias)."""
+        touched = np.flatnonzero(np.any(d[self.index] != 0, axis=1))
+        if touched.size != 1:
             return None
-        out = np.zeros_like(d)
-        out[self.index[j_best]] = parts[j_best]
-        return out, best
+        outside = np.ones(d.size, dtype=bool)
+        outside[self.index.ravel()] = False
+        return None if np.any(d[outside]) else int(touched[0])
+
+    def change_norm(self, unit: int, part: Array) -> float:
+        """||J_{w0+d} - J_0|| for the move d of ``unit`` alone by ``part``: ||D_j(part)||, the
+        top singular value of an n x (k + 1) matrix (module docstring)."""
+        parts = np.zeros(self.index.shape)
+        parts[unit] = part
+        M = self._grams(parts, np.array([unit]))
+        return float(np.sqrt(max(float(np.linalg.eigvalsh(M[0])[-1]), 0.0)))
+
+    def embed(self, unit: int, part: Array) -> Array:
+        """The move of the whole network's parameters that changes ``unit`` by ``part``
+        (input weights, bias, output weight) and nothing else."""
+        out = np.zeros(self.p)
+        out[self.index[unit]] = part
+        return out
 
     def _columns(self, parts: Array, units: Array) -> tuple[Array, Array]:
         """A = c2 (phi(z') - phi(z)) and B = c2 ((v + dv) phi'(z') - v phi'(z)), n x units."""
@@ -123,23 +108,18 @@ class UnitSplit:
         k = self.G.shape[1]
         A, B = self._columns(parts, units)
         M = np.empty((units.size, k + 1, k + 1))
-        M[:, :k, :k] = ((B * B).T @ self._gg).reshape(units.size, k, k)
+        M[:, :k, :k] = ((B * B).T @ self.gg).reshape(units.size, k, k)
         M[:, :k, k] = (A * B).T @ self.G
         M[:, k, :k] = M[:, :k, k]
         M[:, k, k] = np.einsum("ij,ij->j", A, A)
         return M
 
 
-#: a unit's part smaller than this fraction of the move is left out: its ratio would rest on
-#: differences phi(z') - phi(z) near their rounding (a part of 1e-12 of a move of 0.1 changes
-#: z by ~1e-13, and the difference keeps a few digits), which can make it look large
-_MIN_PART = 1e-3
-#: units whose exact ratio is computed at a time, in decreasing order of their bound
-_EXACT_BATCH = 32
 #: units are taken in blocks of about this many n x unit elements (a few MB of temporaries)
 _BLOCK_ELEMENTS = 1 << 18
 
 
-def _unit_blocks(n: int, m: int) -> list[tuple[int, int]]:
+def unit_blocks(n: int, m: int) -> list[tuple[int, int]]:
+    """Blocks [s, e) of the m units, about :data:`_BLOCK_ELEMENTS` n x unit elements each."""
     size = max(1, _BLOCK_ELEMENTS // max(n, 1))
     return [(s, min(s + size, m)) for s in range(0, m, size)]
