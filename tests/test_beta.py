@@ -195,6 +195,13 @@ def test_sampled_beta_by_lanczos_matches_the_dense_search(monkeypatch) -> None:
     assert free.value == pytest.approx(dense.value, rel=1e-6)
 
 
+EVALUATIONS = {
+    1.0: {1e-8: 5, 0.3: 8, 50.0: 12},
+    3.0: {1e-8: 5, 0.3: 10, 50.0: 16},
+    40.0: {1e-8: 5, 0.3: 15, 50.0: 21},
+}
+
+
 @pytest.mark.parametrize("power", [1.0, 3.0, 40.0])
 def test_self_consistent_radius_is_the_least_to_1e10(power: float) -> None:
     """Brent's method on log R against the closed form: beta(R) = (1 + R)^power, so
@@ -212,10 +219,14 @@ def test_self_consistent_radius_is_the_least_to_1e10(power: float) -> None:
     for half in (1e-8, 0.3, 50.0):
         calls.clear()
         R = _self_consistent_radius(bound, 2 * half)
+        evaluations = len(calls)
         exact = brentq(lambda r, h=half: r * (1 + r) ** power - h, 0, 1e3, xtol=1e-300, rtol=1e-15)
         assert R is not None and R * bound(R) >= half
         assert exact <= R <= exact * (1 + 1e-10)
-        assert len(calls) < 30  # bisection alone needs about 40
+        assert evaluations < 30  # bisection alone needs about 40
+        # the answer is Brent's last bracket, both ends evaluated: two evaluations fewer than
+        # checking radii beside the root (7, 10, 14; 7, 12, 18; 7, 17, 23 evaluations)
+        assert evaluations <= EVALUATIONS[power][half]
 
 
 def test_self_consistent_radius_with_a_kink() -> None:

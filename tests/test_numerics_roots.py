@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy.optimize import brentq
 
-from lazycheck.numerics.roots import brent_root
+from lazycheck.numerics.roots import brent_bracket, brent_root
 
 CASES = [
     (lambda x: x**3 - 2 * x - 5, 2.0, 3.0),  # Wallis's cubic
@@ -46,3 +46,24 @@ def test_endpoints_and_bad_brackets() -> None:
         brent_root(lambda x: x * x + 1, -1.0, 1.0)
     # the bracket may be given either way round
     assert brent_root(lambda x: x - 0.25, 1.0, 0.0) == pytest.approx(0.25, abs=1e-12)
+
+
+@pytest.mark.parametrize("i", range(len(CASES)))
+@pytest.mark.parametrize("xtol", [2e-12, 1e-6])
+def test_the_last_bracket_holds_the_root_and_was_evaluated(i: int, xtol: float) -> None:
+    """brent_bracket's two points: the root brent_root returns and the other end of the last
+    bracket, both evaluated, f changing sign between them, within twice the tolerance."""
+    f, a, b = CASES[i]
+    seen: dict[float, float] = {}
+
+    def counted(x: float) -> float:
+        seen[x] = f(x)
+        return seen[x]
+
+    x, other = brent_bracket(counted, a, b, xtol=xtol, maxiter=500)
+    assert x == brent_root(f, a, b, xtol=xtol, maxiter=500)
+    assert x in seen and other in seen
+    assert seen[x] == 0 or (seen[x] > 0) != (seen[other] > 0)
+    assert abs(x - other) <= 2 * (xtol + 4 * 2.22e-16 * abs(x))
+    root = brentq(f, a, b, xtol=1e-15, maxiter=1000)
+    assert min(x, other) - 1e-15 <= root <= max(x, other) + 1e-15 or seen[x] == 0

@@ -14,28 +14,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["brent_root"]
+__all__ = ["brent_bracket", "brent_root"]
 
 _EPS = 2.220446049250313e-16
 
 
-def brent_root(
+def brent_root(f: Callable[[float], float], a: float, b: float, **options: Any) -> float:
+    """A root of ``f`` in [a, b], where f(a) and f(b) differ in sign (or one is zero), to
+    within ``xtol + rtol |x|`` (scipy's brentq convention; ``options``: ``xtol`` (2e-12),
+    ``rtol`` (4 eps), ``maxiter`` (100), as :func:`brent_bracket`). Raises ValueError for a
+    bracket without a sign change; after ``maxiter`` evaluations, the best point so far."""
+    return brent_bracket(f, a, b, **options)[0]
+
+
+def brent_bracket(
     f: Callable[[float], float],
     a: float,
     b: float,
     xtol: float = 2e-12,
     rtol: float = 4 * _EPS,
     maxiter: int = 100,
-) -> float:
-    """A root of ``f`` in [a, b], where f(a) and f(b) differ in sign (or one is zero), to
-    within ``xtol + rtol |x|`` (scipy's brentq convention). Raises ValueError for a bracket
-    without a sign change; after ``maxiter`` evaluations, the best point so far."""
+) -> tuple[float, float]:
+    """:func:`brent_root`'s root x (to ``xtol + rtol |x|``) and the other end of its last
+    bracket: f changes sign between the two (or f(x) = 0, and the other end is x), which lie
+    within twice the tolerance of each other unless ``maxiter`` ran out. Both points were
+    evaluated, so a caller that remembers f's values knows both signs without evaluating
+    again."""
     fa, fb = float(f(a)), float(f(b))
     if fa == 0:
-        return a
+        return a, a
     if fb == 0:
-        return b
+        return b, b
     if (fa > 0) == (fb > 0):
         raise ValueError(f"f(a) = {fa:g} and f(b) = {fb:g} must have different signs")
     pre, fpre, cur, fcur = a, fa, b, fb
@@ -49,8 +60,10 @@ def brent_root(
             fpre, fcur, fblk = fcur, fblk, fcur
         delta = 0.5 * (xtol + rtol * abs(cur))
         sbis = 0.5 * (blk - cur)
-        if fcur == 0 or abs(sbis) < delta:
-            return cur
+        if fcur == 0:
+            return cur, cur
+        if abs(sbis) < delta:
+            return cur, blk
         step = _interpolated(pre, fpre, cur, fcur, blk, fblk, spre, sbis, delta)
         if step is None:
             spre = scur = sbis
@@ -59,7 +72,7 @@ def brent_root(
         pre, fpre = cur, fcur
         cur += scur if abs(scur) > delta else math.copysign(delta, sbis)
         fcur = float(f(cur))
-    return cur
+    return cur, blk
 
 
 def _interpolated(
