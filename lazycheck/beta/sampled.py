@@ -13,8 +13,13 @@ each unit's problem has k + 1 parameters. The whole-network search ended in one 
 maximum; the unit search compares every unit. Side by side on the same balls (every
 one-hidden-layer sample and the scaling benchmark's cases), it found the same value or a
 higher one on each: +1.6e-7 to +1.9e-4 (relative), and +20.5% on ``iris`` (3.7814 -> 4.5565),
-in 2x to 10x less time (docs/benchmarks.md, round 9). Each round records the best move found
-at its ratio computed as below, so the value stays attained.
+in 2x to 10x less time (docs/benchmarks.md, round 9). It is a search too, not a maximum: on
+24 random networks with n p above 2e5 it ended below the whole-network search on 6 (by up to
+28%) and above it on 15 (by up to 49%); on 60 smaller ones, below on 5 with 16 candidates and
+on none with the small layer's 64 candidates and random starts. So up to n p =
+:data:`WHOLE_TOO_MAX_NP` (milliseconds) the whole-network search runs as well, on the ball the
+unit search chose, and the better point is kept. Each round records the best move
+found at its ratio computed as below, so the value stays attained.
 
 A lower bound of the true constant: an alpha computed from it is optimistic (docs/theory.md,
 item 4).
@@ -88,6 +93,11 @@ Array = np.ndarray
 #: about the tolerance squared where the top eigenvalue is separated, and the value recorded is
 #: attained whatever the convergence (module docstring)
 LANCZOS_TOL = 1e-6
+#: with one hidden layer, up to this many Jacobian entries n p the whole network's search runs
+#: too, on the ball the unit search chose, and the better point is kept: it costs milliseconds
+#: there, and the unit search, a better search on the samples and the scaling benchmark's
+#: cases, ended below it on random networks (module docstring)
+WHOLE_TOO_MAX_NP = 200_000
 #: the worst-direction searches stop when their value changes by less than this (relative)
 POWER_TOL = 1e-4
 #: Lanczos tolerance of the singular pair that steers the searches (their direction
@@ -146,12 +156,16 @@ def sampled_beta(
     """
     report = progress or (lambda _f: None)
     search = _BetaSearch(model, X, w0, rng)
+    how, total_iters, converged = _WHOLE, 0, True
     if search.units is not None:  # one hidden layer: the search unit by unit
         found = _by_unit(search, sigma_min, radius, iterations, report)
-        if found is not None:
+        if found is not None and search.lin0.f.shape[0] * w0.size > WHOLE_TOO_MAX_NP:
             return found
-    h, beta_dir, pit, converged = search.worst_direction(iterations, report)
-    total_iters = pit
+        if found is not None:  # small: the whole network's search too, on the same ball
+            radius, how = found.radius, f"{_UNITS}; and {_WHOLE} on the same ball"
+            total_iters, converged = found.iterations, found.converged
+    h, beta_dir, pit, conv = search.worst_direction(iterations, report)
+    total_iters, converged = total_iters + pit, converged and conv
 
     def on_ball(R: float) -> tuple[int, bool]:
         search.scan(h, R)
@@ -163,7 +177,7 @@ def sampled_beta(
     assert rounds is not None
     R, its, conv = rounds
     report(1.0)
-    return _estimate(search, R, sigma_min, total_iters + its, converged and conv, _WHOLE)
+    return _estimate(search, R, sigma_min, total_iters + its, converged and conv, how)
 
 
 def critical_radius(

@@ -21,8 +21,8 @@ on every unit at once, where the whole-network search ends in one unit's local m
    steps on S_j = sum_i H_ij^2 (the k + 1 directions h of largest ||dD_j[h]||_F) from a random
    start give a direction h; the score ||(h^T H_ij h)_i|| is a lower bound on the unit's
    ||dD_j||, a rough guide to the units worth the next steps (O(n (k + 1)^2) a unit).
-2. **Candidates** (:func:`_alternate`): the :data:`CANDIDATES` best-scored units (every unit
-   of a layer of at most :data:`EVERY_UNIT_MAX`). Their worst direction by the alternation of
+2. **Candidates** (:func:`_alternate`): the :data:`CANDIDATES` best-scored units
+   (:data:`EVERY_UNIT_MAX` where n x width is small). Their worst direction by the alternation of
    the whole-network search in k + 1 dimensions (a <- the top left singular vector of
    dD_j[h]; h <- the eigenvector of largest magnitude of sum_i a_i H_ij; each by
    :data:`POWER_INNER` warm-started power steps), from the score's
@@ -31,7 +31,9 @@ on every unit at once, where the whole-network search ends in one unit's local m
    0.10245 and 0.10413, and the score's direction leads to the lower. After
    :data:`PRUNE_AFTER` steps only the runs within :data:`ALTERNATION_MARGIN` of the best go on.
 3. **Ascent** (:meth:`UnitSearch.best_move`): projected gradient ascent on each candidate's
-   ratio ||D_j(d_j)|| / ||d_j|| in the ball of radius R, from +R h_j and -R h_j, with exact
+   ratio ||D_j(d_j)|| / ||d_j|| in the ball of radius R, from +R h_j and -R h_j (and, in a
+   small layer, from :data:`RANDOM_STARTS` random directions at each of the radii
+   :data:`RANDOM_RADII`), with exact
    gradients (the top singular pair of the n x (k + 1) matrix by the eigenpair of its Gram
    matrix) and a step size per problem; after :data:`PRUNE_AFTER` steps only the problems
    within :data:`PRUNE_MARGIN` of the best go on.
@@ -52,12 +54,23 @@ __all__ = ["CANDIDATES", "UnitSearch"]
 
 Array = np.ndarray
 #: units whose worst direction is found and whose ratio is ascended: the best-scored
-#: CANDIDATES, or every unit up to EVERY_UNIT_MAX units. The scores are a rough guide: the unit
-#: ending best was ranked 0th (width 2000 at n = 100 and 400, ``two_layer_tanh``, ``iris``),
-#: 1st (width 1e4, checked against all 10,000 units as candidates) and 4th (width 1e3) by its
-#: score; 20th of 50 on ``samples/uncentered.toml``, where every unit is a candidate
+#: CANDIDATES, or EVERY_UNIT_MAX (every unit of a layer that has no more) where n x width is at
+#: most SMALL_LAYER (milliseconds either way). The scores are a rough guide: on the samples and
+#: the scaling benchmark's cases the unit ending best was ranked 0th to 4th by its score, and
+#: 20th of 50 on ``samples/uncentered.toml``; on 60 random small networks (7 activations, n 3
+#: to 39, width 5 to 300) 16 candidates left the search below the whole-network search's value
+#: on 5 of them (by up to 16%; 3 with 32 candidates, none with 64)
 CANDIDATES = 16
 EVERY_UNIT_MAX = 64
+SMALL_LAYER = 20_000
+#: besides +-R h_j from each candidate's worst direction, the ascent in a layer with n x width
+#: at most SMALL_LAYER starts from RANDOM_STARTS random directions of the unit at each fraction
+#: RANDOM_RADII of R: a unit's ratio has several local maxima on a ball of finite radius, some
+#: inside it (on those small random networks, without them the search ended below the
+#: whole-network search on 9 of 60 instead of 5; on 24 larger ones they changed nothing of
+#: that, 6 below either way, and cost up to 14 ms, a fifth of ``bound`` at width 1e3, n = 50)
+RANDOM_STARTS = 4
+RANDOM_RADII = np.array([1.0, 0.3])
 #: power steps on S_j for the scores' directions, on every unit
 POWER_STEPS = 8
 #: starts of the alternation besides the score's direction: the top eigenvectors of
@@ -107,9 +120,14 @@ class UnitSearch:
     def __init__(self, split: UnitSplit, rng: np.random.Generator, iterations: int = 30) -> None:
         self.split = split
         scores, directions = _scores(split, rng)
-        count = scores.size if scores.size <= EVERY_UNIT_MAX else CANDIDATES
+        small = split.G.shape[0] * scores.size <= SMALL_LAYER
+        count = EVERY_UNIT_MAX if small else CANDIDATES
+        self.random_starts = RANDOM_STARTS if small else 0
         self.units = np.argsort(-scores, kind="stable")[:count]
         self._at = _AtW0(split, self.units)
+        shape = (RANDOM_RADII.size * self.random_starts, self.units.size, split.index.shape[1])
+        self._random = rng.standard_normal(shape)  # unit directions: the ascent's other starts
+        self._random /= np.linalg.norm(self._random, axis=2)[:, :, None]
         self.directions, self.values, self.steps, self.converged = _alternate(
             self._at, directions[self.units], min(iterations, ALTERNATION_STEPS)
         )
@@ -123,8 +141,11 @@ class UnitSearch:
     def best_move(self, radius: float, steps: int = ASCENT_STEPS) -> tuple[UnitMove, int, bool]:
         """The best move found in the ball of radius R (step 3), the ascent's steps, and
         whether every problem stopped by :data:`ASCENT_TOL`."""
-        starts = np.vstack([radius * self.directions, -radius * self.directions])
-        index = np.concatenate([np.arange(self.units.size)] * 2)
+        C = self.units.size
+        fractions = np.repeat(RANDOM_RADII, self.random_starts)[:, None, None]
+        random = (radius * fractions * self._random).reshape(-1, self._random.shape[2])
+        starts = np.vstack([radius * self.directions, -radius * self.directions, random])
+        index = np.tile(np.arange(C), 2 + RANDOM_RADII.size * self.random_starts)
         moves, ratios, used, done = _ascend(self._at, index, starts, radius, steps)
         i = int(np.argmax(ratios))
         unit = int(self.units[index[i]])
