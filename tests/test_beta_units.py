@@ -7,6 +7,7 @@ search against the whole-network search on the same balls."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,17 @@ def test_the_critical_radius_along_one_unit_is_the_whole_networks(seed: int, mon
     whole = critical_radius(model, X, lin0, w0, h, target, s_max=10.0)
     assert np.isfinite(fast)
     assert fast == pytest.approx(whole, rel=1e-9)
+
+
+@pytest.mark.parametrize("whole_too", [True, False])
+def test_progress_only_goes_forward_to_one(whole_too: bool, monkeypatch) -> None:
+    """The unit search alone, or followed by the whole network's on a small network: the
+    fractions reported never go back and end at 1."""
+    if not whole_too:
+        monkeypatch.setattr(sampled_mod, "WHOLE_TOO_MAX_NP", 0)
+    model, X, w0, _ = _net(3)
+    seen: list[float] = []
+    est = sampled_beta(model, X, w0, 0.05, np.random.default_rng(0), progress=seen.append)
+    assert ("the same ball" in est.method) == whole_too
+    assert seen and seen[-1] == 1.0
+    assert all(b >= a for a, b in itertools.pairwise(seen))

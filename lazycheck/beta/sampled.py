@@ -154,16 +154,20 @@ def sampled_beta(
     when the scan along the worst direction finds no change of J. ``progress(fraction)`` is
     called as the search advances.
     """
-    report = progress or (lambda _f: None)
+    report = _forward(progress)
     search = _BetaSearch(model, X, w0, rng)
     how, total_iters, converged = _WHOLE, 0, True
     if search.units is not None:  # one hidden layer: the search unit by unit
-        found = _by_unit(search, sigma_min, radius, iterations, report)
-        if found is not None and search.lin0.f.shape[0] * w0.size > WHOLE_TOO_MAX_NP:
+        alone = search.lin0.f.shape[0] * w0.size > WHOLE_TOO_MAX_NP
+        found = _by_unit(
+            search, sigma_min, radius, iterations, report if alone else lambda f: report(0.2 * f)
+        )
+        if found is not None and alone:
             return found
         if found is not None:  # small: the whole network's search too, on the same ball
             radius, how = found.radius, f"{_UNITS}; and {_WHOLE} on the same ball"
             total_iters, converged = found.iterations, found.converged
+            report = _from(report, 0.2)
     h, beta_dir, pit, conv = search.worst_direction(iterations, report)
     total_iters, converged = total_iters + pit, converged and conv
 
@@ -244,6 +248,26 @@ def _change_along(
         return lambda s: split.change_norm(unit, s * part)
     norm = _JacobianNorm(model, X, lin0)
     return lambda s: norm(w0 + s * h)[0]
+
+
+def _forward(progress: Callable[[float], None] | None) -> Callable[[float], None]:
+    """``progress`` told only fractions above the last one told (the searches' stages and
+    radius rounds each count from their own start)."""
+    if progress is None:
+        return lambda _f: None
+    told = [0.0]
+
+    def report(fraction: float) -> None:
+        if fraction > told[0] or fraction == 1.0:
+            told[0] = max(told[0], fraction)
+            progress(fraction)
+
+    return report
+
+
+def _from(report: Callable[[float], None], start: float) -> Callable[[float], None]:
+    """``report`` for the rest of a search that has done ``start`` of its work."""
+    return lambda f: report(start + (1.0 - start) * f)
 
 
 def _first_radius(radius: str | float, beta_dir: float, sigma_min: float) -> tuple[float, bool]:
