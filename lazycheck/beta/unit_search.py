@@ -218,27 +218,15 @@ def _squares(split: UnitSplit, a: Array, b: Array) -> Array:
     return S
 
 
-def _hessian_rows(at: _AtW0, cols: Array, h: Array) -> tuple[Array, Array, Array]:
-    """alpha, beta with dD_j[h]_i = [alpha_ij g_i, beta_ij] (n x problems), and g_i . h_theta;
-    ``cols``: each problem's candidate column."""
+def _hessian_rows(at: _AtW0, cols: Array, h: Array) -> tuple[Array, Array]:
+    """alpha, beta with dD_j[h]_i = [alpha_ij g_i, beta_ij] (n x problems); ``cols``: each
+    problem's candidate column."""
     G, c2 = at.split.G, at.split.c2
     k = G.shape[1]
     t = G @ h[:, :k].T
     d1 = at.d1[:, cols]
     alpha = c2 * (at.v[cols] * at.d2[:, cols] * t + d1 * h[:, k])
-    return alpha, c2 * d1 * t, t
-
-
-def _gram(split: UnitSplit, alpha: Array, beta: Array) -> Array:
-    """The Gram matrices of the n x (k + 1) matrices with rows [alpha_ij g_i, beta_ij]."""
-    G = split.G
-    k, u = G.shape[1], alpha.shape[1]
-    M = np.empty((u, k + 1, k + 1))
-    M[:, :k, :k] = ((alpha * alpha).T @ split.gg).reshape(u, k, k)
-    M[:, :k, k] = (alpha * beta).T @ G
-    M[:, k, :k] = M[:, :k, k]
-    M[:, k, k] = np.einsum("ij,ij->j", beta, beta)
-    return M
+    return alpha, c2 * d1 * t
 
 
 def _eigen_starts(at: _AtW0) -> list[Array]:
@@ -262,8 +250,8 @@ def _alternate(at: _AtW0, scored: Array, iterations: int) -> tuple[Array, Array,
     step = 0
     for step in range(1, iterations + 1):
         c, hc = cols[active], h[active]
-        alpha, beta, _t = _hessian_rows(at, c, hc)
-        N = _gram(at.split, alpha, beta)
+        alpha, beta = _hessian_rows(at, c, hc)
+        N = at.split.row_grams(alpha, beta)
         b = np.linalg.eigh(N)[1][:, :, -1] if step == 1 else _power(N, right[active])
         right[active] = b
         sigma = np.sqrt(np.maximum(np.einsum("ja,jab,jb->j", b, N, b), 0.0))
@@ -321,7 +309,7 @@ def _ratio(
     v = at.v[cols]
     A = c2 * (phi_new - at.phi[:, cols])
     B = c2 * ((v + moves[:, k]) * d1_new - v * at.d1[:, cols])
-    lam, vec = np.linalg.eigh(_gram(split, B, A))
+    lam, vec = np.linalg.eigh(split.row_grams(B, A))
     sigma = np.sqrt(np.maximum(lam[:, -1], 0.0))
     norm = np.linalg.norm(moves, axis=1)
     ratio = sigma / norm

@@ -103,16 +103,22 @@ class UnitSplit:
         B = self.c2 * ((v + parts[units, k]) * d1_new - v * d1)
         return A, B
 
+    def row_grams(self, scale: Array, last: Array) -> Array:
+        """The Gram matrices of the n x (k + 1) matrices with rows [scale_ij g_i, last_ij], one
+        per column j of ``scale`` and ``last`` (n x columns): D_j(d_j) has them with scale B and
+        last A, dD_j[h] with the Hessian rows' alpha and beta."""
+        k, u = self.G.shape[1], scale.shape[1]
+        M = np.empty((u, k + 1, k + 1))
+        M[:, :k, :k] = ((scale * scale).T @ self.gg).reshape(u, k, k)
+        M[:, :k, k] = (scale * last).T @ self.G
+        M[:, k, :k] = M[:, :k, k]
+        M[:, k, k] = np.einsum("ij,ij->j", last, last)
+        return M
+
     def _grams(self, parts: Array, units: Array) -> Array:
         """D_j^T D_j for the ``units``, (units, k + 1, k + 1)."""
-        k = self.G.shape[1]
         A, B = self._columns(parts, units)
-        M = np.empty((units.size, k + 1, k + 1))
-        M[:, :k, :k] = ((B * B).T @ self.gg).reshape(units.size, k, k)
-        M[:, :k, k] = (A * B).T @ self.G
-        M[:, k, :k] = M[:, :k, k]
-        M[:, k, k] = np.einsum("ij,ij->j", A, A)
-        return M
+        return self.row_grams(B, A)
 
 
 #: units are taken in blocks of about this many n x unit elements (a few MB of temporaries)
