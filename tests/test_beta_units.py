@@ -96,7 +96,7 @@ def test_the_units_squared_hessians_are_the_exact_ones(seed: int) -> None:
     n, K = X.shape[0], split.index.shape[1]
     units = np.arange(split.theta.shape[0])
     at = search_mod._AtW0(split, units)
-    S = search_mod._squares(split, split.c2 * at.v * at.d2, split.c2 * at.d1)
+    S = search_mod._squares(split, at.a, at.b)
     for j in units:
         idx = split.index[j]
         H = np.zeros((n, K, K))

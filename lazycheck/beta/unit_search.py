@@ -128,7 +128,7 @@ class UnitSearch:
         shape = (RANDOM_RADII.size * self.random_starts, self.units.size, split.index.shape[1])
         self._random = rng.standard_normal(shape)  # unit directions: the ascent's other starts
         self._random /= np.linalg.norm(self._random, axis=2)[:, :, None]
-        self.directions, self.values, self.steps, self.converged = _alternate(
+        self.directions, self.values, self.steps = _alternate(
             self._at, directions[self.units], min(iterations, ALTERNATION_STEPS)
         )
 
@@ -156,15 +156,23 @@ class UnitSearch:
 
 
 class _AtW0:
-    """The candidates' pre-activations z (n x units) and phi, phi', phi'' there."""
+    """The candidates' pre-activations z (n x units), phi and phi' there, and their Hessians'
+    coefficients a and b (:func:`_coefficients`)."""
 
     def __init__(self, split: UnitSplit, units: Array) -> None:
         self.split, self.units = split, units
         self.z = split.G @ split.theta[units].T
-        act = split.act
-        self.phi, self.d1 = act.fn_d1(self.z)
-        self.d2 = act.d2(self.z)
+        self.phi, self.d1 = split.act.fn_d1(self.z)
         self.v = split.v[units]
+        self.a, self.b = _coefficients(split, units, self.d1, split.act.d2(self.z))
+
+
+def _coefficients(
+    split: UnitSplit, units: Array | slice, d1: Array, d2: Array
+) -> tuple[Array, Array]:
+    """a = c2 v phi''(z) and b = c2 phi'(z) (n x units): unit j's Hessian of f(x_i, .) is
+    H_ij = [[a_ij g_i g_i^T, b_ij g_i], [b_ij g_i^T, 0]]."""
+    return split.c2 * split.v[units] * d2, split.c2 * d1
 
 
 def _scores(split: UnitSplit, rng: np.random.Generator) -> tuple[Array, Array]:
@@ -178,9 +186,7 @@ def _scores(split: UnitSplit, rng: np.random.Generator) -> tuple[Array, Array]:
     H /= np.linalg.norm(H, axis=1)[:, None]
     scores = np.empty(m)
     for s, e in unit_blocks(n, m):
-        d1, d2 = split.act.d1_d2(G @ split.theta[s:e].T)
-        a = split.c2 * split.v[s:e] * d2  # c2 v phi''
-        b = split.c2 * d1  # c2 phi'
+        a, b = _coefficients(split, slice(s, e), *split.act.d1_d2(G @ split.theta[s:e].T))
         S = _squares(split, a, b)
         h = H[s:e]
         for _ in range(POWER_STEPS):
@@ -203,9 +209,8 @@ def _safe(x: Array) -> Array:
 
 
 def _squares(split: UnitSplit, a: Array, b: Array) -> Array:
-    """S_j = sum_i H_ij^2 for the columns of a = c2 v phi''(z), b = c2 phi'(z): with
-    H_ij = [[a g g^T, b g], [b g^T, 0]], S_j = [[sum (a^2 |g|^2 + b^2) g g^T,
-    sum a b |g|^2 g], [., sum b^2 |g|^2]]."""
+    """S_j = sum_i H_ij^2 for the columns of the coefficients a, b (:func:`_coefficients`):
+    S_j = [[sum (a^2 |g|^2 + b^2) g g^T, sum a b |g|^2 g], [., sum b^2 |g|^2]]."""
     G = split.G
     k, u = G.shape[1], a.shape[1]
     g2 = np.einsum("ij,ij->i", G, G)[:, None]
@@ -221,24 +226,21 @@ def _squares(split: UnitSplit, a: Array, b: Array) -> Array:
 def _hessian_rows(at: _AtW0, cols: Array, h: Array) -> tuple[Array, Array]:
     """alpha, beta with dD_j[h]_i = [alpha_ij g_i, beta_ij] (n x problems); ``cols``: each
     problem's candidate column."""
-    G, c2 = at.split.G, at.split.c2
-    k = G.shape[1]
-    t = G @ h[:, :k].T
-    d1 = at.d1[:, cols]
-    alpha = c2 * (at.v[cols] * at.d2[:, cols] * t + d1 * h[:, k])
-    return alpha, c2 * d1 * t
+    G = at.split.G
+    t = G @ h[:, : G.shape[1]].T
+    b = at.b[:, cols]
+    return at.a[:, cols] * t + b * h[:, -1], b * t
 
 
 def _eigen_starts(at: _AtW0) -> list[Array]:
     """The top :data:`EIGEN_STARTS` eigenvectors of S_j = sum_i H_ij^2 for every candidate."""
-    c2 = at.split.c2
-    _lam, vec = np.linalg.eigh(_squares(at.split, c2 * at.v * at.d2, c2 * at.d1))
+    _lam, vec = np.linalg.eigh(_squares(at.split, at.a, at.b))
     return [vec[:, :, -1 - i] for i in range(min(EIGEN_STARTS, vec.shape[2]))]
 
 
-def _alternate(at: _AtW0, scored: Array, iterations: int) -> tuple[Array, Array, int, bool]:
+def _alternate(at: _AtW0, scored: Array, iterations: int) -> tuple[Array, Array, int]:
     """Step 2: each candidate's worst direction and its ||dD_j[h]||, the best end of the
-    alternation from every start; with the steps taken and whether every run converged."""
+    alternation from every start; with the steps taken."""
     G, k, C = at.split.G, at.split.G.shape[1], at.units.size
     starts = [scored, *_eigen_starts(at)]
     h = np.vstack(starts)
@@ -267,7 +269,7 @@ def _alternate(at: _AtW0, scored: Array, iterations: int) -> tuple[Array, Array,
         h[active] = _power(np.einsum("jab,jbc->jac", Hm, Hm), hc[moved])
     best = np.argmax(value.reshape(len(starts), C), axis=0)
     rows = best * C + np.arange(C)
-    return measured[rows], value[rows], step, active.size == 0
+    return measured[rows], value[rows], step
 
 
 def _power(M: Array, x: Array) -> Array:
@@ -283,10 +285,10 @@ def _hessian_sums(at: _AtW0, cols: Array, a: Array) -> Array:
     split = at.split
     G, k = split.G, split.G.shape[1]
     H = np.zeros((cols.size, k + 1, k + 1))
-    H[:, :k, :k] = ((a * at.v[cols] * at.d2[:, cols]).T @ split.gg).reshape(-1, k, k)
-    H[:, :k, k] = (a * at.d1[:, cols]).T @ G
+    H[:, :k, :k] = ((a * at.a[:, cols]).T @ split.gg).reshape(-1, k, k)
+    H[:, :k, k] = (a * at.b[:, cols]).T @ G
     H[:, k, :k] = H[:, :k, k]
-    return split.c2 * H
+    return H
 
 
 def _kept(value: Array) -> Array:
@@ -317,7 +319,7 @@ def _ratio(
         return ratio, None
     b = vec[:, :, -1]
     gb = G @ b[:, :k].T
-    a = (B * gb + A * b[:, k]) / np.where(sigma > 0, sigma, 1.0)  # D b / sigma
+    a = (B * gb + A * b[:, k]) / _safe(sigma)  # D b / sigma
     w = (v + moves[:, k]) * act.d2(z_new) * gb + d1_new * b[:, k]
     grad_sigma = c2 * np.hstack([(a * w).T @ G, np.einsum("ij,ij->j", a, d1_new * gb)[:, None]])
     grad = grad_sigma / norm[:, None] - (sigma / norm**3)[:, None] * moves
