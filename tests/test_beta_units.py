@@ -52,8 +52,9 @@ def _split(seed: int, width: int | None = None):
 
 @pytest.mark.parametrize("seed", range(14))
 def test_a_units_ratio_and_norm_are_the_models(seed: int) -> None:
-    """The unit-wise ratio (all candidates at once) and ||D_j|| against the difference kernel
-    of the whole network, for moves of one unit at several scales."""
+    """The unit-wise ratio (all candidates at once) and ||D_j|| along one unit
+    (``change_along``) against the difference kernel of the whole network, for moves of one
+    unit at several scales."""
     model, X, w0, rng, split = _split(seed)
     lin0 = model.linearize(w0, X)
     units = np.arange(split.theta.shape[0])
@@ -66,7 +67,7 @@ def test_a_units_ratio_and_norm_are_the_models(seed: int) -> None:
         assert split.unit_of(d) == j
         reference = _ratio(model, X, lin0, w0, d)
         assert ratios[j] == pytest.approx(reference, rel=1e-9, abs=1e-13)
-        norm = split.change_norm(j, moves[j])
+        norm = search_mod.change_along(split, j, moves[j])(1.0)
         assert norm == pytest.approx(reference * np.linalg.norm(moves[j]), rel=1e-9, abs=1e-13)
 
 

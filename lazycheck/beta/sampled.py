@@ -81,7 +81,7 @@ import numpy as np
 
 from lazycheck.beta.estimate import BetaEstimate
 from lazycheck.beta.estimate import radius_consistent as _consistent
-from lazycheck.beta.unit_search import UnitSearch
+from lazycheck.beta.unit_search import UnitSearch, change_along
 from lazycheck.beta.units import UnitSplit
 from lazycheck.models.base import Linearization, Model
 from lazycheck.numerics.spectrum import sym_eig, sym_eigvals
@@ -240,12 +240,12 @@ def _change_along(
     model: Model, X: Array, lin0: Linearization, w0: Array, h: Array
 ) -> Callable[[float], float]:
     """s -> ||J_{w0 + s h} - J_0||: unit-wise where h moves one unit of a one-hidden-layer MLP
-    (an n x (k + 1) matrix, :meth:`UnitSplit.change_norm`), else by :class:`_JacobianNorm`."""
+    (an n x (k + 1) matrix, :func:`lazycheck.beta.unit_search.change_along`), else by
+    :class:`_JacobianNorm`."""
     split = UnitSplit.of(model, X, w0)
     unit = split.unit_of(h) if split is not None else None
     if split is not None and unit is not None:
-        part = h[split.index[unit]]
-        return lambda s: split.change_norm(unit, s * part)
+        return change_along(split, unit, h[split.index[unit]])
     norm = _JacobianNorm(model, X, lin0)
     return lambda s: norm(w0 + s * h)[0]
 

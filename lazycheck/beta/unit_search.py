@@ -44,13 +44,14 @@ difference kernel or Lanczos on the whole network, so the value is attained as b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from lazycheck.beta.units import UnitSplit, unit_blocks
 
-__all__ = ["CANDIDATES", "UnitSearch"]
+__all__ = ["CANDIDATES", "UnitSearch", "change_along"]
 
 Array = np.ndarray
 #: units whose worst direction is found and whose ratio is ascended: the best-scored
@@ -150,6 +151,14 @@ class UnitSearch:
         i = int(np.argmax(ratios))
         unit = int(self.units[index[i]])
         return UnitMove(unit, moves[i], float(ratios[i])), used, done
+
+
+def change_along(split: UnitSplit, unit: int, part: Array) -> Callable[[float], float]:
+    """s -> ||J_{w0 + s d} - J_0|| for the move d of ``unit`` alone by ``part``: ||D_j(s part)||,
+    the top singular value of an n x (k + 1) matrix (the critical radius's norm along a
+    one-unit direction; the unit's values at w0 computed once)."""
+    at, cols = _AtW0(split, np.array([unit])), np.zeros(1, dtype=int)
+    return lambda s: float(_changes(at, cols, s * part[None, :])[0][0])
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -299,6 +308,21 @@ def _kept(value: Array) -> Array:
     return value >= (1.0 - ALTERNATION_MARGIN) * value.max()
 
 
+def _changes(at: _AtW0, cols: Array, moves: Array) -> tuple[Array, ...]:
+    """Each problem's ||D_j(d_j)||, with the top eigenvector b of its Gram matrix, the columns
+    A = c2 (phi(z') - phi(z)) and B = c2 ((v + dv) phi'(z') - v phi'(z)), z' and phi'(z')."""
+    split = at.split
+    G, c2 = split.G, split.c2
+    k = G.shape[1]
+    z_new = at.z[:, cols] + G @ moves[:, :k].T
+    phi_new, d1_new = split.act.fn_d1(z_new)
+    v = at.v[cols]
+    A = c2 * (phi_new - at.phi[:, cols])
+    B = c2 * ((v + moves[:, k]) * d1_new - v * at.d1[:, cols])
+    lam, vec = np.linalg.eigh(split.row_grams(B, A))
+    return np.sqrt(np.maximum(lam[:, -1], 0.0)), vec[:, :, -1], A, B, z_new, d1_new
+
+
 def _ratio(
     at: _AtW0, cols: Array, moves: Array, gradient: bool = True
 ) -> tuple[Array, Array | None]:
@@ -306,18 +330,12 @@ def _ratio(
     split = at.split
     G, c2, act = split.G, split.c2, split.act
     k = G.shape[1]
-    z_new = at.z[:, cols] + G @ moves[:, :k].T
-    phi_new, d1_new = act.fn_d1(z_new)
-    v = at.v[cols]
-    A = c2 * (phi_new - at.phi[:, cols])
-    B = c2 * ((v + moves[:, k]) * d1_new - v * at.d1[:, cols])
-    lam, vec = np.linalg.eigh(split.row_grams(B, A))
-    sigma = np.sqrt(np.maximum(lam[:, -1], 0.0))
+    sigma, b, A, B, z_new, d1_new = _changes(at, cols, moves)
     norm = np.linalg.norm(moves, axis=1)
     ratio = sigma / norm
     if not gradient:
         return ratio, None
-    b = vec[:, :, -1]
+    v = at.v[cols]
     gb = G @ b[:, :k].T
     a = (B * gb + A * b[:, k]) / _safe(sigma)  # D b / sigma
     w = (v + moves[:, k]) * act.d2(z_new) * gb + d1_new * b[:, k]

@@ -15,9 +15,9 @@ with z'_ij = z_ij + g_i . dtheta_j, and ||J_{w0+d} - J_0||^2 <= sum_j ||D_j||^2 
 some unit's part of d does at least as well as d itself (the certified neuron-by-neuron bound
 rests on the same split). So the sup of the ratio over a ball is the best unit's sup over moves
 of that unit alone, which :mod:`lazycheck.beta.unit_search` searches. :class:`UnitSplit` holds
-what that takes at w0: the rows g_i, each unit's theta_j and v_j and its positions in w, the
-Gram matrices D_j^T D_j of moves of several units at once (one pass over n x units), and
-||D_j|| of a move of one unit (the critical radius's norm along a one-unit direction).
+what that takes at w0: the rows g_i, each unit's theta_j and v_j and its positions in w, and
+the Gram matrices of n x (k + 1) matrices with rows [s_ij g_i, l_ij] (D_j(d_j) and dD_j[h] are
+such), several units at once.
 """
 
 from __future__ import annotations
@@ -75,33 +75,12 @@ class UnitSplit:
         outside[self.index.ravel()] = False
         return None if np.any(d[outside]) else int(touched[0])
 
-    def change_norm(self, unit: int, part: Array) -> float:
-        """||J_{w0+d} - J_0|| for the move d of ``unit`` alone by ``part``: ||D_j(part)||, the
-        top singular value of an n x (k + 1) matrix (module docstring)."""
-        parts = np.zeros(self.index.shape)
-        parts[unit] = part
-        M = self._grams(parts, np.array([unit]))
-        return float(np.sqrt(max(float(np.linalg.eigvalsh(M[0])[-1]), 0.0)))
-
     def embed(self, unit: int, part: Array) -> Array:
         """The move of the whole network's parameters that changes ``unit`` by ``part``
         (input weights, bias, output weight) and nothing else."""
         out = np.zeros(self.p)
         out[self.index[unit]] = part
         return out
-
-    def _columns(self, parts: Array, units: Array) -> tuple[Array, Array]:
-        """A = c2 (phi(z') - phi(z)) and B = c2 ((v + dv) phi'(z') - v phi'(z)), n x units."""
-        k = self.G.shape[1]
-        theta, dtheta = self.theta[units], parts[units, :k]
-        z = self.G @ theta.T
-        z_new = self.G @ (theta + dtheta).T
-        phi, d1 = self.act.fn_d1(z)
-        phi_new, d1_new = self.act.fn_d1(z_new)
-        v = self.v[units]
-        A = self.c2 * (phi_new - phi)
-        B = self.c2 * ((v + parts[units, k]) * d1_new - v * d1)
-        return A, B
 
     def row_grams(self, scale: Array, last: Array) -> Array:
         """The Gram matrices of the n x (k + 1) matrices with rows [scale_ij g_i, last_ij], one
@@ -114,11 +93,6 @@ class UnitSplit:
         M[:, k, :k] = M[:, :k, k]
         M[:, k, k] = np.einsum("ij,ij->j", last, last)
         return M
-
-    def _grams(self, parts: Array, units: Array) -> Array:
-        """D_j^T D_j for the ``units``, (units, k + 1, k + 1)."""
-        A, B = self._columns(parts, units)
-        return self.row_grams(B, A)
 
 
 #: units are taken in blocks of about this many n x unit elements (a few MB of temporaries)
