@@ -25,10 +25,20 @@ width 1e5 and verify at every size (long: tens of minutes). Cases can be chosen:
 search, unit by unit on this one-hidden-layer network, else its search for the worst direction
 and, where it runs, its power iteration, and the ascent; the certified beta; r*) in units of
 one warm K0+eig (the best of three, after the cold one; the stages are those of the one
-``bound`` run timed above, the first in its process), and the part of ``verify`` spent
-recording the output times (the model and the sigma's at each, inside steps and at their ends)
-against ``bound``. The stages are timed by wrapping their functions, which adds a few
-microseconds a call.
+``bound`` run timed above, the first in its process), and ``verify`` by part against ``bound``:
+its own ``bound`` (the second in the process), the flow's steps, the recording of the output
+times (the model and the sigma's at each, inside steps and at their ends), the rest (the ball's
+spectra and the checks), and two floors, model evaluations alone, each at the cost of one
+linearization at w0 (no product, no kernel, no sigma), plus bound: the record's, one at every
+output time (the loss and the sigma's there need the model and its Jacobian, whatever the
+integrator), and the run's, every evaluation this run made. Where a floor exceeds 3, the goal
+verify <= 3 bound cannot be met by making anything else cheaper: not by any integrator (the
+record's), not by this one's steps (the run's). The stages are timed by wrapping their
+functions, which adds a few microseconds a call.
+
+``--set key=value`` (repeatable) passes a setting to every case's spec, as ``lazycheck --set``
+does: ``--set flow.rtol=1e-3 --set flow.n_times=20`` times verify with a loose tolerance and a
+short output grid.
 """
 
 from __future__ import annotations
@@ -49,9 +59,15 @@ SPEC = REPO / "benchmarks" / "specs" / "wide_tanh.toml"
 
 
 def _child(
-    n: int, width: int, run_verify: bool, threads: int | None, breakdown: bool = False
+    n: int,
+    width: int,
+    run_verify: bool,
+    threads: int | None,
+    breakdown: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> None:
-    """Subprocess entry point: time baseline, bound and verify; print a JSON line."""
+    """Subprocess entry point: time baseline, bound and verify; print a JSON line.
+    ``settings``: more spec settings (``--set``)."""
     import lazycheck
     from lazycheck.commands.bound import compute_bound
     from lazycheck.commands.verify import run_verify as verify
@@ -60,7 +76,9 @@ def _child(
 
     set_threads(threads)
     timers = _stage_timers() if breakdown else None
-    prob = lazycheck.load_problem(SPEC, settings={"data.n": n, "model.widths": [width]})
+    prob = lazycheck.load_problem(
+        SPEC, settings={**(settings or {}), "data.n": n, "model.widths": [width]}
+    )
     out: dict[str, Any] = {"n": n, "width": width, "p": prob.p}
     t0 = time.perf_counter()
     sym_eigvals(prob.linearize(prob.w0).kernel())
@@ -85,6 +103,13 @@ def _child(
         out["verify_status"] = ver.status
         if timers is not None:
             out["recording"] = timers.get("dense output", 0.0) + timers.get("recorder", 0.0)
+            out["simulate"] = timers.get("simulate", 0.0)
+            out["verify_bound"] = timers.get("verify's bound", 0.0)
+            sim = ver.simulation
+            if sim is not None:
+                out["steps"], out["nfev"] = sim.n_steps, sim.nfev
+                out["times"] = int(sim.t.shape[0])
+                out["linearize"] = min(_timed(lambda: prob.linearize(prob.w0)) for _ in range(3))
     out["rss_peak"] = _peak_rss()
     out["load"] = os.getloadavg()[0]
     print(json.dumps(out))
@@ -102,6 +127,7 @@ def _stage_timers() -> dict[str, float]:
     import lazycheck.beta.sampled as sampled
     import lazycheck.commands.bound as bound
     import lazycheck.commands.simulate as simulate
+    import lazycheck.commands.verify as verify
     import lazycheck.numerics.flow as flow
 
     acc: dict[str, float] = {}
@@ -131,6 +157,8 @@ def _stage_timers() -> dict[str, float]:
     wrap(sampled._BetaSearch, "ascend", "ascent")
     wrap(bound, "certified_beta_auto", "certified beta")
     wrap(bound, "_r_star", "r*")
+    wrap(verify, "compute_bound", "verify's bound")
+    wrap(simulate, "simulate", "simulate")
     wrap(flow._ExpAdams, "_dense", "dense output")
     wrap(simulate._Recorder, "__call__", "recorder", unless="dense output")
     return acc
@@ -145,12 +173,11 @@ def _peak_rss() -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024.0
 
 
-def _run(
-    n: int, width: int, run_verify: bool, threads: int | None, breakdown: bool = False
-) -> dict[str, Any]:
+def _run(*args: Any) -> dict[str, Any]:
+    """One case in a fresh subprocess: :func:`_child` with ``args``; its JSON line."""
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.bench_scaling import "
-        f"_child; _child({n}, {width}, {run_verify}, {threads!r}, {breakdown})"
+        f"_child; _child(*{args!r})"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
@@ -195,19 +222,23 @@ def main(
     widths: list[int] | None = None,
     verify_max_n: int | None = None,
     breakdown: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Run the cases: ``ns`` (width 2000) and ``widths`` (n = 50) default to the issue's set
     (6400 and 1e5 only with ``large``); verify runs up to ``verify_max_n`` points (default 400,
-    every size with ``large``); ``breakdown`` times the stages too (module docstring)."""
+    every size with ``large``); ``breakdown`` times the stages too (module docstring);
+    ``settings``: spec settings for every case (``--set``)."""
     print("== bench_scaling: bound and verify against one kernel + eigendecomposition")
     print(f"{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}; threads {threads}")
+    if settings:
+        print("settings: " + ", ".join(f"{k} = {v!r}" for k, v in settings.items()))
     ns = ns if ns is not None else [100, 400, 1600, *([6400] if large else [])]
     widths = widths if widths is not None else [1000, 10_000, *([100_000] if large else [])]
     vmax = verify_max_n if verify_max_n is not None else (10**9 if large else 400)
-    rows_n = [_run(n, 2000, n <= vmax, threads, breakdown) for n in ns]
+    rows_n = [_run(n, 2000, n <= vmax, threads, breakdown, settings) for n in ns]
     if rows_n:
         _table("width 2000, d = 10:", "n", rows_n)
-    rows_w = [_run(50, w, vmax >= 50, threads, breakdown) for w in widths]
+    rows_w = [_run(50, w, vmax >= 50, threads, breakdown, settings) for w in widths]
     if rows_w:
         _table("n = 50, d = 10:", "width", rows_w)
     _goals(rows_n, rows_w)
@@ -239,14 +270,35 @@ def _breakdown(rows_n: list[dict[str, Any]], rows_w: list[dict[str, Any]]) -> No
         print(f"  {name:>12} {unit * 1e3:10.2f}ms {r['bound'] / unit:7.1f} {cells}")
     rec = [(name, r) for name, r in cases if "recording" in r]
     if rec:
-        print("verify: recording the output times (the model and the sigma's at each)")
-        print(f"  {'case':>12} {'bound':>9} {'recording':>10} {'(b+rec)/b':>10} {'verify/b':>9}")
-        for name, r in rec:
-            b = r["bound"]
-            print(
-                f"  {name:>12} {b:8.2f}s {r['recording']:9.2f}s {(b + r['recording']) / b:10.2f} "
-                f"{r['verify'] / b:9.2f}"
-            )
+        _verify_parts(rec)
+
+
+def _verify_parts(rec: list[tuple[str, dict[str, Any]]]) -> None:
+    """verify's parts against bound: its own bound (a second call in the process), the flow's
+    steps, the recording of the output times (the model and the sigma's at each), the rest (the
+    ball's spectra, the checks), and two floors,
+    each model evaluation at the cost of one linearization at w0 (the best of three), with no
+    product, kernel or sigma: the record's (one at every output time, for the loss and the
+    sigma's there, whatever the integrator) and the run's (its evaluations: every accepted
+    step, every output time inside a step, rejected steps' ends). Module docstring."""
+    print("verify by part, in units of bound (floors: model evaluations alone, + bound)")
+    print(
+        f"  {'case':>12} {'bound':>9} {'steps':>6} {'evals':>6} {'its bound':>10} "
+        f"{'flow steps':>11} "
+        f"{'recording':>10} {'rest':>6} {'verify':>7} {'record floor':>13} {'run floor':>10}"
+    )
+    for name, r in rec:
+        b = r["bound"]
+        steps = r["simulate"] - r["recording"]
+        rest = r["verify"] - r["verify_bound"] - r["simulate"]
+        record = 1.0 + r["times"] * r["linearize"] / b
+        run = 1.0 + r["nfev"] * r["linearize"] / b
+        print(
+            f"  {name:>12} {b:8.2f}s {r['steps']:>6} {r['nfev']:>6} "
+            f"{r['verify_bound'] / b:10.2f} {steps / b:11.2f} "
+            f"{r['recording'] / b:10.2f} {rest / b:6.2f} {r['verify'] / b:7.2f} {record:13.2f} "
+            f"{run:10.2f}"
+        )
 
 
 def _goals(rows_n: list[dict[str, Any]], rows_w: list[dict[str, Any]]) -> None:
@@ -261,6 +313,13 @@ def _goals(rows_n: list[dict[str, Any]], rows_w: list[dict[str, Any]]) -> None:
     vb = [r["verify"] / r["bound"] for r in rows_n + rows_w if r.get("verify")]
     if vb:
         print(f"  goal: verify within 3x of bound: worst {max(vb):.2f}x")
+
+
+def _settings(argv: list[str]) -> dict[str, Any]:
+    """The ``--set key=value`` pairs, parsed as ``lazycheck --set`` parses them."""
+    from lazycheck.spec import parse_setting
+
+    return dict(parse_setting(argv[i + 1]) for i, a in enumerate(argv[:-1]) if a == "--set")
 
 
 def _ints(flag: str, argv: list[str]) -> list[int] | None:
@@ -279,4 +338,5 @@ if __name__ == "__main__":
         widths=_ints("--widths", args),
         verify_max_n=vmax[0] if vmax else None,
         breakdown="--breakdown" in args,
+        settings=_settings(args),
     )
