@@ -155,20 +155,65 @@ def test_nonsmooth_layers_are_detected() -> None:
     assert declared.model.smooth and "declared" in declared.smoothness
 
 
-def test_conv_net_without_fast_path() -> None:
+@pytest.mark.parametrize("held", [True, False], ids=["J held", "J not held"])
+def test_conv_net_without_fast_path(held: bool) -> None:
+    """The conv net's kernels against J J^T, from the held J (the default: it fits) and, under
+    a memory limit that holds no J, from the Linear layer's layerwise block plus blocks of
+    per-sample-gradient rows for the convolution."""
+    from lazycheck import resources
+
     torch.manual_seed(0)
     net = TorchConv()
     rng = np.random.default_rng(5)
     X = rng.standard_normal((6, D))
     prob = lazycheck.Problem.from_arrays(X, np.zeros(6), net)
     w = prob.w0
-    lin = prob.linearize(w)
-    J = lin.jacobian()
-    assert np.allclose(J, fd_jacobian(prob.model, w, X, 1e-6), rtol=1e-7, atol=1e-9)
-    assert np.allclose(lin.kernel(), J @ J.T, rtol=1e-13, atol=1e-14)
-    lin2 = prob.linearize(w + 0.01)
-    dJ = lin2.jacobian() - J
-    assert np.allclose(lin2.difference_kernel(lin), dJ @ dJ.T, rtol=1e-11, atol=1e-16)
+    if not held:  # J is 6 x 11: 2x its bytes holds no J (that takes 4x) and rows 1 by 1
+        resources.set_memory_limit(2 * 8 * 6 * prob.p)
+    try:
+        lin = prob.linearize(w)
+        J = lin.jacobian()
+        assert np.allclose(J, fd_jacobian(prob.model, w, X, 1e-6), rtol=1e-7, atol=1e-9)
+        assert np.allclose(lin.kernel(), J @ J.T, rtol=1e-13, atol=1e-14)
+        lin2 = prob.linearize(w + 0.01)
+        J2 = lin2.jacobian()
+        assert np.allclose(lin2.cross_kernel(lin), J2 @ J.T, rtol=1e-13, atol=1e-14)
+        dJ = J2 - J
+        assert np.allclose(lin2.difference_kernel(lin), dJ @ dJ.T, rtol=1e-11, atol=1e-16)
+    finally:
+        resources.set_memory_limit(None)
+
+
+def test_conv_net_one_gradient_pass_a_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where J fits, a point's products and kernels share one pass of per-sample gradients
+    (the kernels used to make a pass each for the convolution's rows, beside the products')."""
+    from lazycheck.models import torch_adapter
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((6, D))
+    prob = lazycheck.Problem.from_arrays(X, np.zeros(6), TorchConv())
+    passes: list[int] = []
+    rows = torch_adapter._TorchLinearization._rows
+
+    def counted(self: Any, lo: int, hi: int, names: list[str]) -> Any:
+        if self._J is None:  # rows from per-sample gradients (else: from the held J)
+            passes.append(id(self))
+        return rows(self, lo, hi, names)
+
+    monkeypatch.setattr(torch_adapter._TorchLinearization, "_rows", counted)
+    a, b = prob.linearize(prob.w0), prob.linearize(prob.w0 + 0.01)
+    K = a.kernel()
+    Jv = a.jvp(np.ones(prob.p))
+    D_ab = b.difference_kernel(a)
+    b.vjp(np.ones(6))
+    C = b.cross_kernel(a)
+    assert len(passes) == 2 and len(set(passes)) == 2  # one a point
+    J, J2 = a.jacobian(), b.jacobian()
+    assert np.allclose(K, J @ J.T, rtol=1e-13, atol=1e-14)
+    assert np.allclose(Jv, J @ np.ones(prob.p), rtol=1e-13, atol=1e-14)
+    assert np.allclose(D_ab, (J2 - J) @ (J2 - J).T, rtol=1e-11, atol=1e-16)
+    assert np.allclose(C, J2 @ J.T, rtol=1e-13, atol=1e-14)
 
 
 def test_jax_dense_blocks_with_biases_scales_and_other_leaves() -> None:
