@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import resource
 import signal
 import stat
 import subprocess
@@ -90,13 +89,21 @@ def run_child(
     address_space: int | None = None,
     code: str | None = None,
 ) -> subprocess.Popen:
-    """Start ``python -m lazycheck ARGS`` (or ``python -c CODE ARGS``) in ``cwd``."""
-
-    def limit() -> None:
-        if address_space is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-
+    """Start ``python -m lazycheck ARGS`` (or ``python -c CODE ARGS``) in ``cwd``; with
+    ``address_space``, the child sets RLIMIT_AS itself before it imports anything else (a
+    ``preexec_fn`` would make subprocess run Python between fork and exec, in a parent where
+    JAX's threads may be running: JAX warns of a deadlock there)."""
     head = [sys.executable, "-c", code] if code else [sys.executable, "-m", "lazycheck"]
+    if address_space is not None:
+        body = code or (
+            "import runpy; runpy.run_module('lazycheck', run_name='__main__', alter_sys=True)"
+        )
+        limit = f"({address_space}, {address_space})"
+        head = [
+            sys.executable,
+            "-c",
+            f"import resource; resource.setrlimit(resource.RLIMIT_AS, {limit})\n{body}",
+        ]
     return subprocess.Popen(
         [*head, *(str(a) for a in args)],
         cwd=cwd,
@@ -104,7 +111,6 @@ def run_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=limit,
     )
 
 
