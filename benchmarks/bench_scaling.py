@@ -276,16 +276,16 @@ def _breakdown(rows_n: list[dict[str, Any]], rows_w: list[dict[str, Any]]) -> No
 def _verify_parts(rec: list[tuple[str, dict[str, Any]]]) -> None:
     """verify's parts against bound: its own bound (a second call in the process), the flow's
     steps, the recording of the output times (the model and the sigma's at each), the rest (the
-    ball's spectra, the checks), and two floors,
-    each model evaluation at the cost of one linearization at w0 (the best of three), with no
-    product, kernel or sigma: the record's (one at every output time, for the loss and the
-    sigma's there, whatever the integrator) and the run's (its evaluations: every accepted
-    step, every output time inside a step, rejected steps' ends). Module docstring."""
+    ball's spectra, the checks), and two floors, each model evaluation at the cost of one
+    linearization at w0 (the best of three), with no product, kernel or sigma: the record's (one
+    at every output time, for the loss and the sigma's there, whatever the integrator) and the
+    run's (its evaluations: every accepted step, every output time inside a step, rejected
+    steps' ends). Module docstring."""
     print("verify by part, in units of bound (floors: model evaluations alone, + bound)")
     print(
         f"  {'case':>12} {'bound':>9} {'steps':>6} {'evals':>6} {'its bound':>10} "
-        f"{'flow steps':>11} "
-        f"{'recording':>10} {'rest':>6} {'verify':>7} {'record floor':>13} {'run floor':>10}"
+        f"{'flow steps':>11} {'recording':>10} {'rest':>6} {'verify':>7} {'record floor':>13} "
+        f"{'run floor':>10}"
     )
     for name, r in rec:
         b = r["bound"]

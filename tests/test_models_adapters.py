@@ -161,6 +161,7 @@ def test_conv_net_without_fast_path(held: bool) -> None:
     a memory limit that holds no J, from the Linear layer's layerwise block plus blocks of
     per-sample-gradient rows for the convolution."""
     from lazycheck import resources
+    from lazycheck.models.torch_adapter import _TorchLinearization
 
     torch.manual_seed(0)
     net = TorchConv()
@@ -175,6 +176,10 @@ def test_conv_net_without_fast_path(held: bool) -> None:
         J = lin.jacobian()
         assert np.allclose(J, fd_jacobian(prob.model, w, X, 1e-6), rtol=1e-7, atol=1e-9)
         assert np.allclose(lin.kernel(), J @ J.T, rtol=1e-13, atol=1e-14)
+        inner = lin
+        while not isinstance(inner, _TorchLinearization):
+            inner = inner.inner  # type: ignore[attr-defined]
+        assert (inner._J is not None) == held
         lin2 = prob.linearize(w + 0.01)
         J2 = lin2.jacobian()
         assert np.allclose(lin2.cross_kernel(lin), J2 @ J.T, rtol=1e-13, atol=1e-14)
