@@ -12,6 +12,7 @@ from helpers import fd_jacobian
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lazycheck.models.mlp as mlp_module
 from lazycheck.models.activations import ACTIVATIONS
 from lazycheck.models.base import Linearization
 from lazycheck.models.mlp import MLP
@@ -194,10 +195,16 @@ def test_jacobian_matches_central_differences(act: str, param: str, bias: bool, 
     assert J.shape == (N, model.n_params)
 
 
+#: the product routes of a linearization: layer by layer, and by the formed J (small networks)
+ROUTES = {"layered": 0, "by J": mlp_module.SMALL_JACOBIAN}
+
+
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize(("act", "param", "bias", "depth"), CONFIGS, ids=IDS)
 def test_jvp_and_vjp_are_adjoint_and_match_the_jacobian(
-    act: str, param: str, bias: bool, depth: int
+    act: str, param: str, bias: bool, depth: int, route: str, monkeypatch: pytest.MonkeyPatch
 ):
+    monkeypatch.setattr(mlp_module, "SMALL_JACOBIAN", ROUTES[route])
     model, X, w, rng = _setup(act, param, bias, depth)
     lin = model.linearize(w, X)
     J = lin.jacobian()
@@ -214,6 +221,24 @@ def test_jvp_and_vjp_are_adjoint_and_match_the_jacobian(
     # the Model convenience wrappers run the same computation
     np.testing.assert_array_equal(model.jvp(w, X, v), Jv)
     np.testing.assert_array_equal(model.vjp(w, X, r), JTr)
+    assert (lin._J is not None) == (route == "by J")  # type: ignore[attr-defined]
+
+
+def test_products_by_the_formed_jacobian_only_on_small_networks() -> None:
+    """J is formed for products where n p <= SMALL_JACOBIAN, and the two routes agree."""
+    rng = np.random.default_rng(3)
+    for widths, n in (((20,), 10), ((300,), 60)):
+        model = MLP(D, widths, "tanh")
+        w, X = model.init(rng), rng.standard_normal((n, D))
+        v, r = rng.standard_normal(model.n_params), rng.standard_normal(n)
+        lin = model.linearize(w, X)
+        Jv, JTr = lin.jvp(v), lin.vjp(r)
+        small = n * model.n_params <= mlp_module.SMALL_JACOBIAN
+        assert (lin._J is not None) == small  # type: ignore[attr-defined]
+        J = model.linearize(w, X).jacobian()
+        bound = 1e-13 * np.linalg.norm(J)
+        assert np.linalg.norm(Jv - J @ v) <= bound * np.linalg.norm(v)
+        assert np.linalg.norm(JTr - J.T @ r) <= bound * np.linalg.norm(r)
 
 
 @pytest.mark.parametrize(("act", "param", "bias", "depth"), CONFIGS, ids=IDS)
@@ -412,16 +437,22 @@ def test_property_kernels_equal_jacobian_products(arch: dict, n: int, seed: int)
     assert np.linalg.norm(lw.difference_kernel(lv) - dJ @ dJ.T) <= 1e-13 * (sw + sv) ** 2 + 1e-300
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @settings(max_examples=60, deadline=None)
 @given(arch=architectures(), n=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
-def test_property_jvp_and_vjp_are_adjoint(arch: dict, n: int, seed: int) -> None:
+def test_property_jvp_and_vjp_are_adjoint(arch: dict, n: int, seed: int, route: str) -> None:
     model = MLP(**arch)
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, arch["input_dim"]))
     lin = model.linearize(model.init(rng), X)
     v = rng.standard_normal(model.n_params)
     r = rng.standard_normal(n)
-    Jv, JTr = lin.jvp(v), lin.vjp(r)
+    saved = mlp_module.SMALL_JACOBIAN
+    mlp_module.SMALL_JACOBIAN = ROUTES[route]
+    try:
+        Jv, JTr = lin.jvp(v), lin.vjp(r)
+    finally:
+        mlp_module.SMALL_JACOBIAN = saved
     # |r|^T |J| |v| bounds the rounding of both sides; no squares, which underflow to 0 for
     # entries ~1e-214 (hypothesis found sigma_b = 1.3e-214, where ||J|| * ||v|| * ||r|| was 0)
     scale = float(np.abs(r) @ np.abs(lin.jacobian()) @ np.abs(v))
