@@ -266,16 +266,21 @@ class _TorchLinearization(RowLinearization):
     def _rows(self, lo: int, hi: int, names: list[str]) -> Array:
         """Rows lo:hi of the columns of J belonging to the parameters ``names`` (from the held
         J where there is one)."""
+        model = self.model
+        G = self._J[lo:hi] if self._J is not None else self._gradient_rows(lo, hi)
+        idx = [i for i, k in enumerate(model.names) if k in names]
+        if len(idx) == len(model.names):
+            return G
+        offs = np.concatenate([[0], np.cumsum(model.sizes)])
+        cols = [G[:, offs[i] : offs[i + 1]] for i in idx]
+        return np.hstack(cols) if cols else np.zeros((hi - lo, 0))
+
+    def _gradient_rows(self, lo: int, hi: int) -> Array:
+        """Rows lo:hi of J: per-sample gradients where rows are independent, else VJPs of the
+        basis vectors."""
         import torch
 
         model = self.model
-        idx = [i for i, k in enumerate(model.names) if k in names]
-        offs = np.concatenate([[0], np.cumsum(model.sizes)])
-        if self._J is not None:
-            if len(idx) == len(model.names):
-                return self._J[lo:hi]
-            held = [self._J[lo:hi, offs[i] : offs[i + 1]] for i in idx]
-            return np.hstack(held) if held else np.zeros((hi - lo, 0))
         if model.per_sample:
 
             def single(u: Any, x: Any) -> Any:
@@ -287,10 +292,7 @@ class _TorchLinearization(RowLinearization):
             E[torch.arange(hi - lo), torch.arange(lo, hi)] = 1.0
             _, pull = torch.func.vjp(self._fn, self.w)
             G = torch.func.vmap(lambda e: pull(e)[0])(E)
-        if len(idx) == len(model.names):
-            return G.detach().numpy()
-        cols = [G[:, offs[i] : offs[i + 1]] for i in idx]
-        return torch.cat(cols, dim=1).detach().numpy() if cols else np.zeros((hi - lo, 0))
+        return G.detach().numpy()
 
     def _layerwise(self, other: _TorchLinearization, difference: bool = False) -> Array:
         """Kernel blocks of Linear layers from (D D'^T) o (A A'^T + 1); the rest from rows."""
