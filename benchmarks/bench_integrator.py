@@ -26,13 +26,19 @@ the accuracy; near the end of a run the loss may sit within 1e4 of its floor, wh
 alpha = 1, 10, 100, 1000 (targets: >= 100x fewer evaluations at alpha >= 100, >= 20x at
 alpha = 1, the same final loss to 4 significant digits).
 
-Usage: ``python -m benchmarks.bench_integrator [old-new] [rk45] [--n 100 400]`` (default: both
-parts, --n 100). Wall times need an idle machine; counts do not.
+``--baseline REF`` compares with another commit's integrator instead (its
+``lazycheck/numerics/flow.py``, or ``lazycheck/flow.py`` before the move): round 11 measured
+the cached products taken from the basis point with ``--baseline 20f7f3d``.
+
+Usage: ``python -m benchmarks.bench_integrator [old-new] [rk45] [--n 100 400] [--baseline REF]``
+(default: both parts, --n 100, the baseline dbb9e81). Wall times need an idle machine; counts
+do not.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import re
 import subprocess
@@ -60,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench_integrator")
     ap.add_argument("parts", nargs="*", help="old-new, rk45 (default: both)")
     ap.add_argument("--n", type=int, nargs="+", default=[100])
+    ap.add_argument("--baseline", default=BASELINE_REF, help="the commit to compare with")
     args = ap.parse_args(argv)
     from lazycheck.threads import set_threads
 
@@ -69,17 +76,18 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown part(s) {sorted(unknown)}; choose from old-new, rk45")
     if "old-new" in parts:
-        old_vs_new(args.n)
+        old_vs_new(args.n, args.baseline)
     if "rk45" in parts:
         exp_vs_rk45()
 
 
-def old_vs_new(sizes: list[int]) -> None:
-    """Today's integrator against the baseline's, on the small sample and on wide_tanh."""
+def old_vs_new(sizes: list[int], ref: str = BASELINE_REF) -> None:
+    """Today's integrator against the one at commit ``ref``, on the small sample and on
+    wide_tanh."""
     from lazycheck.problem import load_problem
 
-    base = _baseline_flow()
-    print(f"old = lazycheck/flow.py at {BASELINE_REF[:10]}, new = this checkout")
+    base, path = _baseline_flow(ref)
+    print(f"old = {path} at {ref[:10]}, new = this checkout")
     header = (
         f"{'case':<26} {'which':<5} {'steps':>6} {'rej':>4} {'evals':>6} {'dense':>6} "
         f"{'products':>9} {'kernels':>7} {'int s':>7} | {'dev loss':>9} {'dev tol':>9} "
@@ -157,8 +165,10 @@ def _run(flow_module: types.ModuleType | None, prob: Any, **overrides: Any) -> t
     module = flow_module or lazycheck.numerics.flow
     integrate = module.integrate
 
+    takes_eig0 = "eig0" in inspect.signature(integrate).parameters
+
     def counted(*a: Any, **k: Any) -> Any:
-        if flow_module is not None:  # the baseline recomputes K0's eigendecomposition
+        if not takes_eig0:  # a baseline that recomputes K0's eigendecomposition (dbb9e81)
             k.pop("eig0", None)
         stats = integrate(*a, **k)
         kernels["n"] = getattr(stats, "n_kernels", 0)
@@ -207,24 +217,29 @@ def _deviation(res: Any, ref: Any) -> tuple[float, float, float]:
     return dev_l, dev_tol, num / den
 
 
-def _baseline_flow() -> types.ModuleType:
-    """lazycheck/flow.py at BASELINE_REF (since moved to lazycheck/numerics/), loaded as a module
-    with its imports of the modules moved with it pointed at their new places (needs git and the
-    history)."""
-    try:
-        src = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{BASELINE_REF}:lazycheck/flow.py"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise SystemExit(f"bench_integrator: cannot read the baseline from git: {exc}") from None
+def _baseline_flow(ref: str) -> tuple[types.ModuleType, str]:
+    """The integrator module at commit ``ref`` (lazycheck/numerics/flow.py, or lazycheck/flow.py
+    before it moved), loaded as a module with its imports of the modules moved with it pointed
+    at their new places (needs git and the history), and the path it was read from."""
+    src = path = ""
+    for path in ("lazycheck/numerics/flow.py", "lazycheck/flow.py"):
+        try:
+            src = subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{ref}:{path}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            break
+        except (OSError, subprocess.CalledProcessError) as exc:
+            err = exc
+    else:
+        raise SystemExit(f"bench_integrator: cannot read the baseline from git: {err}") from None
     src = re.sub(r"\blazycheck\.(linear_flow|spectrum)\b", r"lazycheck.numerics.\1", src)
     mod = types.ModuleType("lazycheck_flow_baseline")
     sys.modules[mod.__name__] = mod  # dataclasses look their module up
-    exec(compile(src, f"{BASELINE_REF[:10]}:lazycheck/flow.py", "exec"), mod.__dict__)
-    return mod
+    exec(compile(src, f"{ref[:10]}:{path}", "exec"), mod.__dict__)
+    return mod, path
 
 
 def _agreeing_digits(a: float, b: float) -> float:

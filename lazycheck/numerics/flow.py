@@ -97,10 +97,22 @@ Kernel reuse (issue 9). Any fixed L_b = -J_b^T J_b may replace L_k in the splitt
 remainder N_k(w) = F(w) - F_k - L_b (w - w_k) then also holds (L_k - L_b)(w - w_k), which the
 Adams polynomial integrates explicitly, and both error tests above measure it as they measure
 the curvature. So the eigenbasis of the kernel is built at one point b and kept while it serves:
-each point's products with it (L_b d_j, Q^T J_b F_j, Q^T J_b L_b d_j: three products, cached)
-give N_k(w_j) and its image for every step whose history holds the point, since
-L_b (d_j - d_k) = L_b d_j - L_b d_k; and where the basis is the current point's own, J_k x
-comes from it (Q (Q^T J x)) with no product. Where the basis is an earlier point's, the
+each point's products with it (L_b e_j, Q^T J_b F_j, Q^T J_b L_b e_j with e_j = d_j - d_b, the
+displacement from the basis point: three products, cached, two at b itself) give N_k(w_j)
+and its image for every step whose history holds the point, since
+L_b (d_j - d_k) = L_b e_j - L_b e_k; and where the basis is the current point's own, J_k x
+comes from it (Q (Q^T J x)) with no product. The products are taken from b, not from w0
+(round 11): L_b d_j - L_b d_k carries the rounding of eps lambda_max ||d_j||, which does not
+fall with the residual; late in a lazy run, where ||d_j - d_k|| is a tiny fraction of ||d_j||
+and the steps are long, the step's residual image J_b x (through the eigenbasis, which the
+error control measures) and the residual its weights make drifted apart, up to 1.4e4 times
+the residual's error budget (tests/test_numerics_flow_steps.py; on wide_tanh.toml at n = 400,
+with the basis rebuilt ahead of every step that followed a rebuild, a final loss 50 times
+the true one was accepted). From b they
+agree to 2e-4 budgets, and the noise no longer rejects steps on an earlier point's basis:
+wide_tanh.toml at n = 800, 209 steps, 41 rejected, 74 kernels -> 214, 4, 47 (39-41 s ->
+33 s); n = 400, 156, 9, 20 -> 156, 6, 17; n = 1600 unchanged (379 steps, 274 kernels: there
+the drift, not the noise, asks for them). Where the basis is an earlier point's, the
 residual-space errors are measured with J_k itself (alpha ||J_k est||, one JVP each). In the
 lazy regime one kernel serves most of the run; far from it (``samples/deep_tanh.toml``,
 alpha = 1) 7 kernels for 703 steps replace 659 kernels for 658 steps. Below n = 128
@@ -709,9 +721,9 @@ class _Point:
     noise_r: float  # rounding floor of residual errors
     noise_w: float  # rounding floor of weight errors
     key: int = -1  # serial of the basis the products below belong to (-1: none yet)
-    Ld: Array | None = None  # L_b d = -J_b^T J_b d
+    Ld: Array | None = None  # L_b e = -J_b^T J_b e, e = d - d_b (from the basis point)
     hatF: Array | None = None  # Q^T J_b F
-    hatLd: Array | None = None  # Q^T J_b L_b d = -lam o Q^T J_b d
+    hatLd: Array | None = None  # Q^T J_b L_b e = -lam o Q^T J_b e
 
 
 @dataclass(frozen=True)
@@ -795,14 +807,17 @@ class _Steps:
 
     def _prep(self, pt: _Point) -> None:
         """The point's products with the current basis (two or three products, none when
-        they are cached): L_b d, Q^T J_b F and Q^T J_b L_b d. Each N_j and its image under
-        Q^T J_b then costs no product: L_b (d_j - d_k) = L_b d_j - L_b d_k."""
+        they are cached): L_b e, Q^T J_b F and Q^T J_b L_b e with e = d - d_b, the
+        displacement from the basis point (none at b itself). Each N_j and its image under
+        Q^T J_b then costs no product: L_b (d_j - d_k) = L_b e_j - L_b e_k, whose rounding
+        scales with ||d_j - d_b||, not with ||d_j|| (module docstring, "Kernel reuse")."""
         b = self.basis
         assert b is not None
         if pt.key == b.serial:
             return
-        if np.any(pt.d):
-            Jd = b.lin.jvp(pt.d)
+        e = pt.d - b.d
+        if np.any(e):
+            Jd = b.lin.jvp(e)
             pt.Ld = -b.lin.vjp(Jd)
             pt.hatLd = -b.lam * (b.Q.T @ Jd)
             self.n_products += 2
