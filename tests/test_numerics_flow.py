@@ -223,7 +223,7 @@ def test_costly_rebuilds_keep_the_error_control(
     # the cost-aware rebuild rule (issue 9) only decides when the basis is rebuilt, never
     # whether a step is accurate. Far from the lazy regime (alpha = 1) with a low drift limit
     # (1/50) the basis is rebuilt several times at no cost; priced at 50 steps (the limit then
-    # 1/2, its cap) the basis at w0 (the linear flow's eigendecomposition of K0, so no kernel
+    # 1.02) the basis at w0 (the linear flow's eigendecomposition of K0, so no kernel
     # is built) serves the whole run, the drift integrated explicitly, with the same
     # C * rtol agreement with the tight reference
     from lazycheck.numerics import flow as flow_module
