@@ -37,8 +37,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
-	$(BIN)/ruff check lazycheck tests benchmarks
-	$(BIN)/ruff format --check lazycheck tests benchmarks
+	$(BIN)/ruff check lazycheck tests benchmarks samples
+	$(BIN)/ruff format --check lazycheck tests benchmarks samples
 
 clean:
 	rm -rf $(VENV) demo-run.npz demo-run.png .pytest_cache

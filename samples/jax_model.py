@@ -6,6 +6,9 @@ arrays (a pytree). Needs `pip install 'lazycheck[jax]'`. Used by samples/jax_mlp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import pairwise
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -18,9 +21,11 @@ def apply(params: dict, X: jnp.ndarray) -> jnp.ndarray:
     return h @ v / jnp.sqrt(v.shape[0])
 
 
-def make_model(input_dim: int, rng: np.random.Generator, widths: tuple = (64, 64)):
+def make_model(
+    input_dim: int, rng: np.random.Generator, widths: tuple = (64, 64)
+) -> tuple[Callable[[dict, jnp.ndarray], jnp.ndarray], dict]:
     """Weights N(0, 1) drawn from lazycheck's seeded generator (the spec's init stream)."""
     dims = [input_dim, *widths]
-    hidden = [jnp.asarray(rng.standard_normal((b, a))) for a, b in zip(dims, dims[1:])]
+    hidden = [jnp.asarray(rng.standard_normal((b, a))) for a, b in pairwise(dims)]
     params = {"hidden": hidden, "out": jnp.asarray(rng.standard_normal(dims[-1]))}
     return apply, params

@@ -134,12 +134,12 @@ products). R is 0.6 at n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is re
   n = 1600 that rebuilt it 357 times in 544 steps, 388 s of a 673 s run). The cap was 1/2
   until round 11: uncapped (1.65 at n = 1600) the steps it allowed were rejected, and a
   rejection rebuilds: 609 steps, 243 rejected, 312 kernels; capped, 535 steps, 18 rejected,
-  317 kernels. Those rejections were the cached products' rounding (above): since they are
-  taken from the basis point, the limit of 1.65 at n = 1600 takes 378 steps, 7 rejected,
-  180 kernels and 260 s where the cap of 1/2 took 379, 7, 274 and 324 s (the losses within
-  2.7e-6 of each other where above 1e-12); at n = 800 (limit 0.7) 40 kernels where 1/2
-  took 47, at the same 214 steps and 4 rejections and no gain in time. The cap of 2 binds
-  from n ~ 2000 on, where it is not measured;
+  317 kernels. With the cached products taken from the basis point (above), that limit no
+  longer draws rejections: at n = 1600 it takes 378 steps, 7 rejected, 180 kernels and 260 s
+  where the cap of 1/2 took 379, 7, 274 and 324 s (the losses within 2.7e-6 of each other
+  where above 1e-12); at n = 800 (limit 0.7) 40 kernels where 1/2 took 47, at the same 214
+  steps and 4 rejections and no gain in time. The cap of 2 binds from n ~ 2000 on, where it
+  is not measured;
 * after a rejected step on an earlier point's basis. The same step is then retried on the new
   basis at order 1 (exponential Euler, the history set aside); if that is rejected too, it is
   retried with the history back, smaller (by the first rejection's error), and from then on
