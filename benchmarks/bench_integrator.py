@@ -221,7 +221,6 @@ def _baseline_flow(ref: str) -> tuple[types.ModuleType, str]:
     """The integrator module at commit ``ref`` (lazycheck/numerics/flow.py, or lazycheck/flow.py
     before it moved), loaded as a module with its imports of the modules moved with it pointed
     at their new places (needs git and the history), and the path it was read from."""
-    src = path = ""
     for path in ("lazycheck/numerics/flow.py", "lazycheck/flow.py"):
         try:
             src = subprocess.run(

@@ -23,7 +23,6 @@ import pytest
 from lazycheck.commands.simulate import simulate
 from lazycheck.numerics import flow as flow_module
 from lazycheck.numerics.flow import _Interp, _vandermonde
-from lazycheck.numerics.linear_flow import phi_table
 from lazycheck.problem import Problem, load_problem, make_problem
 from lazycheck.spec import parse_spec
 
@@ -127,22 +126,27 @@ def test_a_steps_residual_image_is_the_residual_its_weights_make(
     if keep:
         monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
     seen: list[float] = []
-    real = flow_module._Steps._trial
+    steps: list[tuple[np.ndarray, np.ndarray]] = []  # (x, J_b x through the basis) of a trial
+    real_poly, real_trial = flow_module._Steps._integrate_poly, flow_module._Steps._trial
+
+    def integrate_poly(self: flow_module._Steps, *args: Any) -> tuple[np.ndarray, np.ndarray]:
+        out = real_poly(self, *args)
+        if args[-1] == 0:  # m0 = 0: the step itself (m0 = 1: an error estimate)
+            steps.append(out)
+        return out
 
     def trial(self: flow_module._Steps, cur: Any, c: _Interp, h: float) -> Any:
-        out = real(self, cur, c, h)
-        b = self.basis
-        assert b is not None
-        tab = phi_table(max(c.q + 2, 3), h * b.lam)
-        C = np.vstack([cur.F[None, :], c.C])
-        C_hat = np.vstack([cur.hatF[None, :], c.C_hat])
-        step, image = self._integrate_poly(C, C_hat, h, tab, 0)
-        product = b.lin.jvp(step)
+        steps.clear()  # dense output's steps since the last trial
+        out = real_trial(self, cur, c, h)
+        assert self.basis is not None and len(steps) == 1
+        step, image = steps.pop()
+        product = self.basis.lin.jvp(step)
         r_new = float(np.linalg.norm(cur.r + self.alpha * product))
         budget = self.atol + self.rtol * r_new + cur.noise_r
         seen.append(self.alpha * float(np.linalg.norm(product - image)) / budget)
         return out
 
+    monkeypatch.setattr(flow_module._Steps, "_integrate_poly", integrate_poly)
     monkeypatch.setattr(flow_module._Steps, "_trial", trial)
     run = simulate(prob, alpha=alpha, rtol=1e-7, atol=1e-14)
     assert run.success, run.message
