@@ -20,7 +20,10 @@ kernel within 1.3x of its floor. Cases A and B themselves run as the Python API 
 
 Last, ``Activation.sup_abs_d1_d2`` (the certified beta's inner loop) on 400 x 2000 tanh
 intervals, in cache-sized blocks against the whole arrays at once and against the two
-separate calls it equals bit for bit.
+separate calls it equals bit for bit. Then the built-in MLP's products J v and J^T r at n = 400
+and 1600 (width 2000, d = 10, one thread), the first layer's GEMM with its short side leading,
+against the orientation before round 12, with their largest difference
+(:func:`case_products`).
 
 Memory is measured two ways and both are printed:
 
@@ -439,6 +442,81 @@ def case_sup(shape: tuple[int, int] = (400, 2000)) -> dict[str, float]:
     return dict(t)
 
 
+def case_products(sizes: tuple[int, ...] = (400, 1600)) -> list[dict[str, float]]:
+    """J v and J^T r of the built-in MLP (``benchmarks/specs/wide_tanh.toml``: width 2000,
+    d = 10, one thread as the CLI runs products) as shipped, the first layer's GEMM with its
+    short side leading and the bias riding along (``_short_side_jvp``, ``_short_side_vjp``),
+    against the orientation before round 12 (D V then D vb; D^T (A r) then D^T r), timed in
+    turn (best of 21), and the largest difference between the two relative to the result. It
+    sets the CLI's thread policy for the rest of the process, so :func:`main` runs it last."""
+    import lazycheck
+    from lazycheck.threads import set_threads
+
+    set_threads(1)
+    rows = []
+    for n in sizes:
+        prob = lazycheck.load_problem(
+            REPO / "benchmarks" / "specs" / "wide_tanh.toml", settings={"data.n": n}
+        )
+        lin = prob.linearize(prob.w0)
+        rng = np.random.default_rng(0)
+        v, r = rng.standard_normal(prob.p), rng.standard_normal(n)
+        parts = {
+            "J v": lambda lin=lin, v=v: lin.jvp(v),
+            "J v before": lambda lin=lin, v=v: _jvp_before(lin, v),
+            "J^T r": lambda lin=lin, r=r: lin.vjp(r),
+            "J^T r before": lambda lin=lin, r=r: _vjp_before(lin, r),
+        }
+        t = best_interleaved(parts, repeat=21)
+        dev = max(
+            float(np.abs(parts[k]() - parts[f"{k} before"]()).max() / np.abs(parts[k]()).max())
+            for k in ("J v", "J^T r")
+        )
+        print(
+            f"products, n = {n}, p = {prob.p}: J v {t['J v'] * 1e3:.2f} ms (before "
+            f"{t['J v before'] * 1e3:.2f} ms, {t['J v before'] / t['J v']:.2f}x), J^T r "
+            f"{t['J^T r'] * 1e3:.2f} ms (before {t['J^T r before'] * 1e3:.2f} ms, "
+            f"{t['J^T r before'] / t['J^T r']:.2f}x); largest relative difference {dev:.1e}"
+        )
+        rows.append({"n": n, **t, "dev": dev})
+    return rows
+
+
+def _layers(lin: Any) -> tuple[Any, Any]:
+    """The MLP linearization under lazycheck's wrappers (the centering shift)."""
+    while not hasattr(lin, "deltas"):
+        lin = lin.inner
+    return lin, lin.model
+
+
+def _jvp_before(lin: Any, v: np.ndarray) -> np.ndarray:
+    """J v as before round 12: D V (n x fan_in) then D vb, two passes over D."""
+    lin, model = _layers(lin)
+    out = np.zeros(lin.f.shape[0])
+    layers = zip(model.layers, model.unpack(v), lin.inputs, lin.deltas, strict=True)
+    for layer, (V, vb), A, D in layers:
+        if V.shape[1] < V.shape[0]:
+            out += layer.c_w * np.einsum("ik,ik->i", A, D @ V)
+        else:
+            out += layer.c_w * np.einsum("ij,ij->i", D, A @ V.T)
+        if vb is not None:
+            out += layer.c_b * (D @ vb)
+    return out
+
+
+def _vjp_before(lin: Any, r: np.ndarray) -> np.ndarray:
+    """J^T r as before round 12: D^T (A r) then D^T r."""
+    lin, model = _layers(lin)
+    parts = []
+    for layer, A, D in zip(model.layers, lin.inputs, lin.deltas, strict=True):
+        narrow_a = A.shape[1] < D.shape[1]
+        G = D.T @ (A * r[:, None]) if narrow_a else (D * r[:, None]).T @ A
+        parts.append((layer.c_w * G).ravel())
+        if layer.bias:
+            parts.append(layer.c_b * (D.T @ r))
+    return np.concatenate(parts)
+
+
 def main() -> None:
     print("== bench_kernel: layerwise tangent kernel vs J J^T")
     print(f"numpy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
@@ -452,6 +530,7 @@ def main() -> None:
     case_floor()
     case_b()
     case_sup()
+    case_products()
     print(f"load average at the end: {_load()}")
 
 

@@ -221,8 +221,9 @@ class _MLPLinearization(Linearization):
     def jvp(self, v: Array) -> Array:
         """J v: by the formed J on a small network (:meth:`_small_jacobian`), else layer by
         layer: sum over units of delta_ij (c a_i^T V_j + c_b vb_j), the contraction taken
-        through the narrower side (D V, n x fan_in, when fan_in < fan_out; else A V^T,
-        n x fan_out), so no n x width temporary is made where it can be avoided."""
+        through the narrower side (V^T D^T, fan_in x n, with the bias's row in the same GEMM
+        when fan_in < fan_out: :func:`_short_side_jvp`; else A V^T, n x fan_out), so no
+        n x width temporary is made where it can be avoided."""
         v = np.asarray(v, dtype=np.float64)
         J = self._small_jacobian()
         if J is not None:
@@ -232,9 +233,12 @@ class _MLPLinearization(Linearization):
             self.model.layers, self.model.unpack(v), self.inputs, self.deltas, strict=True
         ):
             if V.shape[1] < V.shape[0]:
-                out += layer.c_w * np.einsum("ik,ik->i", A, D @ V)
-            else:
-                out += layer.c_w * np.einsum("ij,ij->i", D, A @ V.T)
+                M, mb = _short_side_jvp(D, V, vb)
+                out += layer.c_w * np.einsum("ki,ik->i", M, A)
+                if mb is not None:
+                    out += layer.c_b * mb
+                continue
+            out += layer.c_w * np.einsum("ij,ij->i", D, A @ V.T)
             if vb is not None:
                 out += layer.c_b * (D @ vb)
         return out
@@ -242,15 +246,21 @@ class _MLPLinearization(Linearization):
     def vjp(self, r: Array) -> Array:
         """J^T r: by the formed J on a small network (:meth:`_small_jacobian`), else layer by
         layer: c D^T diag(r) A, with r applied to the narrower of D and A (no n x width
-        temporary where it can be avoided), and c_b D^T r for the biases."""
+        temporary where it can be avoided), and c_b D^T r for the biases (in the same GEMM
+        when A is the narrower: :func:`_short_side_vjp`)."""
         r = np.asarray(r, dtype=np.float64)
         J = self._small_jacobian()
         if J is not None:
             return r @ J
         parts = []
         for layer, A, D in zip(self.model.layers, self.inputs, self.deltas, strict=True):
-            narrow_a = A.shape[1] < D.shape[1]
-            G = D.T @ (A * r[:, None]) if narrow_a else (D * r[:, None]).T @ A
+            if A.shape[1] < D.shape[1]:
+                GT, gb = _short_side_vjp(D, A, r, layer.bias)
+                parts.append((layer.c_w * GT).T.ravel())
+                if gb is not None:
+                    parts.append(layer.c_b * gb)
+                continue
+            G = (D * r[:, None]).T @ A
             G *= layer.c_w
             parts.append(G.ravel())
             if layer.bias:
@@ -383,7 +393,8 @@ def _difference_jvp(model: MLP, terms: list[_DifferenceTerm], v: Array) -> Array
             if left is None or right is None:
                 continue
             if V.shape[1] < V.shape[0]:
-                out += layer.c_w * np.einsum("ik,ik->i", right, left @ V)
+                M, _ = _short_side_jvp(left, V, None)
+                out += layer.c_w * np.einsum("ki,ik->i", M, right)
             else:
                 out += layer.c_w * np.einsum("ij,ij->i", left, right @ V.T)
         if vb is not None and dD is not None:
@@ -401,7 +412,7 @@ def _difference_vjp(terms: list[_DifferenceTerm], r: Array) -> Array:
             if left is None or right is None:
                 continue
             if right.shape[1] < left.shape[1]:
-                G += left.T @ (right * r[:, None])
+                G += _short_side_vjp(left, right, r, False)[0].T
             else:
                 G += (left * r[:, None]).T @ right
         G *= layer.c_w
@@ -409,6 +420,33 @@ def _difference_vjp(terms: list[_DifferenceTerm], r: Array) -> Array:
         if layer.bias:
             parts.append(layer.c_b * (dD.T @ r) if dD is not None else np.zeros(D2.shape[1]))
     return np.concatenate(parts)
+
+
+def _short_side_jvp(D: Array, V: Array, vb: Array | None) -> tuple[Array, Array | None]:
+    """(D V)^T and D vb for a layer whose fan-in k is below its fan-out: as [V vb]^T D^T, one
+    GEMM with the short side leading and the bias's row riding along, one pass over D. On
+    these skinny shapes OpenBLAS runs that orientation faster than D V (at n = 1600, width
+    2000, k = 10 on one thread: J v 6.5 -> 4.8 ms, benchmarks/bench_kernel.py ``products``)."""
+    k = V.shape[1]
+    VT = np.empty((k + (vb is not None), V.shape[0]))
+    VT[:k] = V.T
+    if vb is not None:
+        VT[k] = vb
+    M = VT @ D.T
+    return M[:k], (M[k] if vb is not None else None)
+
+
+def _short_side_vjp(D: Array, A: Array, r: Array, bias: bool) -> tuple[Array, Array | None]:
+    """(D^T diag(r) A)^T and D^T r (if ``bias``) for a layer whose fan-in (A's columns) is
+    below its fan-out: as [A^T diag(r); r^T] D, one GEMM with the short side leading and the
+    bias's row riding along (as :func:`_short_side_jvp`; J^T r 7.1 -> 4.3 ms there)."""
+    k = A.shape[1]
+    AR = np.empty((k + bias, A.shape[0]))
+    np.multiply(A.T, r, out=AR[:k])
+    if bias:
+        AR[k] = r
+    M = AR @ D
+    return M[:k], (M[k] if bias else None)
 
 
 def _gram(M: Array, scale: float = 1.0) -> Array:
