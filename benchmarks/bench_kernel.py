@@ -445,7 +445,7 @@ def case_sup(shape: tuple[int, int] = (400, 2000)) -> dict[str, float]:
 def case_products(sizes: tuple[int, ...] = (400, 1600)) -> list[dict[str, float]]:
     """J v and J^T r of the built-in MLP (``benchmarks/specs/wide_tanh.toml``: width 2000,
     d = 10, one thread as the CLI runs products) as shipped, the first layer's GEMM with its
-    short side leading and the bias riding along (``_short_side_jvp``, ``_short_side_vjp``),
+    short side leading and the bias riding along (``_narrow_jvp``, ``_narrow_vjp``),
     against the orientation before round 12 (D V then D vb; D^T (A r) then D^T r), timed in
     turn (best of 21), and the largest difference between the two relative to the result. It
     sets the CLI's thread policy for the rest of the process, so :func:`main` runs it last."""

@@ -195,8 +195,20 @@ def test_jacobian_matches_central_differences(act: str, param: str, bias: bool, 
     assert J.shape == (N, model.n_params)
 
 
-#: the product routes of a linearization: layer by layer, and by the formed J (small networks)
-ROUTES = {"layered": 0, "by J": mlp_module.SMALL_JACOBIAN}
+#: the product routes of a linearization, as (SMALL_JACOBIAN, SHORT_SIDE_MIN_N): layer by layer
+#: (the first layer's GEMM with its long side leading, as below SHORT_SIDE_MIN_N rows, and with
+#: its short side leading, as from there on), and by the formed J (small networks)
+ROUTES = {
+    "layered": (0, 1 << 62),
+    "short side": (0, 0),
+    "by J": (mlp_module.SMALL_JACOBIAN, mlp_module.SHORT_SIDE_MIN_N),
+}
+
+
+def _route(route: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    small, short = ROUTES[route]
+    monkeypatch.setattr(mlp_module, "SMALL_JACOBIAN", small)
+    monkeypatch.setattr(mlp_module, "SHORT_SIDE_MIN_N", short)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -204,7 +216,7 @@ ROUTES = {"layered": 0, "by J": mlp_module.SMALL_JACOBIAN}
 def test_jvp_and_vjp_are_adjoint_and_match_the_jacobian(
     act: str, param: str, bias: bool, depth: int, route: str, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(mlp_module, "SMALL_JACOBIAN", ROUTES[route])
+    _route(route, monkeypatch)
     model, X, w, rng = _setup(act, param, bias, depth)
     lin = model.linearize(w, X)
     J = lin.jacobian()
@@ -265,11 +277,14 @@ def test_layerwise_kernels_match_products_of_jacobians(
     np.testing.assert_array_equal(model.cross_kernel(w, v, X), lw.cross_kernel(lv))
 
 
+@pytest.mark.parametrize("route", ["layered", "short side"])
 @pytest.mark.parametrize(("act", "param", "bias", "depth"), CONFIGS, ids=IDS)
 def test_difference_products_match_the_difference_of_jacobians(
-    act: str, param: str, bias: bool, depth: int
+    act: str, param: str, bias: bool, depth: int, route: str, monkeypatch: pytest.MonkeyPatch
 ):
-    """(J_w - J_v) u and (J_w - J_v)^T a against the formed Jacobians' difference."""
+    """(J_w - J_v) u and (J_w - J_v)^T a against the formed Jacobians' difference, with the
+    first layer's GEMM either way round."""
+    _route(route, monkeypatch)
     model, X, rng, w, _v, lw, lv = _two_points(act, param, bias, depth)
     prods = lw.difference_products(lv)
     assert prods is not None
@@ -447,12 +462,9 @@ def test_property_jvp_and_vjp_are_adjoint(arch: dict, n: int, seed: int, route: 
     lin = model.linearize(model.init(rng), X)
     v = rng.standard_normal(model.n_params)
     r = rng.standard_normal(n)
-    saved = mlp_module.SMALL_JACOBIAN
-    mlp_module.SMALL_JACOBIAN = ROUTES[route]
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        _route(route, mp)
         Jv, JTr = lin.jvp(v), lin.vjp(r)
-    finally:
-        mlp_module.SMALL_JACOBIAN = saved
     # |r|^T |J| |v| bounds the rounding of both sides; no squares, which underflow to 0 for
     # entries ~1e-214 (hypothesis found sigma_b = 1.3e-214, where ||J|| * ||v|| * ||r|| was 0)
     scale = float(np.abs(r) @ np.abs(lin.jacobian()) @ np.abs(v))

@@ -43,6 +43,10 @@ Array = np.ndarray
 #: 40 us; at n p = 44,000 (past 128 KiB, where a new array is mapped afresh) 29 against 15 us,
 #: but forming J took 320 us more, over what the ~18 products of an integrator step save.
 SMALL_JACOBIAN = 1 << 14
+#: from this many rows on, a layer whose fan-in is below its fan-out takes its products' GEMM
+#: with the short side leading (:func:`_narrow_jvp`, :func:`_narrow_vjp`): faster from n ~ 200
+#: on, slower at n = 50, mixed at n = 100 (width 1000 to 10,000, k = 10, one thread)
+SHORT_SIDE_MIN_N = 128
 
 
 @dataclass(frozen=True)
@@ -221,9 +225,9 @@ class _MLPLinearization(Linearization):
     def jvp(self, v: Array) -> Array:
         """J v: by the formed J on a small network (:meth:`_small_jacobian`), else layer by
         layer: sum over units of delta_ij (c a_i^T V_j + c_b vb_j), the contraction taken
-        through the narrower side (V^T D^T, fan_in x n, with the bias's row in the same GEMM
-        when fan_in < fan_out: :func:`_short_side_jvp`; else A V^T, n x fan_out), so no
-        n x width temporary is made where it can be avoided."""
+        through the narrower side (D V, n x fan_in, when fan_in < fan_out:
+        :func:`_narrow_jvp`; else A V^T, n x fan_out), so no n x width temporary is made where
+        it can be avoided."""
         v = np.asarray(v, dtype=np.float64)
         J = self._small_jacobian()
         if J is not None:
@@ -233,10 +237,10 @@ class _MLPLinearization(Linearization):
             self.model.layers, self.model.unpack(v), self.inputs, self.deltas, strict=True
         ):
             if V.shape[1] < V.shape[0]:
-                M, mb = _short_side_jvp(D, V, vb)
-                out += layer.c_w * np.einsum("ki,ik->i", M, A)
-                if mb is not None:
-                    out += layer.c_b * mb
+                DV, Dvb = _narrow_jvp(D, V, vb)
+                out += layer.c_w * np.einsum("ik,ik->i", A, DV)
+                if Dvb is not None:
+                    out += layer.c_b * Dvb
                 continue
             out += layer.c_w * np.einsum("ij,ij->i", D, A @ V.T)
             if vb is not None:
@@ -247,7 +251,7 @@ class _MLPLinearization(Linearization):
         """J^T r: by the formed J on a small network (:meth:`_small_jacobian`), else layer by
         layer: c D^T diag(r) A, with r applied to the narrower of D and A (no n x width
         temporary where it can be avoided), and c_b D^T r for the biases (in the same GEMM
-        when A is the narrower: :func:`_short_side_vjp`)."""
+        when A is the narrower: :func:`_narrow_vjp`)."""
         r = np.asarray(r, dtype=np.float64)
         J = self._small_jacobian()
         if J is not None:
@@ -255,8 +259,8 @@ class _MLPLinearization(Linearization):
         parts = []
         for layer, A, D in zip(self.model.layers, self.inputs, self.deltas, strict=True):
             if A.shape[1] < D.shape[1]:
-                GT, gb = _short_side_vjp(D, A, r, layer.bias)
-                parts.append((layer.c_w * GT).T.ravel())
+                G, gb = _narrow_vjp(D, A, r, layer.bias)
+                parts.append((layer.c_w * G).ravel())
                 if gb is not None:
                     parts.append(layer.c_b * gb)
                 continue
@@ -393,8 +397,7 @@ def _difference_jvp(model: MLP, terms: list[_DifferenceTerm], v: Array) -> Array
             if left is None or right is None:
                 continue
             if V.shape[1] < V.shape[0]:
-                M, _ = _short_side_jvp(left, V, None)
-                out += layer.c_w * np.einsum("ki,ik->i", M, right)
+                out += layer.c_w * np.einsum("ik,ik->i", right, _narrow_jvp(left, V, None)[0])
             else:
                 out += layer.c_w * np.einsum("ij,ij->i", left, right @ V.T)
         if vb is not None and dD is not None:
@@ -412,7 +415,7 @@ def _difference_vjp(terms: list[_DifferenceTerm], r: Array) -> Array:
             if left is None or right is None:
                 continue
             if right.shape[1] < left.shape[1]:
-                G += _short_side_vjp(left, right, r, False)[0].T
+                G += _narrow_vjp(left, right, r, False)[0]
             else:
                 G += (left * r[:, None]).T @ right
         G *= layer.c_w
@@ -422,31 +425,37 @@ def _difference_vjp(terms: list[_DifferenceTerm], r: Array) -> Array:
     return np.concatenate(parts)
 
 
-def _short_side_jvp(D: Array, V: Array, vb: Array | None) -> tuple[Array, Array | None]:
-    """(D V)^T and D vb for a layer whose fan-in k is below its fan-out: as [V vb]^T D^T, one
-    GEMM with the short side leading and the bias's row riding along, one pass over D. On
-    these skinny shapes OpenBLAS runs that orientation faster than D V (at n = 1600, width
-    2000, k = 10 on one thread: J v 6.5 -> 4.8 ms, benchmarks/bench_kernel.py ``products``)."""
+def _narrow_jvp(D: Array, V: Array, vb: Array | None) -> tuple[Array, Array | None]:
+    """D V (n x k) and D vb for a layer whose fan-in k is below its fan-out. From
+    :data:`SHORT_SIDE_MIN_N` rows on as ([V vb]^T D^T)^T: one GEMM with the short side leading
+    and the bias's row riding along, one pass over D; on these skinny shapes OpenBLAS runs
+    that orientation faster (width 2000, k = 10, one thread: J v 1.2x-1.4x at n = 400 to 1600,
+    ``benchmarks/bench_kernel.py``, :func:`case_products`), below it slower (n = 50: 48 -> 61
+    us at width 1000)."""
+    if D.shape[0] < SHORT_SIDE_MIN_N:
+        return D @ V, (D @ vb if vb is not None else None)
     k = V.shape[1]
     VT = np.empty((k + (vb is not None), V.shape[0]))
     VT[:k] = V.T
     if vb is not None:
         VT[k] = vb
     M = VT @ D.T
-    return M[:k], (M[k] if vb is not None else None)
+    return M[:k].T, (M[k] if vb is not None else None)
 
 
-def _short_side_vjp(D: Array, A: Array, r: Array, bias: bool) -> tuple[Array, Array | None]:
-    """(D^T diag(r) A)^T and D^T r (if ``bias``) for a layer whose fan-in (A's columns) is
-    below its fan-out: as [A^T diag(r); r^T] D, one GEMM with the short side leading and the
-    bias's row riding along (as :func:`_short_side_jvp`; J^T r 7.1 -> 4.3 ms there)."""
+def _narrow_vjp(D: Array, A: Array, r: Array, bias: bool) -> tuple[Array, Array | None]:
+    """D^T diag(r) A (fan-out x k) and D^T r (if ``bias``) for a layer whose fan-in k (A's
+    columns) is below its fan-out; from :data:`SHORT_SIDE_MIN_N` rows on as
+    ([A^T diag(r); r^T] D)^T, one GEMM, as :func:`_narrow_jvp` (J^T r 1.3x-1.9x there)."""
+    if D.shape[0] < SHORT_SIDE_MIN_N:
+        return D.T @ (A * r[:, None]), (D.T @ r if bias else None)
     k = A.shape[1]
     AR = np.empty((k + bias, A.shape[0]))
     np.multiply(A.T, r, out=AR[:k])
     if bias:
         AR[k] = r
     M = AR @ D
-    return M[:k], (M[k] if bias else None)
+    return M[:k].T, (M[k] if bias else None)
 
 
 def _gram(M: Array, scale: float = 1.0) -> Array:
