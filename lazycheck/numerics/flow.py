@@ -128,7 +128,9 @@ reproducible) in units of JVP/VJP products, R = (n / 80 + 0.5 n^2 / p) / 14 acce
 (:func:`_rebuild_cost`; measured on ``wide_tanh.toml`` at n = 1600, p = 22,000, one BLAS thread:
 a product 13 ms, the kernel 0.27 s = n / 80 products, the eigendecomposition ~0.8 s =
 0.5 n^2 / p products, an accepted step one model evaluation (50 ms, ~4 products) and ~10
-products). R is 0.6 at n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is rebuilt
+products; before round 12 made the products 1.2x-1.9x faster, so a rebuild now costs more
+steps than R says: the limit's coefficient below was measured after it). R is 0.6 at
+n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is rebuilt
 
 * at an accepted point when h ||L_k - L_b|| > min((1 + R) / 2, 3) (round 12; (1 + R) / 4
   capped at 2 in round 11 and at 1/2 from round 8; a constant 1/4 before, which at n = 1600
@@ -140,10 +142,11 @@ products). R is 0.6 at n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is re
   rejected, 40, 25, 17 kernels; n = 400, 0.4 -> 0.8: 6 -> 21 rejected and 17 -> 26 kernels at
   the same time (a rebuild costs 0.6 steps there). From about 5 on, steps cascade: every step
   is rejected on a basis one step old and rebuilt (n = 1600 at 6.6: 592 steps, 506 rejected,
-  505 kernels, 691 s; n = 800 at 5.6: 172 rejected). The drift's power estimate (below) is
-  one step from the last direction, from below, and a fresh pair of bases never gets a second
-  one; halving the limit at each such rejection, down to 1.65, did not stop the cascade (499
-  of them). So the limit is capped at 3, binding from n ~ 1500 on;
+  505 kernels, 691 s; n = 800 at 5.6, with the halving below: 172 rejected). The drift's
+  power estimate (below) is one step from the last direction, from below, and a fresh pair
+  of bases never gets a second one; halving the limit at each such rejection, down to 1.65,
+  did not stop the cascade (499 of them). So the limit is capped at 3, binding from
+  n ~ 1500 on;
 * after a rejected step on an earlier point's basis. The same step is then retried on the new
   basis at order 1 (exponential Euler, the history set aside); if that is rejected too, it is
   retried with the history back, smaller (by the first rejection's error), and from then on
