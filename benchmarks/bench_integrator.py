@@ -28,11 +28,15 @@ alpha = 1, the same final loss to 4 significant digits).
 
 ``--baseline REF`` compares with another commit's integrator instead (its
 ``lazycheck/numerics/flow.py``, or ``lazycheck/flow.py`` before the move): round 11 measured
-the cached products taken from the basis point with ``--baseline 20f7f3d``.
+the cached products taken from the basis point with ``--baseline 20f7f3d``, round 13 the
+moving reference point and the rebuild rules with ``--baseline 96c3b94``. ``--alpha A`` runs
+wide_tanh at alpha = A instead of its spec's 1e4; ``--tight`` adds, for each wide_tanh run, a
+reference by today's integrator at rtol 1e-10 (minutes at n = 400), and the deviations are
+then measured against it rather than between old and new.
 
-Usage: ``python -m benchmarks.bench_integrator [old-new] [rk45] [--n 100 400] [--baseline REF]``
-(default: both parts, --n 100, the baseline dbb9e81). Wall times need an idle machine; counts
-do not.
+Usage: ``python -m benchmarks.bench_integrator [old-new] [rk45] [--n 100 400] [--baseline REF]
+[--alpha A] [--tight]`` (default: both parts, --n 100, the baseline dbb9e81). Wall times need
+an idle machine; counts do not.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ DECAY = 5.0
 RTOL_EXP = 1e-6
 RTOL_RK45 = 1e-6
 RTOL_REF = 1e-11
+#: --tight: wide_tanh's reference, today's integrator at this rtol and atol
+RTOL_TIGHT, ATOL_TIGHT = 1e-10, 1e-18
 ATOL = 1e-15
 
 
@@ -67,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("parts", nargs="*", help="old-new, rk45 (default: both)")
     ap.add_argument("--n", type=int, nargs="+", default=[100])
     ap.add_argument("--baseline", default=BASELINE_REF, help="the commit to compare with")
+    ap.add_argument("--alpha", type=float, default=None, help="wide_tanh's alpha (default 1e4)")
+    ap.add_argument("--tight", action="store_true", help="a tight reference for wide_tanh")
     args = ap.parse_args(argv)
     from lazycheck.threads import set_threads
 
@@ -76,14 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown part(s) {sorted(unknown)}; choose from old-new, rk45")
     if "old-new" in parts:
-        old_vs_new(args.n, args.baseline)
+        old_vs_new(args.n, args.baseline, args.alpha, args.tight)
     if "rk45" in parts:
         exp_vs_rk45()
 
 
-def old_vs_new(sizes: list[int], ref: str = BASELINE_REF) -> None:
+def old_vs_new(
+    sizes: list[int], ref: str = BASELINE_REF, alpha: float | None = None, tight: bool = False
+) -> None:
     """Today's integrator against the one at commit ``ref``, on the small sample and on
-    wide_tanh."""
+    wide_tanh (at ``alpha`` when given; against a tight reference run when ``tight``)."""
     from lazycheck.problem import load_problem
 
     base, path = _baseline_flow(ref)
@@ -96,15 +106,21 @@ def old_vs_new(sizes: list[int], ref: str = BASELINE_REF) -> None:
     print(header)
     print("-" * len(header))
     small = load_problem(SPEC)
-    for alpha in (1.0, 100.0):
-        kw = {"alpha": alpha, "decay": DECAY, "atol": ATOL}
+    for a in (1.0, 100.0):
+        kw = {"alpha": a, "decay": DECAY, "atol": ATOL}
         ref = _run(None, small, method="DOP853", rtol=RTOL_REF, **kw)
         runs = {w: _run(base if w == "old" else None, small, rtol=RTOL_EXP, **kw) for w in _W}
-        _rows(f"two_layer_tanh alpha={alpha:g}", runs, ref)
+        _rows(f"two_layer_tanh alpha={a:g}", runs, ref)
+    kw = {} if alpha is None else {"alpha": alpha}
+    case = "wide_tanh" + ("" if alpha is None else f" a={alpha:g}")
     for n in sizes:
         prob = load_problem(WIDE, settings={"data.n": n})
-        runs = {w: _run(base if w == "old" else None, prob) for w in _W}
-        _rows(f"wide_tanh n={n}", runs, runs["old"], ref_name="old")
+        runs = {w: _run(base if w == "old" else None, prob, **kw) for w in _W}
+        if tight:
+            ref = _run(None, prob, rtol=RTOL_TIGHT, atol=ATOL_TIGHT, **kw)
+            _rows(f"{case} n={n}", runs, ref, ref_name=f"exp at rtol {RTOL_TIGHT:g}")
+        else:
+            _rows(f"{case} n={n}", runs, runs["old"], ref_name="old")
 
 
 def exp_vs_rk45() -> None:
@@ -196,7 +212,7 @@ def _rows(case: str, runs: dict[str, tuple[Any, dict]], ref: tuple[Any, dict], *
             flush=True,
         )
     if kw.get("ref_name"):
-        print(f"{'':<26} (dev: new against old)")
+        print(f"{'':<26} (dev: against {kw['ref_name']})")
 
 
 def _deviation(res: Any, ref: Any) -> tuple[float, float, float]:

@@ -222,10 +222,12 @@ def test_costly_rebuilds_keep_the_error_control(
 ) -> None:
     # the cost-aware rebuild rule (issue 9) only decides when the basis is rebuilt, never
     # whether a step is accurate. Far from the lazy regime (alpha = 1) with a low drift limit
-    # (1/50) the basis is rebuilt several times at no cost; priced at 50 steps (the limit then
-    # 1.02) the basis at w0 (the linear flow's eigendecomposition of K0, so no kernel
-    # is built) serves the whole run, the drift integrated explicitly, with the same
-    # C * rtol agreement with the tight reference
+    # (1/50) the basis is rebuilt 36 times at no cost; priced at 50 steps (the limit then
+    # 1.02) the basis at w0 (the linear flow's eigendecomposition of K0, so no kernel is
+    # built) serves nearly the whole run, the drift integrated explicitly, with the same
+    # C * rtol agreement with the tight reference. (Once, since round 13: where the steps
+    # stop growing for 4 (1 + R) steps while the drift is not negligible, the basis is
+    # rebuilt, as it holds them; before, it served the whole run.)
     from lazycheck.numerics import flow as flow_module
 
     kernels: list[float] = []
@@ -240,4 +242,5 @@ def test_costly_rebuilds_keep_the_error_control(
         assert run.success, run.message
         err = _errors(run, reference[1.0], prob.w0)
         assert max(err.values()) <= C_EXP * rtol, (cost, err)
-    assert kernels.count(50.0) == 0 < kernels.count(0.0), (kernels.count(0.0), kernels.count(50.0))
+    counts = (kernels.count(0.0), kernels.count(50.0))
+    assert 10 * counts[1] <= counts[0], counts

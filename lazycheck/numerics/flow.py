@@ -108,11 +108,20 @@ are long, the step's residual image J_b x (through the eigenbasis, which the err
 measures) and the residual its weights make drifted apart, up to 1.4e4 times the residual's
 error budget (tests/test_numerics_flow_steps.py; on wide_tanh.toml at n = 400, with the basis
 rebuilt ahead of every step that followed a rebuild, a final loss 50 times the true one was
-accepted). From b they agree to 2e-4 budgets, and the noise no longer rejects steps on an
+accepted). From b they agree to 2e-4 budgets (round 13: the reference point then moves on, as
+below), and the noise no longer rejects steps on an
 earlier point's basis: wide_tanh.toml at n = 800, 208 steps, 35 rejected, 70 kernels -> 214, 4,
 47 (1.26x in one process, ``bench_integrator old-new --baseline 20f7f3d``); n = 400, 156, 9, 20
 -> 156, 6, 17; n = 1600, 275 -> 274 kernels at the same drift limit (there the drift, not the
-noise, asked for them; the limit's cap below). Where the basis is an earlier point's, the
+noise, asked for them; the limit's cap below). The rounding still grows with ||d_j - d_b|| as a
+basis ages, while the steps use only the differences over the history: the residual-image test
+measured 0.016 budgets at round 11's drift limit, 0.096 at twice it and 0.84 at 16 times. So
+the reference point moves (round 13): the products are taken from a point ref, L_b (d_j - d_ref)
+(L_b (d_j - d_k) is their difference for any ref), ref = b at a rebuild and moved to the
+current point when ||d_k - d_ref|| exceeds :data:`_REANCHOR` = 8 times the history's span
+||d_k - d_oldest|| (the history's points then take two products each again): 4e-4 and 2e-4
+budgets at those limits, for 2 to 5% more products (wide_tanh.toml at n = 800: 3306 -> 3309).
+Where the basis is an earlier point's, the
 residual-space errors are measured with J_k itself (alpha ||J_k est||, one JVP each). In the
 lazy regime one kernel serves most of the run; far from it (``samples/deep_tanh.toml``,
 alpha = 1) 7 kernels for 703 steps replace 659 kernels for 658 steps. Below n = 128
@@ -130,44 +139,49 @@ a product 13 ms, the kernel 0.27 s = n / 80 products, the eigendecomposition ~0.
 0.5 n^2 / p products, an accepted step one model evaluation (50 ms, ~4 products) and ~10
 products). R is 0.6 at n = 400, 1.8 at n = 800, 5.6 at n = 1600. The basis is rebuilt
 
-* at an accepted point when h ||L_k - L_b|| > min((1 + R) / 4, 2) (1/4 before: at
-  n = 1600 that rebuilt it 357 times in 544 steps, 388 s of a 673 s run). The cap was 1/2
-  until round 11: uncapped (1.65 at n = 1600) the steps it allowed were rejected, and a
-  rejection rebuilds: 609 steps, 243 rejected, 312 kernels; capped, 535 steps, 18 rejected,
-  317 kernels. With the cached products taken from the basis point (above), that limit no
-  longer draws rejections: at n = 1600 it takes 378 steps, 7 rejected, 180 kernels and 260 s
-  where the cap of 1/2 took 379, 7, 274 and 324 s (the losses within 2.7e-6 of each other
-  where above 1e-12); at n = 800 (limit 0.7) 40 kernels where 1/2 took 47, at the same 214
-  steps and 4 rejections and no gain in time. The cap of 2 binds from n ~ 2000 on, where it
-  is not measured. Round 12 measured larger limits again (docs/benchmarks.md): faster at
-  n = 1600 once the rule below is bounded by the drift (up to 99 s against 254 s), but a
-  basis kept longer lets its cached products' rounding grow back (the residual-image test
-  below: 0.016 error budgets here, 0.096 at (1 + R) / 2, 0.28 at 1 + R), so the limit stays
-  until those products are taken again from a nearer point as a basis ages;
-* after a rejected step on an earlier point's basis (round 12 found that, at limits above
-  about 5, this rule makes the cascades that had looked like instability: the drift over the
-  rejected steps was 1% of the limit, and each step after a rebuild, at order 1 on a basis
-  one step old, was rejected again). The same step is then retried on the new
-  basis at order 1 (exponential Euler, the history set aside); if that is rejected too, it is
-  retried with the history back, smaller (by the first rejection's error), and from then on
-  only a rejection by the a-posteriori test or a fourth rejection restarts at order 1. (Before
-  dense output the order-1 retry was the end of it: the history was dropped and the step shrunk
+* at an accepted point when h ||L_k - L_b|| > min(1 + R, 8) (round 13; min((1 + R) / 4, 2)
+  before, (1 + R) / 4 capped at 1/2 before round 11, 1/4 before that: at n = 1600 it rebuilt
+  the basis 357 times in 544 steps, 388 s of a 673 s run). A larger limit lets a basis serve
+  longer, which needed the moving reference point above, and is only safe with the next rule
+  bounded: wide_tanh.toml at n = 1600, 378 steps, 7 rejected, 180 kernels and 169.7 s at
+  round 12's limit 1.65; 372, 9, 57 and 87.6 s at 6.6, side by side (docs/benchmarks.md,
+  round 13). The cap of 8
+  binds from n ~ 3000 on, where it is not measured; twice the limit (13.2 at n = 1600) was no
+  faster, and at n = 400 (3.2) made 434 rejections in 694 steps;
+* at an accepted point where the drift over the next step is at least :data:`_STALE_SHARE` =
+  1/10 of the limit and the steps grew by less than 1.25x (:data:`_HELD_GROWTH`) over the last
+  max(8, 4 (1 + R)) accepted points on the basis (round 13): there the drift holds the steps
+  (its explicit integration sets their size), and the limit is never reached. Found with the
+  kernel kept (forced) on ``samples/narrow_plateau.toml``, where the drift over a step settled
+  at 0.23 of the limit 1 + R and the steps shrank (50,000 steps, the budget, and no rebuild),
+  and on ``samples/deep_tanh.toml`` at rtol 1e-9, where it settled at 0.29 with the steps
+  constant (21,724 steps, no rebuild); with the rule 1274 and 3413 steps (round 12's rules:
+  1291 and 3763). It costs at most one rebuild, R steps, every 4 (1 + R) steps;
+* after a rejected step on an earlier point's basis, when the drift over the step,
+  h ||L_k - L_b||, is at least :data:`_STALE_SHARE` = 1/10 of the limit (round 13; always
+  before). The same step is then retried on the new basis at order 1 (exponential Euler, the
+  history set aside); if that is rejected too, it is retried with the history back, smaller
+  (by the first rejection's error), and from then on only a rejection by the a-posteriori
+  test or a fourth rejection restarts at order 1. Where the drift is below that share the
+  basis is not to blame: the first rejection at a point is retried at the same order, the step
+  shrunk; a restart at order 1 would not do, since exponential Euler on a basis that is not
+  the point's own integrates the drift at first order only. Unbounded, the rule made a cycle
+  (round 12's trace at n = 800, round 13's tests): after a rebuild where the model's remainder
+  N is even in the step (N(s) ~ a s^2 late in a lazy run, L_b = L_k), exponential Euler is
+  accepted at err ~ 0.79, and the order-2 step that follows, sized from it, errs twice as much
+  (its line through p(0) = 0 and N(-h) = a h^2 extrapolates to -a h^2): rejected on a basis one
+  step old, rebuilt, exponential Euler again, every step. On wide_tanh.toml at n = 400,
+  alpha = 1e2, that was 1421 steps, 1352 rejected, 1348 kernels and a loss 165 rtol from a
+  run at rtol 1e-10; now 584 steps, 18 rejected, 68 kernels, 0.36 rtol, 4.6-4.8x faster.
+  Retrying smaller on a stale basis had been measured worse before (at n = 800, 1850 steps and
+  829 kernels against 416 and 69), but that retry restarted at order 1. (Before
+  dense output an order-1 retry was the end of it: the history was dropped and the step shrunk
   from there. With steps no longer cut at output times that set up a cycle far from the lazy
-  regime, on test_numerics_flow.py's costly-rebuild case (alpha = 1, rtol 1e-7): the steps grew
-  back to the size rejected, were rejected again on a stale basis, and every restart took two steps
-  of order 1 and 2 accepted at err ~ 0.85: 796 steps, 247 rejected, 83 kernels and a loss error of
-  18.9 rtol, where this rule takes 492, 30, 12 and 1.8 rtol. On ``wide_tanh.toml`` at n = 400,
-  where exponential Euler on the new basis passes, the counts are those of the order-1 retry
-  alone: 156 steps, 9 rejected, 20 kernels. Retrying at once with the history took 163, 23 and
-  28 there, and shrinking that retry 343, 202 and 204; keeping the order after any a-priori
-  rejection, on the point's own basis too, took 1463 steps and 214 rejections on
-  ``samples/narrow_plateau.toml`` where restarting takes 1306 and 26.) Retrying smaller on the
-  stale basis first was tried and measured worse, on ``wide_tanh.toml``: at n = 400, retrying
-  first up to the second rejection at a point took 446 steps with 73 rejected against 320 and
-  14; at n = 800, retrying until the basis's rejections reach R took 1850 steps, 1596 rejected
-  and 829 kernels against 416, 38 and 69 (the retry restarts at order 1, and exponential Euler
-  on a basis that is not the point's own integrates the drift at first order only); keeping the
-  history on the retry had not finished after 4.5 minutes where rebuilding took 112 s.
+  regime, on test_numerics_flow.py's costly-rebuild case (alpha = 1, rtol 1e-7): 796 steps,
+  247 rejected, 83 kernels and a loss error of 18.9 rtol, where the retry with the history
+  back took 492, 30, 12 and 1.8 rtol. Keeping the order after any a-priori rejection on the
+  point's own basis took 1463 steps and 214 rejections on ``samples/narrow_plateau.toml``
+  where restarting takes 1306 and 26.)
 
 ||L_k - L_b|| comes from a power iteration warm-started from the last direction (one step,
 four products: an estimate from below that tightens as it is repeated). It is measured at the
@@ -289,11 +303,11 @@ _EPS = float(np.finfo(np.float64).eps)
 _NOISE = 16.0  # rounding floor, in units of the estimated rounding of r and w
 #: the kernel's eigenbasis is rebuilt when h ||L_k - L_b|| exceeds this times (1 + R), R the
 #: cost of a rebuild in accepted steps (:func:`_rebuild_cost`): the part of the linear term it
-#: misses is integrated explicitly, which needs it small over a step
-_DRIFT_MAX = 0.25
-#: the drift limit never exceeds this, whatever a rebuild costs: beyond it steps are rejected
-#: (and a rejected step on an earlier point's basis rebuilds it anyway); 1/2 before round 11
-_DRIFT_LIMIT_MAX = 2.0
+#: misses is integrated explicitly, which needs it small over a step (1/4 before round 13)
+_DRIFT_MAX = 1.0
+#: the drift limit never exceeds this, whatever a rebuild costs (2 before round 13, 1/2
+#: before round 11)
+_DRIFT_LIMIT_MAX = 8.0
 #: the cost model of a rebuild (module docstring, "Kernel reuse"), in JVP/VJP products: the
 #: kernel about n / _KERNEL_N products, its eigendecomposition _EIG_N2_P n^2 / p, an accepted
 #: step _STEP_PRODUCTS (one model evaluation and the products of a step)
@@ -307,6 +321,18 @@ _PROBE_EVERY = 8
 #: and wherever its prediction exceeds _DRIFT_PRED_SHARE of the limit; predicted between
 _DRIFT_EVERY = 4
 _DRIFT_PRED_SHARE = 0.25
+#: the cached products L_b (d_j - d_ref) are taken again from the current point (the reference
+#: moves there) when ||d_k - d_ref|| exceeds this times the history's span ||d_k - d_oldest||
+_REANCHOR = 8.0
+#: a step rejected on an earlier point's basis rebuilds it only when the drift over the step,
+#: h ||L_k - L_b||, is at least this share of the drift limit (round 13; before, always)
+_STALE_SHARE = 0.1
+#: the basis is rebuilt at an accepted point where the steps grew by less than _HELD_GROWTH
+#: over the last max(_HELD_STEPS, _HELD_COST (1 + R)) on it while the drift over a step is at
+#: least _STALE_SHARE of the limit (the drift holds them)
+_HELD_STEPS = 8
+_HELD_GROWTH = 1.25
+_HELD_COST = 4.0
 
 
 @dataclass(frozen=True)
@@ -731,9 +757,10 @@ class _Point:
     F: Array  # dw/dtau = -(1/alpha) J^T r
     noise_r: float  # rounding floor of residual errors
     noise_w: float  # rounding floor of weight errors
-    key: int = -1  # serial of the basis the products below belong to (-1: none yet)
-    Ld: Array | None = None  # L_b e = -J_b^T J_b e, e = d - d_b (from the basis point)
+    key: int = -1  # serial of the basis hatF belongs to (-1: none yet)
+    ref: int = -1  # serial of the reference point Ld and hatLd belong to (-1: none yet)
     hatF: Array | None = None  # Q^T J_b F
+    Ld: Array | None = None  # L_b e = -J_b^T J_b e, e = d - d_ref (from the reference point)
     hatLd: Array | None = None  # Q^T J_b L_b e = -lam o Q^T J_b e
 
 
@@ -800,6 +827,9 @@ class _Steps:
     _drift_vec: Array | None
     _drift_at: tuple[int, float, float] | None  # (basis serial, ||L_k - L_b||, ||d_k - d_b||)
     _drift_skipped: int  # accepted points since the drift was last measured
+    _drift_rate: float  # ||L_k - L_b|| at the current point, as last measured or predicted
+    _h_seen: list[float]  # the step sizes the controller chose on this basis
+    _ref: tuple[int, Array]  # (serial, displacement) of the cached products' reference point
 
     def _rebase(self, cur: _Point, eig: tuple[Array, Array] | None = None) -> _Basis:
         """The eigenbasis of the kernel at ``cur``: one kernel and one eigendecomposition, or
@@ -813,8 +843,24 @@ class _Steps:
             else:
                 lam, Q = eig
             self.basis = _Basis(cur.tau, cur.lin, np.maximum(lam, 0.0), Q, self._serial, cur.d)
+            self._ref = (self._serial, cur.d)
             self._serial += 1
+            self._drift_rate = 0.0
+            self._h_seen = []
         return self.basis
+
+    def _reanchor(self, cur: _Point, history: list[_Point]) -> None:
+        """Take the cached products L_b (d_j - d_ref) from ``cur`` from now on when the
+        reference point lies far behind the history (:data:`_REANCHOR`): their rounding
+        scales with ||d_j - d_ref||, while the steps use only their differences, of the size
+        of the history's span. The history's points then take their products again (two
+        each, in :meth:`_prep`); ``cur``'s are zero."""
+        if not history or self.basis is None:
+            return
+        span = float(np.linalg.norm(cur.d - history[-1].d))
+        if float(np.linalg.norm(cur.d - self._ref[1])) > _REANCHOR * span:
+            self._ref = (self._serial, cur.d)
+            self._serial += 1
 
     def _prep(self, pt: _Point) -> None:
         """The point's products with the current basis (two or three products, none when
@@ -824,22 +870,24 @@ class _Steps:
         scales with ||d_j - d_b||, not with ||d_j|| (module docstring, "Kernel reuse")."""
         b = self.basis
         assert b is not None
-        if pt.key == b.serial:
-            return
-        e = pt.d - b.d
-        if np.any(e):
-            Jd = b.lin.jvp(e)
-            pt.Ld = -b.lin.vjp(Jd)
-            pt.hatLd = -b.lam * (b.Q.T @ Jd)
-            self.n_products += 2
-        else:
-            pt.Ld, pt.hatLd = np.zeros_like(pt.d), np.zeros_like(b.lam)
-        if b.lin is pt.lin:  # J_b F = -K_b r / alpha
-            pt.hatF = -(b.lam * (b.Q.T @ pt.r)) / self.alpha
-        else:
-            pt.hatF = b.Q.T @ b.lin.jvp(pt.F)
-            self.n_products += 1
-        pt.key = b.serial
+        if pt.key != b.serial:
+            if b.lin is pt.lin:  # J_b F = -K_b r / alpha
+                pt.hatF = -(b.lam * (b.Q.T @ pt.r)) / self.alpha
+            else:
+                pt.hatF = b.Q.T @ b.lin.jvp(pt.F)
+                self.n_products += 1
+            pt.key = b.serial
+        serial, d_ref = self._ref
+        if pt.ref != serial:
+            e = pt.d - d_ref
+            if np.any(e):
+                Jd = b.lin.jvp(e)
+                pt.Ld = -b.lin.vjp(Jd)
+                pt.hatLd = -b.lam * (b.Q.T @ Jd)
+                self.n_products += 2
+            else:
+                pt.Ld, pt.hatLd = np.zeros_like(pt.d), np.zeros_like(b.lam)
+            pt.ref = serial
 
     def _drift(self, cur: _Point, h: float, limit: float) -> float:
         """h ||L_k - L_b||: how stiff, over the next step, the part of the linear term the
@@ -851,10 +899,12 @@ class _Steps:
         returned."""
         b = self.basis
         if b is None or b.lin is cur.lin:
+            self._drift_rate = 0.0
             return 0.0
         pred = self._drift_pred(cur)
         self._drift_skipped += 1
         if h * pred <= _DRIFT_PRED_SHARE * limit and self._drift_skipped < _DRIFT_EVERY:
+            self._drift_rate = pred
             return h * pred
         self._drift_skipped = 0
         v = self._drift_vec
@@ -863,9 +913,25 @@ class _Steps:
         u = self._L(v) - (-cur.lin.vjp(cur.lin.jvp(v)))
         self.n_products += 2
         nu = float(np.linalg.norm(u))
+        self._drift_rate = nu
         self._drift_vec = u / nu if nu > 0 else None
         self._drift_at = (b.serial, nu, float(np.linalg.norm(cur.d - b.d)))
         return h * nu
+
+    def _rebuild_due(self, cur: _Point, h: float) -> bool:
+        """Whether to rebuild the basis at the accepted point ``cur``, h the next step: when the
+        drift over the step, h ||L_k - L_b||, exceeds the limit, or when it is at least
+        :data:`_STALE_SHARE` of it and the steps grew by less than :data:`_HELD_GROWTH` over
+        the last max(:data:`_HELD_STEPS`, :data:`_HELD_COST` (1 + R)) on this basis: the drift
+        holds them there (module docstring, "When to rebuild")."""
+        drift = self._drift(cur, h, self.drift_limit)
+        self._h_seen.append(h)
+        if drift > self.drift_limit:
+            return True
+        m = max(_HELD_STEPS, math.ceil(_HELD_COST * (1.0 + self.rebuild_cost)))
+        if drift < _STALE_SHARE * self.drift_limit or len(self._h_seen) <= m:
+            return False
+        return h < _HELD_GROWTH * self._h_seen[-1 - m]
 
     def _drift_pred(self, cur: _Point) -> float:
         """||L_k - L_b|| predicted from its last measurement with this basis, scaled with the
@@ -999,7 +1065,7 @@ class _ExpAdams(_Steps):
     """The variable-step exponential Adams integrator (see the module docstring).
 
     ``kernel_reuse``: keep the linear part's eigenbasis from an earlier point and rebuild it
-    only after a rejected step (module docstring, "Kernel reuse"); False rebuilds it at every
+    where it drifted (module docstring, "When to rebuild"); False rebuilds it at every
     accepted point (the integrator before issue 9, kept for the benchmark).
     """
 
@@ -1043,6 +1109,8 @@ class _ExpAdams(_Steps):
         self.rebuild_cost = _rebuild_cost(self.y.shape[0], self.w0.shape[0])
         self.drift_limit = min(_DRIFT_MAX * (1.0 + self.rebuild_cost), _DRIFT_LIMIT_MAX)
         self._drift_skipped = 0
+        self._drift_rate = 0.0
+        self._h_seen: list[float] = []
         self._probe = 0.0  # the residual floor's probe term, computed every _PROBE_EVERY
 
     def _point(self, tau: float, d: Array, lin: Linearization | None = None) -> _Point:
@@ -1113,8 +1181,10 @@ class _ExpAdams(_Steps):
             self._dense(cur, interp, new.tau)  # on the step's basis, before any rebuild
             history = [cur, *history][: self.max_history]
             cur = new
-            if not self.kernel_reuse or self._drift(cur, h, self.drift_limit) > self.drift_limit:
+            if not self.kernel_reuse or self._rebuild_due(cur, h):
                 self._rebase(cur)
+            else:
+                self._reanchor(cur, history)
             while self.i_next < n_out and self.tau[self.i_next] <= cur.tau:
                 self._emit(self.i_next, cur)
                 self.i_next += 1
@@ -1179,12 +1249,19 @@ class _ExpAdams(_Steps):
                     f"exp: step size collapsed at tau = {cur.tau:.6g} "
                     f"(t = {cur.tau / self.alpha**2:.6g}) after {rejects} rejections"
                 )
-            if self.basis is not None and self.basis.lin is not cur.lin:
-                # a basis from an earlier point: rebuild it here and retry the same step at
-                # order 1, the history set aside (module docstring, "Kernel reuse")
+            stale = self.basis is not None and self.basis.lin is not cur.lin
+            if stale and step * self._drift_rate >= _STALE_SHARE * self.drift_limit:
+                # a basis from an earlier point that drifted: rebuild it here and retry the same
+                # step at order 1, the history set aside (module docstring, "Kernel reuse")
                 self._rebase(cur)
                 held, history, rebuilt = (history, err, interp.q), [], True
                 interp = self._interpolant(cur, history)
+                continue
+            if stale and rejects == 1 and interp.q > 0:
+                # an earlier point's basis, but the drift over the step is small: the basis is
+                # not to blame, and exponential Euler on it would integrate the drift at first
+                # order only; the same order, the step shrunk (module docstring)
+                h = step * min(_factor(err, interp.q), 0.9)
                 continue
             if held is not None:  # that failed too: back to the history, the step shrunk
                 history, err_held, q_held = held
