@@ -12,8 +12,10 @@
   rounding of the cached products no longer grows with ||w - w0|| (round 11), nor with the
   age of the basis (round 13: the products' reference point follows the history).
 * A basis one step old is not rebuilt after every rejection (round 13): where that rule made
-  a cycle of rebuilds, rejections and order-1 restarts, the run keeps its accuracy with a
-  twentieth of the rejections.
+  a cycle of rebuilds, rejections and order-1 restarts, the run keeps its accuracy with far
+  fewer rejections (2115 -> 16 on the tall problem at alpha = 1e2).
+* A basis whose drift holds the steps below the drift limit is rebuilt (round 13): without
+  that, narrow_plateau and deep_tanh with the kernel kept crawled (50,000 and 21,724 steps).
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ def test_products_per_step_with_the_kernel_kept(monkeypatch: pytest.MonkeyPatch)
     # (measured 12.6). Before round 13 a rejection on an earlier point's basis always rebuilt it
     # and restarted at order 1: 75 of 214 attempts were rejected, 16.9 products a step.
     assert run.n_products <= 14.0 * run.n_steps, (run.n_products, run.n_steps)
+    # and per attempt, as before round 13 (measured 12.3; 11.0 at round 12)
+    assert run.n_products <= 12.5 * (run.n_steps + run.n_rejected), run.n_products
 
 
 def _tall_problem() -> Problem:

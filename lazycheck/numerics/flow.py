@@ -119,9 +119,9 @@ measured 0.016 budgets at round 11's drift limit, 0.096 at twice it and 0.84 at 
 the reference point moves (round 13): the products are taken from a point ref, L_b (d_j - d_ref)
 (L_b (d_j - d_k) is their difference for any ref), ref = b at a rebuild and moved to the
 current point when ||d_k - d_ref|| exceeds :data:`_REANCHOR` = 8 times the history's span
-||d_k - d_oldest|| (the history's points then take two products each again): 4e-4 and 2e-4
-budgets at those limits, for 2 to 5% more products (wide_tanh.toml at n = 800: 3306 -> 3309).
-Where the basis is an earlier point's, the
+||d_k - d_oldest|| (the history's points then take two products each again): at most 5e-4
+budgets at each of those limits, for 0.1 to 1% more products (wide_tanh.toml at n = 800 at
+round 12's limit: 3306 -> 3309). Where the basis is an earlier point's, the
 residual-space errors are measured with J_k itself (alpha ||J_k est||, one JVP each). In the
 lazy regime one kernel serves most of the run; far from it (``samples/deep_tanh.toml``,
 alpha = 1) 7 kernels for 703 steps replace 659 kernels for 658 steps. Below n = 128
@@ -246,6 +246,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -828,7 +829,7 @@ class _Steps:
     _drift_at: tuple[int, float, float] | None  # (basis serial, ||L_k - L_b||, ||d_k - d_b||)
     _drift_skipped: int  # accepted points since the drift was last measured
     _drift_rate: float  # ||L_k - L_b|| at the current point, as last measured or predicted
-    _h_seen: list[float]  # the step sizes the controller chose on this basis
+    _h_seen: deque[float]  # the last step sizes the controller chose on this basis
     _ref: tuple[int, Array]  # (serial, displacement) of the cached products' reference point
 
     def _rebase(self, cur: _Point, eig: tuple[Array, Array] | None = None) -> _Basis:
@@ -846,7 +847,7 @@ class _Steps:
             self._ref = (self._serial, cur.d)
             self._serial += 1
             self._drift_rate = 0.0
-            self._h_seen = []
+            self._h_seen.clear()
         return self.basis
 
     def _reanchor(self, cur: _Point, history: list[_Point]) -> None:
@@ -925,13 +926,13 @@ class _Steps:
         the last max(:data:`_HELD_STEPS`, :data:`_HELD_COST` (1 + R)) on this basis: the drift
         holds them there (module docstring, "When to rebuild")."""
         drift = self._drift(cur, h, self.drift_limit)
-        self._h_seen.append(h)
+        seen = self._h_seen
+        seen.append(h)
         if drift > self.drift_limit:
             return True
-        m = max(_HELD_STEPS, math.ceil(_HELD_COST * (1.0 + self.rebuild_cost)))
-        if drift < _STALE_SHARE * self.drift_limit or len(self._h_seen) <= m:
+        if drift < _STALE_SHARE * self.drift_limit or len(seen) < seen.maxlen:
             return False
-        return h < _HELD_GROWTH * self._h_seen[-1 - m]
+        return h < _HELD_GROWTH * seen[0]
 
     def _drift_pred(self, cur: _Point) -> float:
         """||L_k - L_b|| predicted from its last measurement with this basis, scaled with the
@@ -1110,7 +1111,9 @@ class _ExpAdams(_Steps):
         self.drift_limit = min(_DRIFT_MAX * (1.0 + self.rebuild_cost), _DRIFT_LIMIT_MAX)
         self._drift_skipped = 0
         self._drift_rate = 0.0
-        self._h_seen: list[float] = []
+        #: the step sizes over the stagnation rule's window, max(8, 4 (1 + R)) steps back
+        window = max(_HELD_STEPS, math.ceil(_HELD_COST * (1.0 + self.rebuild_cost)))
+        self._h_seen: deque[float] = deque(maxlen=window + 1)
         self._probe = 0.0  # the residual floor's probe term, computed every _PROBE_EVERY
 
     def _point(self, tau: float, d: Array, lin: Linearization | None = None) -> _Point:
