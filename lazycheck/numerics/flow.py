@@ -864,11 +864,13 @@ class _Steps:
             self._serial += 1
 
     def _prep(self, pt: _Point) -> None:
-        """The point's products with the current basis (two or three products, none when
-        they are cached): L_b e, Q^T J_b F and Q^T J_b L_b e with e = d - d_b, the
-        displacement from the basis point (none at b itself). Each N_j and its image under
-        Q^T J_b then costs no product: L_b (d_j - d_k) = L_b e_j - L_b e_k, whose rounding
-        scales with ||d_j - d_b||, not with ||d_j|| (module docstring, "Kernel reuse")."""
+        """The point's products with the current basis (up to three products, none when
+        they are cached): Q^T J_b F (kept while the basis is), and L_b e and Q^T J_b L_b e
+        with e = d - d_ref, the displacement from the reference point (kept while the
+        reference is; none at the reference itself, see :meth:`_reanchor`). Each N_j and its
+        image under Q^T J_b then costs no product: L_b (d_j - d_k) = L_b e_j - L_b e_k, whose
+        rounding scales with ||d_j - d_ref||, not with ||d_j|| (module docstring, "Kernel
+        reuse")."""
         b = self.basis
         assert b is not None
         if pt.key != b.serial:
