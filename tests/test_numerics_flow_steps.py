@@ -16,17 +16,21 @@
   fewer rejections (2115 -> 16 on the tall problem at alpha = 1e2).
 * A basis whose drift holds the steps below the drift limit is rebuilt (round 13): without
   that, narrow_plateau and deep_tanh with the kernel kept crawled (50,000 and 21,724 steps).
+* A first rejection by the a-priori estimate is retried at the same order (round 14): where a
+  restart at order 1 after it made a cycle (deep_tanh at rtol 1e-9, 4294 rejections in 9728
+  steps, the loss 403 rtol off), the run takes 2891 steps and keeps within 20 rtol.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from lazycheck.commands.simulate import simulate
+from lazycheck.commands.simulate import SimulationResult, simulate
 from lazycheck.numerics import flow as flow_module
 from lazycheck.numerics.flow import _Interp, _vandermonde
 from lazycheck.problem import Problem, load_problem, make_problem
@@ -211,7 +215,7 @@ def test_a_young_basis_is_not_rebuilt_after_every_rejection(
     # rebuilds only where the drift over the step is >= 1/10 of the limit, and otherwise the
     # step is retried smaller at the same order: 1096 steps, 16 rejected, 0.63 rtol (measured;
     # at alpha = 1e4, 256 steps, 15 rejected, 0.51 rtol).
-    # Restarting at order 1 instead, as after other rejections, is what a stale basis cannot
+    # Restarting at order 1 instead, as after a second rejection, is what a stale basis cannot
     # afford (exponential Euler integrates the drift at first order only): at alpha = 1e4,
     # where the late steps are rejected by their rounding, 273 steps and 29 rejected against
     # 256 and 15 (1133 and 50 against 1096 and 16 at alpha = 1e2).
@@ -227,6 +231,12 @@ def test_a_young_basis_is_not_rebuilt_after_every_rejection(
     assert float(np.max(err)) <= 3 * rtol, float(np.max(err)) / rtol
 
 
+@functools.cache
+def _every_point(sample: str, rtol: float | None) -> SimulationResult:
+    """A sample's flow with a kernel at every point (n < 128), shared by the tests below."""
+    return simulate(load_problem(SAMPLE.parent / f"{sample}.toml"), rtol=rtol)
+
+
 @pytest.mark.parametrize(("sample", "rtol"), [("narrow_plateau", None), ("deep_tanh", 1e-9)])
 def test_a_basis_whose_drift_holds_the_steps_is_rebuilt(
     sample: str, rtol: float | None, monkeypatch: pytest.MonkeyPatch
@@ -236,18 +246,33 @@ def test_a_basis_whose_drift_holds_the_steps_is_rebuilt(
     # 13's limit, 1 + R, narrow_plateau's drift over a step settled at 0.23 of the limit while
     # the steps shrank (50,000 steps, the budget, spent without a rebuild), deep_tanh's at
     # rtol 1e-9 at 0.29 with the steps constant (21,724 steps). The basis is now rebuilt where
-    # the drift is not negligible and the steps stopped growing: 1274 and 3413 steps, where the
-    # runs that rebuild at every point take 1306 and 9728 (measured). narrow_plateau's loss is
-    # 2.8 rtol from that run's; deep_tanh's at rtol 1e-9 is not compared: against a run at
-    # rtol 1e-10 the every-point run is 330 rtol off at its last resolved time, this one 82,
-    # round 12's rules 82 (a global error the local control does not bound; left alone).
-    prob = load_problem(SAMPLE.parent / f"{sample}.toml")
-    every = simulate(prob, rtol=rtol)  # n < 128: a kernel at every point
+    # the drift is not negligible and the steps stopped growing: 1270 and 3413 steps, where the
+    # runs that rebuild at every point take 1280 and 2891 (measured; 1306 and 9728 before the
+    # next test's rule). The losses are 0.19 and 8.2 rtol from those runs' (2.8 and 592 before).
+    every = _every_point(sample, rtol)  # n < 128: a kernel at every point
     monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
-    kept = simulate(prob, rtol=rtol)
+    kept = simulate(load_problem(SAMPLE.parent / f"{sample}.toml"), rtol=rtol)
     assert every.success and kept.success, (every.message, kept.message)
-    assert kept.n_steps <= 1.1 * every.n_steps, (kept.n_steps, every.n_steps)
-    if rtol is None:
-        resolved = every.loss > 1e-12 * every.loss[0]
-        err = np.abs(kept.loss - every.loss)[resolved] / every.loss[resolved]
-        assert float(np.max(err)) <= 10 * 1e-6, float(np.max(err)) / 1e-6
+    assert kept.n_steps <= 1.25 * every.n_steps, (kept.n_steps, every.n_steps)
+    tol = rtol or 1e-6
+    resolved = every.loss > 1e-12 * every.loss[0]
+    err = np.abs(kept.loss - every.loss)[resolved] / every.loss[resolved]
+    assert float(np.max(err)) <= 20 * tol, float(np.max(err)) / tol
+
+
+def test_a_first_a_priori_rejection_keeps_the_order() -> None:
+    # Round 14. Every rejection used to drop the history and restart at order 1. At a tight
+    # tolerance that made a cycle: the order-4 step rejected by its a-priori estimate, the
+    # exponential Euler steps after it, sized from that step, rejected by their a-posteriori
+    # test until small enough, the order built up again to the next rejection; and each of
+    # thousands of first-order steps accepted at up to the tolerance. deep_tanh at rtol 1e-9
+    # (a kernel at every point): 9728 steps, 4294 rejected, the loss 403 rtol from a run at
+    # rtol 1e-10. A first a-priori rejection at a point is now retried at the same order, the
+    # step shrunk: 2891 steps, 8 rejected, 10.5 rtol (measured).
+    rtol = 1e-9
+    run, ref = _every_point("deep_tanh", rtol), _every_point("deep_tanh", 1e-10)
+    assert run.success and ref.success, (run.message, ref.message)
+    assert run.n_rejected <= 0.1 * run.n_steps, (run.n_rejected, run.n_steps)
+    resolved = ref.loss > 1e-12 * ref.loss[0]
+    err = np.abs(run.loss - ref.loss)[resolved] / ref.loss[resolved]
+    assert float(np.max(err)) <= 20 * rtol, float(np.max(err)) / rtol
