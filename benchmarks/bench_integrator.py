@@ -26,8 +26,9 @@ the accuracy; near the end of a run the loss may sit within 1e4 of its floor, wh
 alpha = 1, 10, 100, 1000 (targets: >= 100x fewer evaluations at alpha >= 100, >= 20x at
 alpha = 1, the same final loss to 4 significant digits).
 
-``--baseline REF`` compares with another commit's integrator instead (its
-``lazycheck/numerics/flow.py``, or ``lazycheck/flow.py`` before the move): round 11 measured
+``--baseline REF`` compares with another commit's integrator instead (its package
+``lazycheck/numerics/flow/``, its module ``lazycheck/numerics/flow.py`` before round 14, or
+``lazycheck/flow.py`` before that move): round 11 measured
 the cached products taken from the basis point with ``--baseline 20f7f3d``, round 13 the
 moving reference point and the rebuild rules with ``--baseline 96c3b94``. ``--alpha A`` runs
 wide_tanh at alpha = A instead of its spec's 1e4; ``--tight`` adds, for each wide_tanh run, a
@@ -234,17 +235,19 @@ def _deviation(res: Any, ref: Any) -> tuple[float, float, float]:
 
 
 def _baseline_flow(ref: str) -> tuple[types.ModuleType, str]:
-    """The integrator module at commit ``ref`` (lazycheck/numerics/flow.py, or lazycheck/flow.py
-    before it moved), loaded as a module with its imports of the modules moved with it pointed
-    at their new places (needs git and the history), and the path it was read from."""
+    """The integrator at commit ``ref``, loaded beside today's (needs git and the history), and
+    the path it was read from: the package ``lazycheck/numerics/flow/`` (round 14 on), its
+    files written to a temporary directory as a package of another name, their imports of one
+    another pointed at it; or the module ``lazycheck/numerics/flow.py`` (``lazycheck/flow.py``
+    before it moved), its imports of the modules moved with it pointed at their new places."""
+    package = "lazycheck/numerics/flow"
+    files = _git("ls-tree", "--name-only", ref, f"{package}/").split()
+    if f"{package}/__init__.py" in files:
+        return _baseline_package(ref, package, [f for f in files if f.endswith(".py")]), package
+    err: Exception | None = None
     for path in ("lazycheck/numerics/flow.py", "lazycheck/flow.py"):
         try:
-            src = subprocess.run(
-                ["git", "-C", str(ROOT), "show", f"{ref}:{path}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+            src = _git("show", f"{ref}:{path}")
             break
         except (OSError, subprocess.CalledProcessError) as exc:
             err = exc
@@ -255,6 +258,27 @@ def _baseline_flow(ref: str) -> tuple[types.ModuleType, str]:
     sys.modules[mod.__name__] = mod  # dataclasses look their module up
     exec(compile(src, f"{ref[:10]}:{path}", "exec"), mod.__dict__)
     return mod, path
+
+
+def _baseline_package(ref: str, package: str, files: list[str]) -> types.ModuleType:
+    """The package at ``ref`` as ``lazycheck_flow_baseline`` (see :func:`_baseline_flow`)."""
+    import importlib
+    import tempfile
+
+    name = "lazycheck_flow_baseline"
+    root = Path(tempfile.mkdtemp(prefix="bench_integrator_"))
+    (root / name).mkdir()
+    for path in files:
+        src = re.sub(r"\blazycheck\.numerics\.flow\b", name, _git("show", f"{ref}:{path}"))
+        (root / name / Path(path).name).write_text(src)
+    sys.path.insert(0, str(root))
+    return importlib.import_module(name)
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _agreeing_digits(a: float, b: float) -> float:

@@ -24,7 +24,7 @@ from lazycheck.commands.simulate import (
 )
 from lazycheck.errors import LazycheckError
 from lazycheck.jsonio import dumps
-from lazycheck.numerics import flow as flow_module
+from lazycheck.numerics.flow import exponential
 from lazycheck.plotting import plot_run
 from lazycheck.problem import Problem, load_problem
 
@@ -185,7 +185,7 @@ def test_rank_deficient_jacobian_needs_a_horizon(prob: Problem) -> None:
 
 
 def test_a_failed_run_keeps_what_it_recorded(prob, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(flow_module, "EXP_MAX_STEPS", 40)
+    monkeypatch.setattr(exponential, "EXP_MAX_STEPS", 40)
     result = simulate(prob)
     assert not result.success and result.status == -1
     assert "step budget" in result.message
@@ -277,7 +277,7 @@ def test_cli_gd_with_too_large_lr_is_one_line_exit_2(run_cli) -> None:
 
 
 def test_cli_failed_run_exits_2_with_the_message(run_cli, monkeypatch) -> None:
-    monkeypatch.setattr(flow_module, "EXP_MAX_STEPS", 40)
+    monkeypatch.setattr(exponential, "EXP_MAX_STEPS", 40)
     res = run_cli(["simulate", SAMPLE, "--alpha", "100", "--no-progress"])
     assert res.exit_code == 2
     assert "step budget" in res.stderr

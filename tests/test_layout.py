@@ -4,6 +4,7 @@
   deferred import hides a cycle from the interpreter, not from the reader); imports under
   ``if TYPE_CHECKING:`` are for annotations only and are not counted;
 * at most 25 modules at the top of the package (beyond it they are grouped in subpackages);
+* no module longer than 800 lines (the integrators' 1348-line module was split in round 14);
 * no function or method longer than 80 lines;
 * in each module the public functions come first, the private helpers after (classes are left
   out: a private class may have to precede the module-level code that uses it).
@@ -19,6 +20,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "lazycheck"
 MAX_TOP_MODULES = 25
 MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 800
 
 
 def _modules() -> dict[str, Path]:
@@ -99,6 +101,12 @@ def test_the_cycle_finder_finds_a_deferred_cycle() -> None:
 def test_few_modules_at_the_top() -> None:
     top = sorted(p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("_"))
     assert len(top) <= MAX_TOP_MODULES, top
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
+def test_no_giant_module(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{path.relative_to(PACKAGE.parent)}: {lines} lines"
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)

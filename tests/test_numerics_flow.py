@@ -202,12 +202,12 @@ def test_exp_integrator_with_kernel_reuse_agrees_with_dop853(
 ) -> None:
     # the eigenbasis kept across steps (issue 9) keeps the same error control: the same
     # C * rtol agreement with the tight reference, with far fewer kernels than steps
-    from lazycheck.numerics import flow as flow_module
+    from lazycheck.numerics.flow import exponential, steps
 
     kernels = []
-    real = flow_module.sym_eig
-    monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
-    monkeypatch.setattr(flow_module, "sym_eig", lambda K, **kw: kernels.append(1) or real(K, **kw))
+    real = steps.sym_eig
+    monkeypatch.setattr(exponential, "KERNEL_REUSE_MIN_N", 0)
+    monkeypatch.setattr(steps, "sym_eig", lambda K, **kw: kernels.append(1) or real(K, **kw))
     rtol = 1e-7
     run = simulate(prob, alpha=alpha, method="exp", rtol=rtol, atol=REF_ATOL)
     assert run.success, run.message
@@ -228,16 +228,16 @@ def test_costly_rebuilds_keep_the_error_control(
     # C * rtol agreement with the tight reference. (Once, since round 13: where the steps
     # stop growing for 4 (1 + R) steps while the drift is not negligible, the basis is
     # rebuilt, as it holds them; before, it served the whole run.)
-    from lazycheck.numerics import flow as flow_module
+    from lazycheck.numerics.flow import exponential, steps
 
     kernels: list[float] = []
-    real = flow_module.sym_eig
-    monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
-    monkeypatch.setattr(flow_module, "_DRIFT_MAX", 0.02)
-    monkeypatch.setattr(flow_module, "sym_eig", lambda K: kernels.append(cost) or real(K))
+    real = steps.sym_eig
+    monkeypatch.setattr(exponential, "KERNEL_REUSE_MIN_N", 0)
+    monkeypatch.setattr(exponential, "_DRIFT_MAX", 0.02)
+    monkeypatch.setattr(steps, "sym_eig", lambda K: kernels.append(cost) or real(K))
     rtol = 1e-7
     for cost in (0.0, 50.0):
-        monkeypatch.setattr(flow_module, "_rebuild_cost", lambda n, p, c=cost: c)
+        monkeypatch.setattr(exponential, "_rebuild_cost", lambda n, p, c=cost: c)
         run = simulate(prob, alpha=1.0, method="exp", rtol=rtol, atol=REF_ATOL)
         assert run.success, run.message
         err = _errors(run, reference[1.0], prob.w0)

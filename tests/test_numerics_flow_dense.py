@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from lazycheck.commands.simulate import SimulationResult, simulate
-from lazycheck.numerics import flow as flow_module
 from lazycheck.numerics.flow import exp_flow
+from lazycheck.numerics.flow.exponential import _ExpAdams
 from lazycheck.numerics.linear_flow import linear_flow, phi_table
 from lazycheck.problem import Problem
 from tests.test_numerics_flow import C_EXP, REF_ATOL, REF_RTOL, small_problem
@@ -83,7 +83,7 @@ def test_dense_output_error_falls_with_rtol(prob: Problem, reference: Simulation
     assert abs(slope - slope_final) <= 0.25, (slope, slope_final, final)
 
 
-class _EstimateProbe(flow_module._ExpAdams):
+class _EstimateProbe(_ExpAdams):
     """The integrator, comparing at every step the a-priori error estimate of the continuous
     extension at s in (0, h) with the step's (no effect on the run)."""
 

@@ -1,7 +1,8 @@
 """The exponential integrator's step-size control and product count (issue 9, point 2).
 
-* The rounding gains of the error estimates (:meth:`lazycheck.numerics.flow._Interp.gains`) against
-  an independent Lagrange extrapolation, and their closed forms at equal steps (4, 8, 16).
+* The rounding gains of the error estimates (:meth:`lazycheck.numerics.flow.steps._Interp.gains`)
+  against an independent Lagrange extrapolation, and their closed forms at equal steps (4, 8,
+  16).
 * Where the loss nears its rounding floor, the step size is no longer held down by the error
   estimate's rounding noise: on the two-layer sample (alpha = 1e6 of its spec) the run takes
   far fewer steps than output times (the integrator before issue 9 took 358 for 200 times).
@@ -31,8 +32,9 @@ import numpy as np
 import pytest
 
 from lazycheck.commands.simulate import SimulationResult, simulate
-from lazycheck.numerics import flow as flow_module
-from lazycheck.numerics.flow import _Interp, _vandermonde
+from lazycheck.numerics.flow import exponential
+from lazycheck.numerics.flow import steps as steps_module
+from lazycheck.numerics.flow.steps import _Interp, _vandermonde
 from lazycheck.problem import Problem, load_problem, make_problem
 from lazycheck.spec import parse_spec
 
@@ -94,7 +96,7 @@ def test_steps_are_not_held_down_by_rounding_near_the_floor() -> None:
 
 
 def test_products_per_step_with_the_kernel_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
+    monkeypatch.setattr(exponential, "KERNEL_REUSE_MIN_N", 0)
     run = simulate(load_problem(SAMPLE), alpha=100.0, decay=5.0)
     assert run.success, run.message
     # per accepted step: F (1), the rounding floor (1) and its probe (1 at every 8th
@@ -145,21 +147,21 @@ def test_a_steps_residual_image_is_the_residual_its_weights_make(
     # reference point along with the history (_REANCHOR): now 3e-4 and 2e-4.
     prob = _tall_problem()
     if keep:
-        monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
+        monkeypatch.setattr(exponential, "KERNEL_REUSE_MIN_N", 0)
     if drift_max is not None:
-        monkeypatch.setattr(flow_module, "_DRIFT_MAX", drift_max)
-        monkeypatch.setattr(flow_module, "_DRIFT_LIMIT_MAX", 50.0)
+        monkeypatch.setattr(exponential, "_DRIFT_MAX", drift_max)
+        monkeypatch.setattr(exponential, "_DRIFT_LIMIT_MAX", 50.0)
     seen: list[float] = []
     steps: list[tuple[np.ndarray, np.ndarray]] = []  # (x, J_b x through the basis) of a trial
-    real_poly, real_trial = flow_module._Steps._integrate_poly, flow_module._Steps._trial
+    real_poly, real_trial = steps_module._Steps._integrate_poly, steps_module._Steps._trial
 
-    def integrate_poly(self: flow_module._Steps, *args: Any) -> tuple[np.ndarray, np.ndarray]:
+    def integrate_poly(self: steps_module._Steps, *args: Any) -> tuple[np.ndarray, np.ndarray]:
         out = real_poly(self, *args)
         if args[-1] == 0:  # m0 = 0: the step itself (m0 = 1: an error estimate)
             steps.append(out)
         return out
 
-    def trial(self: flow_module._Steps, cur: Any, c: _Interp, h: float) -> Any:
+    def trial(self: steps_module._Steps, cur: Any, c: _Interp, h: float) -> Any:
         steps.clear()  # dense output's steps since the last trial
         out = real_trial(self, cur, c, h)
         assert self.basis is not None and len(steps) == 1
@@ -170,8 +172,8 @@ def test_a_steps_residual_image_is_the_residual_its_weights_make(
         seen.append(self.alpha * float(np.linalg.norm(product - image)) / budget)
         return out
 
-    monkeypatch.setattr(flow_module._Steps, "_integrate_poly", integrate_poly)
-    monkeypatch.setattr(flow_module._Steps, "_trial", trial)
+    monkeypatch.setattr(steps_module._Steps, "_integrate_poly", integrate_poly)
+    monkeypatch.setattr(steps_module._Steps, "_trial", trial)
     run = simulate(prob, alpha=alpha, rtol=1e-7, atol=1e-14)
     assert run.success, run.message
     assert len(seen) >= run.n_steps
@@ -183,22 +185,22 @@ def test_the_products_reference_point_follows_the_history(monkeypatch: pytest.Mo
     # differences over the history. At every interpolant the reference lies within _REANCHOR
     # (8) times the history's span of the current point, and on this run, whose bases serve
     # tens of steps each, it moves (17 reference points in 256 steps, measured).
-    monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
+    monkeypatch.setattr(exponential, "KERNEL_REUSE_MIN_N", 0)
     ratios: list[float] = []
     moves: set[int] = set()
-    real = flow_module._Steps._interpolant
+    real = steps_module._Steps._interpolant
 
-    def interpolant(self: flow_module._Steps, cur: Any, history: list[Any]) -> _Interp:
+    def interpolant(self: steps_module._Steps, cur: Any, history: list[Any]) -> _Interp:
         if history and self.basis is not None:
             span = float(np.linalg.norm(cur.d - history[-1].d))
             ratios.append(float(np.linalg.norm(cur.d - self._ref[1])) / span)
             moves.add(self._ref[0])
         return real(self, cur, history)
 
-    monkeypatch.setattr(flow_module._Steps, "_interpolant", interpolant)
+    monkeypatch.setattr(steps_module._Steps, "_interpolant", interpolant)
     run = simulate(_tall_problem(), alpha=1e4, rtol=1e-7, atol=1e-14)
     assert run.success, run.message
-    assert max(ratios) <= flow_module._REANCHOR, max(ratios)
+    assert max(ratios) <= steps_module._REANCHOR, max(ratios)
     assert len(moves) >= 10, len(moves)  # reference serials seen (rebuilds move it too)
 
 
@@ -222,7 +224,7 @@ def test_a_young_basis_is_not_rebuilt_after_every_rejection(
     prob = _tall_problem()
     rtol = 1e-7
     every = simulate(prob, alpha=alpha, rtol=rtol, atol=1e-14)  # n < 128: a kernel per point
-    monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
+    monkeypatch.setattr(exponential, "KERNEL_REUSE_MIN_N", 0)
     kept = simulate(prob, alpha=alpha, rtol=rtol, atol=1e-14)
     assert every.success and kept.success, (every.message, kept.message)
     assert kept.n_rejected <= 0.1 * kept.n_steps, (kept.n_rejected, kept.n_steps)
@@ -250,7 +252,7 @@ def test_a_basis_whose_drift_holds_the_steps_is_rebuilt(
     # runs that rebuild at every point take 1280 and 2891 (measured; 1306 and 9728 before the
     # next test's rule). The losses are 0.19 and 8.2 rtol from those runs' (2.8 and 592 before).
     every = _every_point(sample, rtol)  # n < 128: a kernel at every point
-    monkeypatch.setattr(flow_module, "KERNEL_REUSE_MIN_N", 0)
+    monkeypatch.setattr(exponential, "KERNEL_REUSE_MIN_N", 0)
     kept = simulate(load_problem(SAMPLE.parent / f"{sample}.toml"), rtol=rtol)
     assert every.success and kept.success, (every.message, kept.message)
     assert kept.n_steps <= 1.25 * every.n_steps, (kept.n_steps, every.n_steps)
