@@ -56,6 +56,21 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "benchmarks" / "specs" / "wide_tanh.toml"
+#: the functions --breakdown times: (owner, attribute, stage, a stage inside which it is not
+#: counted); the owner a module, or ``module:Class``
+STAGES: list[tuple[str, str, str, str]] = [
+    ("lazycheck.commands.bound", "jacobian_spectrum", "spectrum", ""),
+    ("lazycheck.beta.sampled", "_by_unit", "unit search", ""),
+    ("lazycheck.beta.sampled:_BetaSearch", "worst_direction", "worst direction", ""),
+    ("lazycheck.beta.sampled:_BetaSearch", "_power", "power iteration", ""),
+    ("lazycheck.beta.sampled:_BetaSearch", "ascend", "ascent", ""),
+    ("lazycheck.commands.bound", "certified_beta_auto", "certified beta", ""),
+    ("lazycheck.commands.bound", "_r_star", "r*", ""),
+    ("lazycheck.commands.verify", "compute_bound", "verify's bound", ""),
+    ("lazycheck.commands.simulate", "simulate", "simulate", ""),
+    ("lazycheck.numerics.flow.exponential:_ExpAdams", "_dense", "dense output", ""),
+    ("lazycheck.commands.simulate:_Recorder", "__call__", "recorder", "dense output"),
+]
 
 
 def _child(
@@ -124,12 +139,6 @@ def _timed(fn: Any) -> float:
 def _stage_timers() -> dict[str, float]:
     """Wrap the stage functions of bound and the recording of verify with timers; returns the
     dict they add their seconds to (the recorder's time inside dense output counts once)."""
-    import lazycheck.beta.sampled as sampled
-    import lazycheck.commands.bound as bound
-    import lazycheck.commands.simulate as simulate
-    import lazycheck.commands.verify as verify
-    import lazycheck.numerics.flow as flow
-
     acc: dict[str, float] = {}
     running: set[str] = set()
 
@@ -150,18 +159,18 @@ def _stage_timers() -> dict[str, float]:
 
         setattr(owner, name, timed)
 
-    wrap(bound, "jacobian_spectrum", "spectrum")
-    wrap(sampled, "_by_unit", "unit search")
-    wrap(sampled._BetaSearch, "worst_direction", "worst direction")
-    wrap(sampled._BetaSearch, "_power", "power iteration")
-    wrap(sampled._BetaSearch, "ascend", "ascent")
-    wrap(bound, "certified_beta_auto", "certified beta")
-    wrap(bound, "_r_star", "r*")
-    wrap(verify, "compute_bound", "verify's bound")
-    wrap(simulate, "simulate", "simulate")
-    wrap(flow._ExpAdams, "_dense", "dense output")
-    wrap(simulate._Recorder, "__call__", "recorder", unless="dense output")
+    for owner, name, key, unless in STAGES:
+        wrap(_resolve(owner), name, key, unless)
     return acc
+
+
+def _resolve(owner: str) -> Any:
+    """The module or class ``owner`` names (``"package.module"`` or ``"package.module:Class"``)."""
+    import importlib
+
+    module, _, cls = owner.partition(":")
+    out = importlib.import_module(module)
+    return getattr(out, cls) if cls else out
 
 
 def _peak_rss() -> float:
