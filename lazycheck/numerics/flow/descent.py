@@ -1,8 +1,9 @@
-"""Gradient descent (``"gd"``): w <- w - lr alpha J_w^T (alpha f(w) - y) in unscaled time; iterate
-k is time t = k lr. On the linear model it is stable only for lr <= 2 / (alpha^2 lambda_max(K0))
-(a nonlinear model may survive a slightly larger lr by moving to where lambda_max(K) is smaller,
-but lazycheck refuses it: the comparison with the flow is the point). Its error against the
-flow is first order in lr.
+"""Gradient descent, ``"gd"``: the discrete iteration compared with the flow.
+
+w <- w - lr alpha J_w^T (alpha f(w) - y) in unscaled time; iterate k is time t = k lr. On the
+linear model it is stable only for lr <= 2 / (alpha^2 lambda_max(K0)) (a nonlinear model may
+survive a slightly larger lr by moving to where lambda_max(K) is smaller, but lazycheck refuses
+it: the comparison with the flow is the point). Its error against the flow is first order in lr.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""Reference methods: scipy's ODE solvers (RK45, DOP853, LSODA, Radau, BDF, the classes behind
-``solve_ivp``) in tau-time on the state (w - w0, rho), where rho' = -K(w) r(w),
-rho(0) = r(w0), is the residual carried as a quadrature. It costs one extra JVP per call and
-makes the solver's step-size control measure errors in residual space as well: without it an
-explicit method lets the stiff residual components hover at rtol ||w - w0|| and the loss is
-wrong once it is small. The implicit methods get the Gauss-Newton Jacobian. The recorded loss
-always comes from the model at w (dense output of the solver), never from rho.
+"""Reference methods: scipy's ODE solvers, against which the default integrator is tested.
+
+RK45, DOP853, LSODA, Radau and BDF (the classes behind ``solve_ivp``) run in tau-time on the
+state (w - w0, rho), where rho' = -K(w) r(w), rho(0) = r(w0), is the residual carried as a
+quadrature. It costs one extra JVP per call and makes the solver's step-size control measure
+errors in residual space as well: without it an explicit method lets the stiff residual
+components hover at rtol ||w - w0|| and the loss is wrong once it is small. The implicit methods
+get the Gauss-Newton Jacobian. The recorded loss always comes from the model at w (dense output
+of the solver), never from rho.
 """
 
 from __future__ import annotations
