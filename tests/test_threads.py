@@ -68,3 +68,23 @@ def test_kernel_is_identical_on_one_and_two_threads(all_parallel) -> None:
         res[k] = (lin.kernel(), lin.difference_kernel(lin1))
     assert np.array_equal(res[1][0], res[2][0])
     assert np.array_equal(res[1][1], res[2][1])
+
+
+def test_a_flow_through_the_python_api_is_identical_on_one_and_two_threads(all_parallel) -> None:
+    # the integrator's path from n = 256 on (the kernel's eigenbasis kept across steps, the
+    # sigma's along the path matrix-free), through the Python API with set_threads, as the
+    # CLI's --threads calls it: the same bits on one thread and on two
+    from lazycheck.commands.simulate import simulate
+    from lazycheck.problem import load_problem
+
+    spec = "benchmarks/specs/wide_tanh.toml"
+    prob = load_problem(spec, settings={"data.n": 260, "model.widths": [200]})
+    runs = {}
+    for k in (1, 2):
+        threads.set_threads(k)
+        runs[k] = simulate(prob)
+    one, two = runs[1], runs[2]
+    assert one.success and two.success, (one.message, two.message)
+    assert "matrix-free" in one.sigma_path and one.n_steps == two.n_steps
+    for name in ("loss", "loss_lin", "disp", "sigma_min_t", "sigma_max_t", "jdiff", "w_final"):
+        assert np.array_equal(getattr(one, name), getattr(two, name)), name
