@@ -243,7 +243,7 @@ def _baseline_flow(ref: str) -> tuple[types.ModuleType, str]:
     package = "lazycheck/numerics/flow"
     files = _git("ls-tree", "--name-only", ref, f"{package}/").split()
     if f"{package}/__init__.py" in files:
-        return _baseline_package(ref, package, [f for f in files if f.endswith(".py")]), package
+        return _baseline_package(ref, [f for f in files if f.endswith(".py")]), package
     err: Exception | None = None
     for path in ("lazycheck/numerics/flow.py", "lazycheck/flow.py"):
         try:
@@ -260,7 +260,7 @@ def _baseline_flow(ref: str) -> tuple[types.ModuleType, str]:
     return mod, path
 
 
-def _baseline_package(ref: str, package: str, files: list[str]) -> types.ModuleType:
+def _baseline_package(ref: str, files: list[str]) -> types.ModuleType:
     """The package at ``ref`` as ``lazycheck_flow_baseline`` (see :func:`_baseline_flow`)."""
     import importlib
     import tempfile
